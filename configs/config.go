@@ -1,0 +1,128 @@
+// Package configs defines the rooms.yaml schema: strict loading (unknown keys are
+// errors naming the key and its line), validation with clear messages, and the
+// embedded default configuration used when the server runs without --config.
+//
+// The package depends on nothing else in the project: cmd/sfu translates a
+// Config into the settings of the media, room and signaling packages.
+package configs
+
+import "time"
+
+// Config is the whole of rooms.yaml.
+type Config struct {
+	// Listen is the HTTP address serving the WebSocket (/ws), the web client (/)
+	// and /healthz.
+	Listen    string    `yaml:"listen"`
+	Log       Log       `yaml:"log"`
+	TLS       TLS       `yaml:"tls"`
+	WebSocket WebSocket `yaml:"websocket"`
+	ICE       ICE       `yaml:"ice"`
+	Rooms     Rooms     `yaml:"rooms"`
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is one of debug, info, warn, error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// TLS configures HTTPS for the listener. Both files or neither.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.Cert != "" }
+
+// WebSocket configures the signaling endpoint.
+type WebSocket struct {
+	// AllowedOrigins lists origins (scheme://host[:port]) allowed besides the
+	// server's own; "*" allows any origin.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// MaxMessageBytes is the largest frame a client may send; a larger one
+	// closes the socket with 1009.
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// PingInterval is how often the server pings; a client that does not
+	// answer within two intervals is dropped.
+	PingInterval time.Duration `yaml:"ping_interval"`
+}
+
+// ICE configures how media reaches the server.
+type ICE struct {
+	// UDPPort is the one UDP port all ICE traffic uses (through a mux);
+	// 0 gives every participant its own ephemeral ports.
+	UDPPort int `yaml:"udp_port"`
+	// Interfaces restricts ICE to these network interfaces (names); empty allows all.
+	Interfaces []string `yaml:"interfaces"`
+	// IPs restricts ICE to local addresses in these IPs or CIDRs; empty allows all.
+	IPs []string `yaml:"ips"`
+	// Loopback offers 127.0.0.1/::1 candidates, so that clients on the same
+	// machine connect with nothing else reachable.
+	Loopback bool `yaml:"loopback"`
+	// NAT1To1IPs are public addresses advertised instead of the host ones.
+	NAT1To1IPs []string `yaml:"nat_1to1_ips"`
+	// Servers are STUN/TURN servers handed to clients in `joined`.
+	Servers []ICEServer `yaml:"servers"`
+	// ConnectTimeout is how long ICE may take to connect before the
+	// participant is removed; also the timeout after which a disconnected
+	// participant is considered failed.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+}
+
+// ICEServer is one STUN or TURN server for clients.
+type ICEServer struct {
+	URLs       []string `yaml:"urls"`
+	Username   string   `yaml:"username"`
+	Credential string   `yaml:"credential"`
+}
+
+// Rooms configures the rooms the server hosts.
+type Rooms struct {
+	// OnDemand creates rooms not listed in List on their first join.
+	OnDemand bool `yaml:"on_demand"`
+	// MaxParticipants limits rooms created on demand, and listed rooms that
+	// do not set their own limit.
+	MaxParticipants int `yaml:"max_participants"`
+	// List names rooms that always exist.
+	List []Room `yaml:"list"`
+}
+
+// Room is one listed room.
+type Room struct {
+	Name            string `yaml:"name"`
+	MaxParticipants int    `yaml:"max_participants"`
+}
+
+// Defaults returns the values used for every key a file leaves out.
+func Defaults() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		Log:             Log{Level: "info", Format: "text"},
+		WebSocket:       WebSocket{MaxMessageBytes: 64 << 10, PingInterval: 15 * time.Second},
+		ICE:             ICE{ConnectTimeout: 15 * time.Second},
+		Rooms:           Rooms{OnDemand: true, MaxParticipants: 50},
+		ShutdownTimeout: 5 * time.Second,
+	}
+}
+
+// Room returns the settings of the named room and whether it may be used:
+// listed rooms always, others when rooms are created on demand.
+func (r Rooms) Room(name string) (Room, bool) {
+	for _, room := range r.List {
+		if room.Name == name {
+			if room.MaxParticipants == 0 {
+				room.MaxParticipants = r.MaxParticipants
+			}
+			return room, true
+		}
+	}
+	if !r.OnDemand {
+		return Room{}, false
+	}
+	return Room{Name: name, MaxParticipants: r.MaxParticipants}, true
+}

@@ -1,0 +1,157 @@
+package configs
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// validator collects problems, attaching the line of each key when known.
+type validator struct {
+	lines    map[string]int
+	problems []Problem
+}
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Line: v.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// line finds the line of path or, failing that, of its nearest parent.
+func (v *validator) line(path string) int {
+	for path != "" {
+		if l, ok := v.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func (c Config) validate(name string, lines map[string]int) error {
+	v := &validator{lines: lines}
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		v.addf("listen", "%q is not a host:port address (e.g. \"127.0.0.1:8080\" or \":8443\")", c.Listen)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.addf("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.addf("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		v.addf("tls", "cert and key must be given together")
+	}
+
+	for i, o := range c.WebSocket.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			v.addf(fmt.Sprintf("websocket.allowed_origins[%d]", i), "%q is not an origin like \"https://meet.example.org\" (or \"*\")", o)
+		}
+	}
+	if c.WebSocket.MaxMessageBytes < 1024 {
+		v.addf("websocket.max_message_bytes", "%d is too small (at least 1024: SDP offers are several KiB)", c.WebSocket.MaxMessageBytes)
+	}
+	if c.WebSocket.PingInterval < time.Second {
+		v.addf("websocket.ping_interval", "%s is too short (at least 1s)", c.WebSocket.PingInterval)
+	}
+
+	if c.ICE.UDPPort < 0 || c.ICE.UDPPort > 65535 {
+		v.addf("ice.udp_port", "%d is not a port (0-65535; 0 means ephemeral ports)", c.ICE.UDPPort)
+	}
+	for i, name := range c.ICE.Interfaces {
+		if strings.TrimSpace(name) == "" {
+			v.addf(fmt.Sprintf("ice.interfaces[%d]", i), "empty interface name")
+		}
+	}
+	for i, s := range c.ICE.IPs {
+		if _, err := ParsePrefix(s); err != nil {
+			v.addf(fmt.Sprintf("ice.ips[%d]", i), "%q is not an IP address or CIDR", s)
+		}
+	}
+	for i, s := range c.ICE.NAT1To1IPs {
+		if _, err := netip.ParseAddr(s); err != nil {
+			v.addf(fmt.Sprintf("ice.nat_1to1_ips[%d]", i), "%q is not an IP address", s)
+		}
+	}
+	for i, s := range c.ICE.Servers {
+		path := fmt.Sprintf("ice.servers[%d]", i)
+		if len(s.URLs) == 0 {
+			v.addf(path, "urls is empty")
+		}
+		for j, u := range s.URLs {
+			scheme, _, _ := strings.Cut(u, ":")
+			switch scheme {
+			case "stun", "stuns":
+			case "turn", "turns":
+				if s.Username == "" || s.Credential == "" {
+					v.addf(path, "TURN server %q needs username and credential", u)
+				}
+			default:
+				v.addf(fmt.Sprintf("%s.urls[%d]", path, j), "%q is not a stun:, stuns:, turn: or turns: URL", u)
+			}
+		}
+	}
+	if c.ICE.ConnectTimeout < time.Second {
+		v.addf("ice.connect_timeout", "%s is too short (at least 1s)", c.ICE.ConnectTimeout)
+	}
+
+	if c.Rooms.MaxParticipants < 1 {
+		v.addf("rooms.max_participants", "%d must be at least 1", c.Rooms.MaxParticipants)
+	}
+	if !c.Rooms.OnDemand && len(c.Rooms.List) == 0 {
+		v.addf("rooms", "no room can be joined: list rooms, or set on_demand: true")
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Rooms.List {
+		path := fmt.Sprintf("rooms.list[%d]", i)
+		switch {
+		case r.Name == "":
+			v.addf(path, "name is empty")
+		case seen[r.Name]:
+			v.addf(path+".name", "room %q is listed twice", r.Name)
+		}
+		seen[r.Name] = true
+		if r.MaxParticipants < 0 {
+			v.addf(path+".max_participants", "%d must be at least 1 (or left out to use rooms.max_participants)", r.MaxParticipants)
+		}
+	}
+
+	if c.ShutdownTimeout < 0 {
+		v.addf("shutdown_timeout", "%s must not be negative", c.ShutdownTimeout)
+	}
+
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &Error{File: name, Problems: v.problems}
+}
+
+// ParsePrefix parses an IP address (as a single-address prefix) or a CIDR.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
