@@ -1,0 +1,227 @@
+package sfu
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// DownTrack forwards one UpTrack to one subscriber. It is the
+// webrtc.TrackLocal added to the subscriber's PeerConnection: its stream id
+// is the publisher's participant id and its id the track id, so the
+// subscriber's a=msid (and chrome://webrtc-internals) says who is who.
+type DownTrack struct {
+	up  *UpTrack
+	sub *Peer // the subscriber
+
+	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
+
+	// maxLayer is the highest simulcast layer the subscriber wants.
+	maxLayer atomic.Int32
+	// layer mirrors current for readers outside the forwarding goroutine.
+	layer atomic.Int32
+
+	// Forwarding state, owned by whichever goroutine holds up.fwdMu.
+	started bool // a keyframe has been forwarded since the last restart
+	current int  // simulcast layer being forwarded
+	rw      rewriter
+	hdr     rtp.Header // scratch header for the packet being written
+
+	packets atomic.Uint64
+	bytes   atomic.Uint64
+	plis    atomic.Uint64 // keyframe requests from the subscriber
+	nacks   atomic.Uint64 // NACK messages from the subscriber
+}
+
+// binding is what negotiation with the subscriber settled.
+type binding struct {
+	ssrc          uint32
+	pt            uint8
+	writer        webrtc.TrackLocalWriter
+	audioLevelID  uint8 // subscriber-side header extension ids, 0 if not negotiated
+	orientationID uint8
+}
+
+func newDownTrack(up *UpTrack, sub *Peer) *DownTrack {
+	d := &DownTrack{up: up, sub: sub}
+	d.rw.clockRate = up.codec.ClockRate
+	d.maxLayer.Store(int32(up.layerCount() - 1))
+	d.layer.Store(-1)
+	return d
+}
+
+// ID is the track id (webrtc.TrackLocal).
+func (d *DownTrack) ID() string { return d.up.id }
+
+// StreamID is the publisher's participant id (webrtc.TrackLocal).
+func (d *DownTrack) StreamID() string { return d.up.publisher.id }
+
+// RID is empty: a subscriber receives one layer (webrtc.TrackLocal).
+func (d *DownTrack) RID() string { return "" }
+
+// Kind is audio or video (webrtc.TrackLocal).
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
+
+// UpTrack returns the forwarded track.
+func (d *DownTrack) UpTrack() *UpTrack { return d.up }
+
+// Bind picks, among the codecs negotiated with the subscriber, the one the
+// publisher sends (webrtc.TrackLocal).
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	up := d.up.codec
+	for _, c := range ctx.CodecParameters() {
+		if strings.EqualFold(c.MimeType, up.MimeType) && fmtpCompatible(c.MimeType, c.SDPFmtpLine, up.SDPFmtpLine) {
+			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()}
+			for _, h := range ctx.HeaderExtensions() {
+				switch h.URI {
+				case uriAudioLevel:
+					b.audioLevelID = uint8(h.ID)
+				case uriVideoOrientation:
+					b.orientationID = uint8(h.ID)
+				}
+			}
+			d.bound.Store(b)
+			return c, nil
+		}
+	}
+	return webrtc.RTPCodecParameters{}, fmt.Errorf("%w: subscriber does not accept %s", webrtc.ErrUnsupportedCodec, up.MimeType)
+}
+
+// Unbind stops forwarding (webrtc.TrackLocal).
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.bound.Store(nil)
+	return nil
+}
+
+// SetMaxLayer sets the highest simulcast layer the subscriber wants, by rid.
+func (d *DownTrack) SetMaxLayer(rid string) error {
+	i := d.up.layerIndex(rid)
+	if i < 0 {
+		return fmt.Errorf("track %s has no layer %q", d.up.id, rid)
+	}
+	d.maxLayer.Store(int32(i))
+	return nil
+}
+
+// Layer returns the rid of the layer being forwarded ("" for none or a
+// track without simulcast).
+func (d *DownTrack) Layer() string {
+	i := int(d.layer.Load())
+	if i < 0 || i >= len(d.up.rids) {
+		return ""
+	}
+	return d.up.rids[i]
+}
+
+// Stats are a subscription's counters.
+type DownTrackStats struct {
+	Packets, Bytes, PLIs, NACKs uint64
+}
+
+// Stats returns the subscription's counters.
+func (d *DownTrack) Stats() DownTrackStats {
+	return DownTrackStats{Packets: d.packets.Load(), Bytes: d.bytes.Load(), PLIs: d.plis.Load(), NACKs: d.nacks.Load()}
+}
+
+// targetLayer is the layer the subscriber should get now: the highest one at
+// or below its wish that the publisher is sending.
+func (d *DownTrack) targetLayer(now int64) int {
+	want := int(d.maxLayer.Load())
+	for i := want; i >= 0; i-- {
+		if d.up.layers[i].active(now) {
+			return i
+		}
+	}
+	return want
+}
+
+// restart makes the next forwarded packet wait for a keyframe. Called under up.fwdMu.
+func (d *DownTrack) restart() { d.started = false }
+
+// forward rewrites and writes one packet of layer l. Called under up.fwdMu,
+// for every packet of the track: it must not allocate or block.
+//
+// Padding is stripped: a padding-only packet goes out empty, which receivers
+// treat as padding, and keeps the sequence numbers one to one.
+func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
+	b := d.bound.Load()
+	if b == nil {
+		return
+	}
+	if !d.started || l != d.current {
+		if l != d.targetLayer(now) {
+			return
+		}
+		if !key {
+			d.up.requestKeyframe(l, now)
+			return
+		}
+		d.current, d.started = l, true
+		d.layer.Store(int32(l))
+		d.rw.restart(p.SequenceNumber, p.Timestamp, now)
+	}
+	seq, ts, ok := d.rw.rewrite(p.SequenceNumber, p.Timestamp, now)
+	if !ok {
+		return
+	}
+	h := &d.hdr
+	h.Version = 2
+	h.Padding = false
+	h.PaddingSize = 0
+	h.Marker = p.Marker
+	h.PayloadType = b.pt
+	h.SequenceNumber = seq
+	h.Timestamp = ts
+	h.SSRC = b.ssrc
+	h.CSRC = h.CSRC[:0]
+	h.Extension = false
+	h.Extensions = h.Extensions[:0]
+	if b.audioLevelID != 0 && d.up.extAudioLevel != 0 {
+		if v := p.GetExtension(d.up.extAudioLevel); len(v) > 0 {
+			_ = h.SetExtension(b.audioLevelID, v)
+		}
+	}
+	if b.orientationID != 0 && d.up.extOrientation != 0 {
+		if v := p.GetExtension(d.up.extOrientation); len(v) > 0 {
+			_ = h.SetExtension(b.orientationID, v)
+		}
+	}
+	if _, err := b.writer.WriteRTP(h, p.Payload); err != nil {
+		return
+	}
+	d.packets.Add(1)
+	d.bytes.Add(uint64(len(p.Payload)))
+}
+
+// readRTCP serves the subscriber's feedback until the sender stops: keyframe
+// requests go upstream (rate-limited there); NACKs are answered by the
+// NACK responder interceptor before they reach here.
+func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := sender.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.plis.Add(1)
+				if l := int(d.layer.Load()); l >= 0 {
+					d.up.requestKeyframe(l, time.Now().UnixNano())
+				}
+			case *rtcp.TransportLayerNack:
+				d.nacks.Add(1)
+			}
+		}
+	}
+}

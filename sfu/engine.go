@@ -1,0 +1,229 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/webrtc/v4"
+)
+
+// Config configures the media plane.
+type Config struct {
+	// UDPPort is the one UDP port all ICE traffic uses, through a mux.
+	// 0 gives every peer its own ephemeral ports.
+	UDPPort int
+	// Interfaces restricts ICE to these interface names; empty allows all.
+	Interfaces []string
+	// IPs restricts ICE to local addresses inside these prefixes; empty allows all.
+	IPs []netip.Prefix
+	// Loopback offers loopback candidates.
+	Loopback bool
+	// NAT1To1IPs are advertised instead of host addresses.
+	NAT1To1IPs []string
+	// ConnectTimeout is how long ICE may take to connect, and how long a
+	// disconnected peer may stay so, before the peer fails.
+	ConnectTimeout time.Duration
+	// MaxTracksPerPeer limits the tracks one peer may publish (0: 16).
+	MaxTracksPerPeer int
+	// Logger receives the engine's and peers' logs (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() {
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 15 * time.Second
+	}
+	if c.MaxTracksPerPeer <= 0 {
+		c.MaxTracksPerPeer = 16
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Engine holds what all peers share: the webrtc.API (codecs, interceptors,
+// ICE settings) and the UDP mux.
+type Engine struct {
+	cfg Config
+	api *webrtc.API
+	mux ice.UDPMux // nil with ephemeral ports
+	log *slog.Logger
+}
+
+// NewEngine builds the shared webrtc.API. With a UDP port it binds the port
+// at once, so a port in use is reported here rather than at the first call.
+func NewEngine(cfg Config) (*Engine, error) {
+	cfg.fill()
+	e := &Engine{cfg: cfg, log: cfg.Logger}
+
+	m, err := newMediaEngine()
+	if err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := configureInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+
+	var se webrtc.SettingEngine
+	se.LoggerFactory = pionLoggerFactory{log: e.log}
+	// After a collision pion may answer a later offer with a=setup:active,
+	// which Chrome rejects ("Failed to set SSL role for the transport").
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return nil, fmt.Errorf("dtls role: %w", err)
+	}
+	se.SetIncludeLoopbackCandidate(cfg.Loopback)
+	se.SetICETimeouts(5*time.Second, cfg.ConnectTimeout, 2*time.Second)
+	if len(cfg.NAT1To1IPs) > 0 {
+		se.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+	}
+	ifFilter, ipFilter := cfg.interfaceFilter(), cfg.ipFilter()
+	if ifFilter != nil {
+		se.SetInterfaceFilter(ifFilter)
+	}
+	if ipFilter != nil {
+		se.SetIPFilter(ipFilter)
+	}
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if cfg.UDPPort > 0 {
+		opts := []ice.UDPMuxFromPortOption{
+			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
+			ice.UDPMuxFromPortWithReadBufferSize(4 << 20),
+			ice.UDPMuxFromPortWithWriteBufferSize(4 << 20),
+			ice.UDPMuxFromPortWithLogger(se.LoggerFactory.NewLogger("udpmux")),
+		}
+		if cfg.Loopback {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		if ifFilter != nil {
+			opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(ifFilter))
+		}
+		if ipFilter != nil {
+			opts = append(opts, ice.UDPMuxFromPortWithIPFilter(ipFilter))
+		}
+		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("ice udp port %d: %w", cfg.UDPPort, err)
+		}
+		if len(mux.GetListenAddresses()) == 0 {
+			_ = mux.Close()
+			return nil, fmt.Errorf("ice udp port %d: no interface left after the interface and ip filters", cfg.UDPPort)
+		}
+		e.mux = mux
+		se.SetICEUDPMux(mux)
+	}
+
+	e.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	return e, nil
+}
+
+// configureInterceptors installs what the forwarder relies on: NACK
+// generation towards publishers and responses towards subscribers, RTCP
+// sender and receiver reports, TWCC feedback towards publishers (so browser
+// bandwidth estimation works for what they send) and TWCC sequence numbers
+// on what the server sends.
+func configureInterceptors(m *webrtc.MediaEngine, reg *interceptor.Registry) error {
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return err
+	}
+	resp, err := nack.NewResponderInterceptor(nack.ResponderSize(1024))
+	if err != nil {
+		return err
+	}
+	reg.Add(resp)
+	reg.Add(gen)
+
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return err
+	}
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return err
+	}
+	reg.Add(rr)
+	reg.Add(sr)
+
+	fb, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return err
+	}
+	reg.Add(fb)
+	return nil
+}
+
+// Close releases the UDP port. Peers must be closed first.
+func (e *Engine) Close() error {
+	if e.mux != nil {
+		return e.mux.Close()
+	}
+	return nil
+}
+
+// LocalAddrs lists the addresses the UDP mux listens on (nil with ephemeral ports).
+func (e *Engine) LocalAddrs() []net.Addr {
+	if e.mux == nil {
+		return nil
+	}
+	return e.mux.GetListenAddresses()
+}
+
+func (c *Config) interfaceFilter() func(string) bool {
+	if len(c.Interfaces) == 0 {
+		return nil
+	}
+	names := slices.Clone(c.Interfaces)
+	return func(name string) bool {
+		// Loopback stays governed by Config.Loopback alone.
+		return slices.Contains(names, name) || (c.Loopback && isLoopbackInterface(name))
+	}
+}
+
+func (c *Config) ipFilter() func(net.IP) bool {
+	if len(c.IPs) == 0 {
+		return nil
+	}
+	prefixes := slices.Clone(c.IPs)
+	return func(ip net.IP) bool {
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			return false
+		}
+		a = a.Unmap()
+		if c.Loopback && a.IsLoopback() {
+			return true
+		}
+		for _, p := range prefixes {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func isLoopbackInterface(name string) bool {
+	ifi, err := net.InterfaceByName(name)
+	return err == nil && ifi.Flags&net.FlagLoopback != 0
+}
+
+// errorsIsAny reports whether err matches any of targets.
+func errorsIsAny(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}

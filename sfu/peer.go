@@ -1,0 +1,636 @@
+package sfu
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Handler receives a Peer's events. Its methods are called from the Peer's
+// and pion's goroutines: they must return quickly and must not call back
+// into the Peer.
+type Handler interface {
+	// SendOffer delivers a server-initiated offer; the answer comes back
+	// through HandleAnswer.
+	SendOffer(sdp string)
+	// SendCandidate delivers a local ICE candidate; nil ends gathering.
+	SendCandidate(c *webrtc.ICECandidateInit)
+	// TrackPublished announces a track the client started sending, as soon as
+	// its offer is accepted (before media flows).
+	TrackPublished(t *UpTrack)
+	// TrackUnpublished announces a track the client stopped sending.
+	TrackUnpublished(t *UpTrack)
+	// PeerFailed reports that the connection failed (ICE failure or timeout);
+	// the peer should be closed.
+	PeerFailed(err error)
+}
+
+// PeerConfig configures one Peer.
+type PeerConfig struct {
+	ID      string // the participant id: stream id of the peer's tracks
+	Handler Handler
+	Logger  *slog.Logger
+}
+
+// Peer is one participant's PeerConnection. The server is the impolite peer
+// of perfect negotiation: it keeps at most one offer outstanding, folds the
+// changes that arrive meanwhile into its next offer, and ignores a client
+// offer that collides with its own.
+type Peer struct {
+	id  string
+	e   *Engine
+	pc  *webrtc.PeerConnection
+	h   Handler
+	log *slog.Logger
+
+	// negMu serializes negotiation: every Set*Description, transceiver
+	// change and candidate applied to pc.
+	negMu sync.Mutex
+	// Guarded by negMu:
+	subs        map[string]*subscription  // attached subscriptions, by track id
+	releasing   []*webrtc.RTPTransceiver  // freed since the last offer
+	offered     []*webrtc.RTPTransceiver  // freed, offered as inactive, awaiting the answer
+	free        []*webrtc.RTPTransceiver  // inactive in the session: reusable
+	remoteCands []webrtc.ICECandidateInit // arrived before a remote description
+	needOffer   bool                      // a change awaits an offer
+
+	// mu guards the fields below. It is never held while calling out.
+	mu        sync.Mutex
+	published map[string]*UpTrack   // by mid
+	wanted    map[string]*DownTrack // subscriptions asked for, by track id
+	descSent  bool                  // a local description went out: candidates may follow
+	candQueue []*webrtc.ICECandidateInit
+	closed    bool
+	failed    bool
+
+	connectTimer *time.Timer
+	kick         chan struct{}
+	done         chan struct{}
+	wg           sync.WaitGroup // the negotiation loop and the track readers
+}
+
+// subscription is a DownTrack attached to a transceiver of the subscriber.
+type subscription struct {
+	down   *DownTrack
+	tr     *webrtc.RTPTransceiver
+	sender *webrtc.RTPSender
+}
+
+// NewPeer creates a participant's PeerConnection.
+func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
+	if cfg.Handler == nil {
+		return nil, fmt.Errorf("sfu: peer %s has no handler", cfg.ID)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = e.log.With("participant", cfg.ID)
+	}
+	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new peer connection: %w", err)
+	}
+	p := &Peer{
+		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log,
+		subs:      map[string]*subscription{},
+		published: map[string]*UpTrack{},
+		wanted:    map[string]*DownTrack{},
+		kick:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	pc.OnICECandidate(p.onCandidate)
+	pc.OnTrack(p.onTrack)
+	pc.OnConnectionStateChange(p.onConnectionState)
+	p.wg.Add(1)
+	go p.loop()
+	return p, nil
+}
+
+// ID returns the participant id.
+func (p *Peer) ID() string { return p.id }
+
+// loop runs the server's side of negotiation whenever subscriptions change
+// or a negotiation ends with changes waiting.
+func (p *Peer) loop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.kick:
+			p.negotiate()
+		}
+	}
+}
+
+func (p *Peer) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Subscribe starts forwarding up to this peer. The transceiver is added and
+// offered asynchronously; the DownTrack is returned at once so that layer
+// preferences can be set. Subscribing twice returns the same DownTrack.
+func (p *Peer) Subscribe(up *UpTrack) (*DownTrack, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	d, ok := p.wanted[up.id]
+	if !ok {
+		d = newDownTrack(up, p)
+		p.wanted[up.id] = d
+	}
+	p.mu.Unlock()
+	if !ok {
+		p.wake()
+	}
+	return d, nil
+}
+
+// Unsubscribe stops forwarding the track; it reports whether the peer was
+// subscribed.
+func (p *Peer) Unsubscribe(trackID string) bool {
+	p.mu.Lock()
+	_, ok := p.wanted[trackID]
+	delete(p.wanted, trackID)
+	p.mu.Unlock()
+	if ok {
+		p.wake()
+	}
+	return ok
+}
+
+// DownTrack returns the subscription to a track, if any.
+func (p *Peer) DownTrack(trackID string) (*DownTrack, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d, ok := p.wanted[trackID]
+	return d, ok
+}
+
+// Published returns the tracks the peer publishes.
+func (p *Peer) Published() []*UpTrack {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slicesOf(p.published)
+}
+
+func slicesOf[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// negotiate attaches and detaches subscriptions and, when something
+// changed, sends an offer. It does nothing while an offer is outstanding:
+// the answer wakes it again, so changes that arrive meanwhile are coalesced.
+func (p *Peer) negotiate() {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.isClosed() || p.pc.SignalingState() != webrtc.SignalingStateStable {
+		return
+	}
+	if p.reconcile() {
+		p.needOffer = true
+	}
+	if !p.needOffer {
+		return
+	}
+	offer, err := p.pc.CreateOffer(nil)
+	if err == nil {
+		err = p.pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		p.log.Error("negotiation failed: cannot create offer", "err", err)
+		return
+	}
+	p.needOffer = false
+	p.offered = append(p.offered, p.releasing...)
+	p.releasing = nil
+	p.log.Debug("offer sent", "tracks", len(p.subs))
+	p.h.SendOffer(offer.SDP)
+	p.localDescriptionSent()
+}
+
+// reconcile makes the attached subscriptions match the wanted ones. Called
+// with negMu held, in the stable state. It reports whether anything changed.
+func (p *Peer) reconcile() bool {
+	p.mu.Lock()
+	wanted := maps.Clone(p.wanted)
+	p.mu.Unlock()
+
+	changed := false
+	for id, s := range p.subs {
+		if wanted[id] == s.down {
+			continue
+		}
+		delete(p.subs, id)
+		s.down.up.removeDown(s.down)
+		if err := p.pc.RemoveTrack(s.sender); err != nil {
+			p.log.Warn("cannot remove track", "track", id, "err", err)
+		}
+		p.releasing = append(p.releasing, s.tr)
+		changed = true
+	}
+	for id, d := range wanted {
+		if _, ok := p.subs[id]; ok {
+			continue
+		}
+		select {
+		case <-d.up.closed:
+			continue // ended before it could be attached
+		default:
+		}
+		s, err := p.attach(d)
+		if err != nil {
+			p.log.Warn("cannot subscribe", "track", id, "err", err)
+			continue
+		}
+		p.subs[id] = s
+		d.up.addDown(d)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			d.readRTCP(s.sender)
+		}()
+		changed = true
+	}
+	return changed
+}
+
+// attach puts d on a transceiver: an inactive one of the same kind when the
+// session has one (so the SDP does not grow with churn), else a new one.
+func (p *Peer) attach(d *DownTrack) (*subscription, error) {
+	for i, tr := range p.free {
+		if tr.Kind() != d.up.kind {
+			continue
+		}
+		sender, err := p.e.api.NewRTPSender(d, p.pc.SCTP().Transport())
+		if err != nil {
+			return nil, err
+		}
+		if err := tr.SetSender(sender, d); err != nil {
+			_ = sender.Stop()
+			return nil, err
+		}
+		p.free = append(p.free[:i], p.free[i+1:]...)
+		p.setCodecs(tr, d.up)
+		return &subscription{down: d, tr: tr, sender: sender}, nil
+	}
+	tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return nil, err
+	}
+	p.setCodecs(tr, d.up)
+	return &subscription{down: d, tr: tr, sender: tr.Sender()}, nil
+}
+
+// setCodecs offers the subscriber only the codec the publisher sends (and
+// its retransmission format).
+func (p *Peer) setCodecs(tr *webrtc.RTPTransceiver, up *UpTrack) {
+	c := up.codec
+	c.PayloadType = 0 // the subscriber's session numbers it
+	prefs := []webrtc.RTPCodecParameters{c}
+	if up.kind == webrtc.RTPCodecTypeVideo {
+		prefs = append(prefs, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeRTX, ClockRate: 90000,
+		}})
+	}
+	if err := tr.SetCodecPreferences(prefs); err != nil {
+		// Without preferences the subscriber is offered every codec of the
+		// kind and Bind still picks the publisher's.
+		p.log.Debug("codec preferences not applied", "codec", c.MimeType, "err", err)
+	}
+}
+
+// HandleOffer applies a client offer and hands the answer to reply before
+// any candidate of this negotiation is sent. It returns ErrOfferCollision
+// (and does nothing) when the server's own offer is outstanding, and an
+// error wrapping ErrBadSDP for an offer it cannot accept; the session is
+// then unchanged.
+func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
+	p.negMu.Lock()
+	if p.isClosed() {
+		p.negMu.Unlock()
+		return ErrClosed
+	}
+	switch st := p.pc.SignalingState(); st {
+	case webrtc.SignalingStateStable:
+	case webrtc.SignalingStateHaveLocalOffer:
+		p.negMu.Unlock()
+		return ErrOfferCollision
+	default:
+		p.negMu.Unlock()
+		return fmt.Errorf("%w: cannot take an offer in signaling state %s", ErrBadSDP, st)
+	}
+	added, removed, err := p.applyOffer(sdp, reply)
+	p.negMu.Unlock()
+	for _, t := range removed {
+		t.close()
+		p.h.TrackUnpublished(t)
+	}
+	for _, t := range added {
+		p.h.TrackPublished(t)
+	}
+	p.wake() // changes that waited for the stable state
+	return err
+}
+
+func (p *Peer) applyOffer(sdp string, reply func(string)) (added, removed []*UpTrack, err error) {
+	infos, err := parseDescription(sdp, nil, mids(p.pc.CurrentRemoteDescription()))
+	if err != nil {
+		return nil, nil, err
+	}
+	// The client may send on a transceiver the server sends on (a browser's
+	// addTrack reuses one); that is not a publication.
+	ours := map[string]bool{}
+	for _, s := range p.subs {
+		ours[s.tr.Mid()] = true
+	}
+	for _, list := range [][]*webrtc.RTPTransceiver{p.free, p.releasing, p.offered} {
+		for _, tr := range list {
+			ours[tr.Mid()] = true
+		}
+	}
+	publishing := 0
+	for _, m := range infos {
+		if m.sending && !ours[m.mid] {
+			publishing++
+		}
+	}
+	if publishing > p.e.cfg.MaxTracksPerPeer {
+		return nil, nil, fmt.Errorf("%w: %d tracks (at most %d)", ErrTooManyTracks, publishing, p.e.cfg.MaxTracksPerPeer)
+	}
+
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		if st := p.pc.SignalingState(); st != webrtc.SignalingStateStable {
+			// pion rejected it after changing state: the session cannot recover.
+			p.fail(fmt.Errorf("%w: offer left the connection in %s: %v", ErrBadSDP, st, err))
+		}
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+
+	p.mu.Lock()
+	for _, m := range infos {
+		if m.kind == 0 || ours[m.mid] {
+			continue
+		}
+		t, ok := p.published[m.mid]
+		switch {
+		case ok && !m.sending:
+			delete(p.published, m.mid)
+			removed = append(removed, t)
+		case !ok && m.sending:
+			codec, _ := pickCodec(m.kind, m.codecs)
+			t = newUpTrack(p, m, codec)
+			p.published[m.mid] = t
+			added = append(added, t)
+		}
+	}
+	p.mu.Unlock()
+	for _, t := range added {
+		// Answer with the one codec the server will forward, so the client
+		// cannot switch to another mid-stream.
+		for _, tr := range p.pc.GetTransceivers() {
+			if tr.Mid() == t.mid {
+				for _, m := range infos {
+					if m.mid == t.mid {
+						if err := tr.SetCodecPreferences(withRTX(t.codec, m.codecs)); err != nil {
+							p.log.Debug("codec preferences not applied", "mid", t.mid, "err", err)
+						}
+					}
+				}
+			}
+		}
+	}
+
+	answer, err := p.pc.CreateAnswer(nil)
+	if err == nil {
+		err = p.pc.SetLocalDescription(answer)
+	}
+	if err != nil {
+		p.fail(fmt.Errorf("cannot answer: %w", err))
+		return added, removed, fmt.Errorf("answer: %w", err)
+	}
+	p.applyRemoteCandidates()
+	reply(answer.SDP)
+	p.localDescriptionSent()
+	for _, t := range added {
+		p.log.Info("track published", "track", t.id, "kind", t.kind.String(), "codec", t.codec.MimeType, "layers", strings.Join(t.rids, ","))
+	}
+	return added, removed, nil
+}
+
+// HandleAnswer applies the client's answer to the outstanding server offer.
+func (p *Peer) HandleAnswer(sdp string) error {
+	p.negMu.Lock()
+	defer p.wake()
+	defer p.negMu.Unlock()
+	if p.isClosed() {
+		return ErrClosed
+	}
+	if p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		return ErrNoPendingOffer
+	}
+	if _, err := parseDescription(sdp, mids(p.pc.PendingLocalDescription()), nil); err != nil {
+		return err
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	p.free = append(p.free, p.offered...)
+	p.offered = nil
+	p.applyRemoteCandidates()
+	return nil
+}
+
+// maxPendingCandidates bounds the candidates kept before a remote description.
+const maxPendingCandidates = 64
+
+// AddCandidate applies a remote ICE candidate; nil or an empty candidate
+// marks the end of the client's candidates.
+func (p *Peer) AddCandidate(c *webrtc.ICECandidateInit) error {
+	if c == nil || c.Candidate == "" {
+		return nil
+	}
+	s := strings.TrimPrefix(c.Candidate, "a=")
+	if !strings.HasPrefix(s, "candidate:") || len(s) > 1024 {
+		return fmt.Errorf("%w: %.40q is not a candidate line", ErrBadCandidate, c.Candidate)
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.isClosed() {
+		return ErrClosed
+	}
+	if p.pc.RemoteDescription() == nil {
+		if len(p.remoteCands) >= maxPendingCandidates {
+			return fmt.Errorf("%w: too many candidates before an offer or answer", ErrBadCandidate)
+		}
+		p.remoteCands = append(p.remoteCands, *c)
+		return nil
+	}
+	if err := p.pc.AddICECandidate(*c); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
+	}
+	return nil
+}
+
+// applyRemoteCandidates applies candidates that came before the remote
+// description. Called with negMu held.
+func (p *Peer) applyRemoteCandidates() {
+	for _, c := range p.remoteCands {
+		if err := p.pc.AddICECandidate(c); err != nil {
+			p.log.Debug("early candidate rejected", "err", err)
+		}
+	}
+	p.remoteCands = nil
+}
+
+// onCandidate forwards local candidates, holding them until the description
+// they belong to has been handed out.
+func (p *Peer) onCandidate(c *webrtc.ICECandidate) {
+	var init *webrtc.ICECandidateInit
+	if c != nil {
+		j := c.ToJSON()
+		init = &j
+	}
+	p.mu.Lock()
+	if !p.descSent {
+		p.candQueue = append(p.candQueue, init)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	p.h.SendCandidate(init)
+}
+
+func (p *Peer) localDescriptionSent() {
+	p.mu.Lock()
+	if p.descSent {
+		p.mu.Unlock()
+		return
+	}
+	p.descSent = true
+	queue := p.candQueue
+	p.candQueue = nil
+	if p.connectTimer == nil && !p.closed {
+		p.connectTimer = time.AfterFunc(p.e.cfg.ConnectTimeout, func() {
+			if p.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+				p.fail(fmt.Errorf("%w (%s)", ErrICETimeout, p.e.cfg.ConnectTimeout))
+			}
+		})
+	}
+	p.mu.Unlock()
+	for _, c := range queue {
+		p.h.SendCandidate(c)
+	}
+}
+
+func (p *Peer) onConnectionState(s webrtc.PeerConnectionState) {
+	p.log.Info("connection state", "state", s.String())
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		p.mu.Lock()
+		if p.connectTimer != nil {
+			p.connectTimer.Stop()
+		}
+		p.mu.Unlock()
+	case webrtc.PeerConnectionStateFailed:
+		p.fail(ErrICEFailed)
+	}
+}
+
+// onTrack starts reading a layer of a published track; pion calls it in a
+// goroutine of its own, which becomes the layer's reader.
+func (p *Peer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	p.wg.Add(1)
+	defer p.wg.Done()
+	mid := ""
+	if t := recv.RTPTransceiver(); t != nil {
+		mid = t.Mid()
+	}
+	p.mu.Lock()
+	up := p.published[mid]
+	closed := p.closed
+	p.mu.Unlock()
+	if up == nil || closed {
+		p.log.Debug("media on a transceiver that publishes nothing", "mid", mid)
+		return
+	}
+	l := up.layerIndex(tr.RID())
+	if l < 0 {
+		p.log.Warn("media for an unannounced simulcast layer", "track", up.id, "rid", tr.RID())
+		return
+	}
+	if !strings.EqualFold(tr.Codec().MimeType, up.codec.MimeType) {
+		p.log.Warn("publisher sends another codec than negotiated", "track", up.id, "got", tr.Codec().MimeType, "want", up.codec.MimeType)
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		up.readRTCP(recv, tr.RID())
+	}()
+	up.read(l, tr)
+}
+
+func (p *Peer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// fail reports a broken connection to the handler, once.
+func (p *Peer) fail(err error) {
+	p.mu.Lock()
+	if p.failed || p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.failed = true
+	p.mu.Unlock()
+	p.log.Warn("peer failed", "err", err)
+	go p.h.PeerFailed(err) // the handler may close the peer: not on a pion callback's stack
+}
+
+// Close ends the peer: its subscriptions stop, its tracks end, its
+// goroutines return before Close does.
+func (p *Peer) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	if p.connectTimer != nil {
+		p.connectTimer.Stop()
+	}
+	published := slicesOf(p.published)
+	p.mu.Unlock()
+	close(p.done)
+
+	p.negMu.Lock() // waits for a negotiation in progress
+	for _, s := range p.subs {
+		s.down.up.removeDown(s.down)
+	}
+	p.negMu.Unlock()
+
+	err := p.pc.Close()
+	for _, t := range published {
+		t.close()
+	}
+	p.wg.Wait()
+	return err
+}

@@ -1,0 +1,299 @@
+package sfu
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// maxMediaSections bounds the m-sections of one description; a conference
+// client needs a few per participant, never thousands.
+const maxMediaSections = 512
+
+// mediaInfo is what the server reads from one m-section of a client's description.
+type mediaInfo struct {
+	mid     string
+	kind    webrtc.RTPCodecType // 0 for data channels
+	sending bool                // the client sends media on it
+	rids    []string            // simulcast layers the client sends, in its order
+	codecs  []webrtc.RTPCodecParameters
+	extIDs  map[string]int // header extension URI -> id
+}
+
+// parseDescription checks a client's description thoroughly before pion
+// sees it: pion changes the signaling state before some of its own checks,
+// so a description it rejects half-way could leave the connection stuck.
+// want lists the mids an answer must carry, in order (nil for an offer);
+// prev lists the mids of the previous remote description (an offer may add
+// sections but not drop or reorder them).
+func parseDescription(raw string, want, prev []string) ([]mediaInfo, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	if len(sd.MediaDescriptions) == 0 {
+		return nil, fmt.Errorf("%w: no media sections", ErrBadSDP)
+	}
+	if len(sd.MediaDescriptions) > maxMediaSections {
+		return nil, fmt.Errorf("%w: %d media sections (at most %d)", ErrBadSDP, len(sd.MediaDescriptions), maxMediaSections)
+	}
+	if want != nil && len(sd.MediaDescriptions) != len(want) {
+		return nil, fmt.Errorf("%w: answer has %d media sections, the offer had %d", ErrBadSDP, len(sd.MediaDescriptions), len(want))
+	}
+	if len(sd.MediaDescriptions) < len(prev) {
+		return nil, fmt.Errorf("%w: offer has %d media sections, fewer than the %d negotiated before", ErrBadSDP, len(sd.MediaDescriptions), len(prev))
+	}
+	_, sessUfrag := sd.Attribute("ice-ufrag")
+	_, sessPwd := sd.Attribute("ice-pwd")
+	_, sessFP := sd.Attribute("fingerprint")
+
+	out := make([]mediaInfo, 0, len(sd.MediaDescriptions))
+	seen := map[string]bool{}
+	for i, md := range sd.MediaDescriptions {
+		mid, _ := md.Attribute(sdp.AttrKeyMID)
+		switch {
+		case mid == "":
+			return nil, fmt.Errorf("%w: media section %d has no a=mid", ErrBadSDP, i)
+		case len(mid) > 32:
+			return nil, fmt.Errorf("%w: media section %d: mid %.32q... is too long", ErrBadSDP, i, mid)
+		case seen[mid]:
+			return nil, fmt.Errorf("%w: mid %q appears twice", ErrBadSDP, mid)
+		case want != nil && want[i] != mid:
+			return nil, fmt.Errorf("%w: media section %d has mid %q, the offer had %q", ErrBadSDP, i, mid, want[i])
+		case i < len(prev) && prev[i] != mid:
+			return nil, fmt.Errorf("%w: media section %d changed its mid from %q to %q", ErrBadSDP, i, prev[i], mid)
+		}
+		seen[mid] = true
+
+		info := mediaInfo{mid: mid}
+		switch md.MediaName.Media {
+		case "audio":
+			info.kind = webrtc.RTPCodecTypeAudio
+		case "video":
+			info.kind = webrtc.RTPCodecTypeVideo
+		case "application":
+		default:
+			return nil, fmt.Errorf("%w: media section %q has unsupported media %q", ErrBadSDP, mid, md.MediaName.Media)
+		}
+		rejected := md.MediaName.Port.Value == 0
+		if !rejected {
+			if _, ok := md.Attribute("ice-ufrag"); !ok && !sessUfrag {
+				return nil, fmt.Errorf("%w: media section %q has no a=ice-ufrag", ErrBadSDP, mid)
+			}
+			if _, ok := md.Attribute("ice-pwd"); !ok && !sessPwd {
+				return nil, fmt.Errorf("%w: media section %q has no a=ice-pwd", ErrBadSDP, mid)
+			}
+			if _, ok := md.Attribute("fingerprint"); !ok && !sessFP {
+				return nil, fmt.Errorf("%w: media section %q has no a=fingerprint", ErrBadSDP, mid)
+			}
+		}
+		if info.kind == 0 {
+			out = append(out, info)
+			continue
+		}
+		codecs, err := mediaCodecs(md)
+		if err != nil {
+			return nil, fmt.Errorf("%w: media section %q: %v", ErrBadSDP, mid, err)
+		}
+		info.codecs = codecs
+		info.extIDs = extmaps(md)
+		info.sending = !rejected && sends(md)
+		if info.sending {
+			if _, ok := pickCodec(info.kind, codecs); !ok {
+				return nil, fmt.Errorf("%w: media section %q offers no codec the server forwards", ErrBadSDP, mid)
+			}
+			if info.rids, err = sendRIDs(md); err != nil {
+				return nil, fmt.Errorf("%w: media section %q: %v", ErrBadSDP, mid, err)
+			}
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// sends reports whether the client sends on md (its direction from the
+// client's point of view).
+func sends(md *sdp.MediaDescription) bool {
+	for _, a := range md.Attributes {
+		switch a.Key {
+		case "sendonly", "sendrecv":
+			return true
+		case "recvonly", "inactive":
+			return false
+		}
+	}
+	return true // sendrecv is the default
+}
+
+// maxLayers is the most simulcast layers a track may have.
+const maxLayers = 3
+
+func sendRIDs(md *sdp.MediaDescription) ([]string, error) {
+	var rids []string
+	for _, a := range md.Attributes {
+		if a.Key != "rid" {
+			continue
+		}
+		id, dir, _ := strings.Cut(a.Value, " ")
+		if dir, _, _ = strings.Cut(dir, " "); dir != "send" {
+			continue
+		}
+		if !validRID(id) {
+			return nil, fmt.Errorf("bad rid %q", id)
+		}
+		for _, r := range rids {
+			if r == id {
+				return nil, fmt.Errorf("rid %q appears twice", id)
+			}
+		}
+		rids = append(rids, id)
+	}
+	if len(rids) > maxLayers {
+		return nil, fmt.Errorf("%d simulcast layers (at most %d)", len(rids), maxLayers)
+	}
+	if len(rids) == 1 {
+		return nil, nil // one layer is no simulcast
+	}
+	return rids, nil
+}
+
+func validRID(s string) bool {
+	if s == "" || len(s) > 16 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// mediaCodecs reads the codecs of md in the order of its m= line.
+func mediaCodecs(md *sdp.MediaDescription) ([]webrtc.RTPCodecParameters, error) {
+	byPT := map[uint8]*webrtc.RTPCodecParameters{}
+	order := make([]uint8, 0, len(md.MediaName.Formats))
+	for _, f := range md.MediaName.Formats {
+		pt, err := strconv.ParseUint(f, 10, 7)
+		if err != nil {
+			return nil, fmt.Errorf("bad payload type %q", f)
+		}
+		if _, dup := byPT[uint8(pt)]; dup {
+			continue
+		}
+		byPT[uint8(pt)] = &webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(pt)}
+		order = append(order, uint8(pt))
+	}
+	for _, a := range md.Attributes {
+		if a.Key != "rtpmap" && a.Key != "fmtp" && a.Key != "rtcp-fb" {
+			continue
+		}
+		ptStr, rest, _ := strings.Cut(a.Value, " ")
+		pt, err := strconv.ParseUint(ptStr, 10, 7)
+		if err != nil {
+			if a.Key == "rtcp-fb" && ptStr == "*" {
+				continue
+			}
+			return nil, fmt.Errorf("bad a=%s:%s", a.Key, a.Value)
+		}
+		c := byPT[uint8(pt)]
+		if c == nil {
+			continue // attribute for a format not on the m= line: ignored
+		}
+		switch a.Key {
+		case "rtpmap":
+			parts := strings.Split(rest, "/")
+			if len(parts) < 2 {
+				return nil, fmt.Errorf("bad a=rtpmap:%s", a.Value)
+			}
+			clock, err := strconv.ParseUint(parts[1], 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("bad clock rate in a=rtpmap:%s", a.Value)
+			}
+			c.ClockRate = uint32(clock)
+			if len(parts) > 2 {
+				ch, err := strconv.ParseUint(parts[2], 10, 16)
+				if err != nil {
+					return nil, fmt.Errorf("bad channels in a=rtpmap:%s", a.Value)
+				}
+				c.Channels = uint16(ch)
+			}
+			kind := strings.ToLower(md.MediaName.Media)
+			c.MimeType = kind + "/" + parts[0]
+		case "fmtp":
+			c.SDPFmtpLine = rest
+		case "rtcp-fb":
+			typ, param, _ := strings.Cut(rest, " ")
+			c.RTCPFeedback = append(c.RTCPFeedback, webrtc.RTCPFeedback{Type: typ, Parameter: param})
+		}
+	}
+	out := make([]webrtc.RTPCodecParameters, 0, len(order))
+	for _, pt := range order {
+		if c := byPT[pt]; c.MimeType != "" {
+			out = append(out, *c)
+		}
+	}
+	return out, nil
+}
+
+// pickCodec returns the first codec of the client's list that the server
+// forwards: the client's preference.
+func pickCodec(kind webrtc.RTPCodecType, codecs []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	for _, c := range codecs {
+		if supported(kind, c.RTPCodecCapability) {
+			return c, true
+		}
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
+// withRTX returns c and, when the list has one, its retransmission format.
+func withRTX(c webrtc.RTPCodecParameters, codecs []webrtc.RTPCodecParameters) []webrtc.RTPCodecParameters {
+	out := []webrtc.RTPCodecParameters{c}
+	apt := fmt.Sprintf("apt=%d", c.PayloadType)
+	for _, r := range codecs {
+		if strings.EqualFold(r.MimeType, webrtc.MimeTypeRTX) && strings.TrimSpace(r.SDPFmtpLine) == apt {
+			out = append(out, r)
+			break
+		}
+	}
+	return out
+}
+
+func extmaps(md *sdp.MediaDescription) map[string]int {
+	out := map[string]int{}
+	for _, a := range md.Attributes {
+		if a.Key != "extmap" {
+			continue
+		}
+		idDir, rest, _ := strings.Cut(a.Value, " ")
+		idStr, _, _ := strings.Cut(idDir, "/")
+		uri, _, _ := strings.Cut(rest, " ")
+		id, err := strconv.Atoi(idStr)
+		if err != nil || id < 1 || id > 255 {
+			continue
+		}
+		out[uri] = id
+	}
+	return out
+}
+
+// mids lists the mids of a description the server produced or accepted.
+func mids(sd *webrtc.SessionDescription) []string {
+	if sd == nil {
+		return nil
+	}
+	parsed, err := sd.Unmarshal()
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(parsed.MediaDescriptions))
+	for _, md := range parsed.MediaDescriptions {
+		mid, _ := md.Attribute(sdp.AttrKeyMID)
+		out = append(out, mid)
+	}
+	return out
+}

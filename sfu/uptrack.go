@@ -1,0 +1,289 @@
+package sfu
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+const (
+	// keyframeInterval is the least time between two keyframe requests for one
+	// layer sent to a publisher, however many subscribers ask.
+	keyframeInterval = 500 * time.Millisecond
+	// layerTimeout is how long a simulcast layer may stay silent before
+	// subscribers are moved to another one.
+	layerTimeout = time.Second
+)
+
+// UpTrack is one track a peer publishes: up to three simulcast layers, each
+// read by its own goroutine and forwarded to the track's DownTracks.
+type UpTrack struct {
+	id        string
+	publisher *Peer
+	kind      webrtc.RTPCodecType
+	mid       string
+	codec     webrtc.RTPCodecParameters
+	ck        codecKind
+	rids      []string // layer names, lowest quality first; nil without simulcast
+
+	// Publisher-side header extension ids the forwarder copies (0: none).
+	extAudioLevel  uint8
+	extOrientation uint8
+
+	layers [maxLayers]upLayer
+
+	downsMu sync.Mutex                   // serializes changes to downs
+	downs   atomic.Pointer[[]*DownTrack] // copy-on-write; read without a lock
+
+	// fwdMu serializes forwarding, so that the per-subscriber state of the
+	// DownTracks has one owner at a time even when several layers arrive.
+	fwdMu sync.Mutex
+	muted atomic.Bool
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// upLayer is one simulcast layer (or the only stream) of an UpTrack.
+type upLayer struct {
+	ssrc    atomic.Uint32
+	lastAt  atomic.Int64 // unix ns of the last packet
+	lastPLI atomic.Int64 // unix ns of the last keyframe request sent upstream
+	packets atomic.Uint64
+	bytes   atomic.Uint64
+	plis    atomic.Uint64 // keyframe requests sent upstream
+}
+
+func (l *upLayer) active(now int64) bool {
+	return now-l.lastAt.Load() < int64(layerTimeout)
+}
+
+func newUpTrack(p *Peer, m mediaInfo, codec webrtc.RTPCodecParameters) *UpTrack {
+	u := &UpTrack{
+		id:        NewID("t-"),
+		publisher: p,
+		kind:      m.kind,
+		mid:       m.mid,
+		codec:     codec,
+		ck:        codecKindOf(codec.MimeType),
+		rids:      orderLayers(m.rids),
+		closed:    make(chan struct{}),
+	}
+	if id := m.extIDs[uriAudioLevel]; id > 0 && id < 256 {
+		u.extAudioLevel = uint8(id)
+	}
+	if id := m.extIDs[uriVideoOrientation]; id > 0 && id < 256 {
+		u.extOrientation = uint8(id)
+	}
+	u.downs.Store(&[]*DownTrack{})
+	return u
+}
+
+// orderLayers sorts rids lowest quality first: the conventional q, h, f
+// first, other names in the order the client listed them.
+func orderLayers(rids []string) []string {
+	if len(rids) == 0 {
+		return nil
+	}
+	rank := func(r string) int {
+		switch r {
+		case "q":
+			return 0
+		case "h":
+			return 1
+		case "f":
+			return 2
+		}
+		return 3
+	}
+	out := slices.Clone(rids)
+	slices.SortStableFunc(out, func(a, b string) int { return rank(a) - rank(b) })
+	return out
+}
+
+// ID is the server-chosen track id.
+func (u *UpTrack) ID() string { return u.id }
+
+// PublisherID is the id of the publishing peer.
+func (u *UpTrack) PublisherID() string { return u.publisher.id }
+
+// Kind is audio or video.
+func (u *UpTrack) Kind() webrtc.RTPCodecType { return u.kind }
+
+// Mid is the mid of the publisher's transceiver.
+func (u *UpTrack) Mid() string { return u.mid }
+
+// Codec is the codec the publisher sends.
+func (u *UpTrack) Codec() webrtc.RTPCodecParameters { return u.codec }
+
+// Layers lists the simulcast rids, lowest quality first (nil without simulcast).
+func (u *UpTrack) Layers() []string { return slices.Clone(u.rids) }
+
+// Muted reports whether the publisher muted the track.
+func (u *UpTrack) Muted() bool { return u.muted.Load() }
+
+// Done is closed when the track ends.
+func (u *UpTrack) Done() <-chan struct{} { return u.closed }
+
+func (u *UpTrack) layerCount() int { return max(1, len(u.rids)) }
+
+// layerIndex maps a rid to its layer (-1 if unknown); "" is the only layer
+// of a track without simulcast.
+func (u *UpTrack) layerIndex(rid string) int {
+	if len(u.rids) == 0 {
+		if rid == "" {
+			return 0
+		}
+		return -1
+	}
+	return slices.Index(u.rids, rid)
+}
+
+// SetMuted records the publisher's mute state. A muted track is not
+// forwarded; on unmute every subscriber resumes at the next keyframe, with
+// no gap in its sequence numbers.
+func (u *UpTrack) SetMuted(muted bool) {
+	if u.muted.Swap(muted) == muted {
+		return
+	}
+	u.fwdMu.Lock()
+	for _, d := range *u.downs.Load() {
+		d.restart()
+	}
+	u.fwdMu.Unlock()
+	if !muted {
+		now := time.Now().UnixNano()
+		for i := range u.layerCount() {
+			u.requestKeyframe(i, now)
+		}
+	}
+}
+
+func (u *UpTrack) addDown(d *DownTrack) {
+	u.downsMu.Lock()
+	defer u.downsMu.Unlock()
+	old := *u.downs.Load()
+	next := make([]*DownTrack, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, d)
+	u.downs.Store(&next)
+}
+
+func (u *UpTrack) removeDown(d *DownTrack) {
+	u.downsMu.Lock()
+	defer u.downsMu.Unlock()
+	old := *u.downs.Load()
+	i := slices.Index(old, d)
+	if i < 0 {
+		return
+	}
+	next := slices.Delete(slices.Clone(old), i, i+1)
+	u.downs.Store(&next)
+}
+
+// Subscribers counts the track's subscriptions.
+func (u *UpTrack) Subscribers() int { return len(*u.downs.Load()) }
+
+// requestKeyframe asks the publisher for a keyframe of layer l, at most once
+// per keyframeInterval.
+func (u *UpTrack) requestKeyframe(l int, now int64) {
+	layer := &u.layers[l]
+	last := layer.lastPLI.Load()
+	if now-last < int64(keyframeInterval) || !layer.lastPLI.CompareAndSwap(last, now) {
+		return
+	}
+	ssrc := layer.ssrc.Load()
+	if ssrc == 0 {
+		return
+	}
+	layer.plis.Add(1)
+	_ = u.publisher.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+}
+
+// read forwards the packets of one layer until the publisher stops sending
+// it. It owns buf and the rtp.Packet it parses into: nothing per packet is
+// allocated.
+func (u *UpTrack) read(l int, track *webrtc.TrackRemote) {
+	layer := &u.layers[l]
+	layer.ssrc.Store(uint32(track.SSRC()))
+	buf := make([]byte, 1500)
+	var p rtp.Packet
+	for {
+		n, _, err := track.Read(buf)
+		if err != nil {
+			return
+		}
+		if err := p.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		now := time.Now().UnixNano()
+		layer.lastAt.Store(now)
+		layer.packets.Add(1)
+		layer.bytes.Add(uint64(n))
+		key := u.kind == webrtc.RTPCodecTypeAudio || isKeyframeStart(u.ck, p.Payload)
+		u.forward(l, &p, key, now)
+	}
+}
+
+// forward hands one packet to every subscriber.
+func (u *UpTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
+	if u.muted.Load() {
+		return
+	}
+	downs := *u.downs.Load()
+	if len(downs) == 0 {
+		return
+	}
+	u.fwdMu.Lock()
+	for _, d := range downs {
+		d.forward(l, p, key, now)
+	}
+	u.fwdMu.Unlock()
+}
+
+// readRTCP drains the publisher's RTCP for one layer, so that the report
+// interceptors see its sender reports.
+func (u *UpTrack) readRTCP(receiver *webrtc.RTPReceiver, rid string) {
+	for {
+		var err error
+		if rid == "" {
+			_, _, err = receiver.ReadRTCP()
+		} else {
+			_, _, err = receiver.ReadSimulcastRTCP(rid)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// LayerStats are the counters of one received layer.
+type LayerStats struct {
+	RID                  string
+	SSRC                 uint32
+	Packets, Bytes, PLIs uint64
+	Active               bool
+}
+
+// Stats returns the counters of every layer.
+func (u *UpTrack) Stats() []LayerStats {
+	now := time.Now().UnixNano()
+	out := make([]LayerStats, u.layerCount())
+	for i := range out {
+		l := &u.layers[i]
+		out[i] = LayerStats{SSRC: l.ssrc.Load(), Packets: l.packets.Load(), Bytes: l.bytes.Load(), PLIs: l.plis.Load(), Active: l.active(now)}
+		if i < len(u.rids) {
+			out[i].RID = u.rids[i]
+		}
+	}
+	return out
+}
+
+func (u *UpTrack) close() {
+	u.closeOnce.Do(func() { close(u.closed) })
+}
