@@ -25,7 +25,7 @@ var browserHeaderExtensions = []struct {
 	audio bool
 	video bool
 }{
-	{uriAudioLevel, true, false},                                               // 1
+	{uriAudioLevel, true, false}, // 1
 	{"http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", true, true}, // 2
 	{sdp.TransportCCURI, true, true},                                           // 3
 	{sdp.SDESMidURI, true, true},                                               // 4
@@ -37,7 +37,7 @@ var browserHeaderExtensions = []struct {
 	{sdp.SDESRTPStreamIDURI, false, true},                                                   // 10
 	{sdp.SDESRepairRTPStreamIDURI, false, true},                                             // 11
 	{"https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension", false, true},
-	{uriVideoOrientation, false, true},                   // 13
+	{uriVideoOrientation, false, true},                  // 13
 	{"urn:ietf:params:rtp-hdrext:toffset", false, true}, // 14
 }
 
