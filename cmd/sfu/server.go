@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/tessera-rtc/tessera/configs"
+	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/signaling"
+	"github.com/tessera-rtc/tessera/web"
+)
+
+type logConfig = configs.Log
+
+func loadConfig(path string) (configs.Config, error) {
+	if path == "" {
+		return configs.Default(), nil
+	}
+	return configs.Load(path)
+}
+
+// server is the wired application.
+type server struct {
+	cfg    configs.Config
+	log    *slog.Logger
+	engine *sfu.Engine
+	reg    *rooms.Local
+	sig    *signaling.Handler
+	http   *http.Server
+}
+
+// newServer builds every part from the configuration, by hand: config, then
+// the media engine, the room registry, the signaling handler and the mux.
+func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
+	ips := make([]netip.Prefix, 0, len(cfg.ICE.IPs))
+	for _, s := range cfg.ICE.IPs {
+		p, err := configs.ParsePrefix(s)
+		if err != nil {
+			return nil, err // validated already
+		}
+		ips = append(ips, p)
+	}
+	engine, err := sfu.NewEngine(sfu.Config{
+		UDPPort:        cfg.ICE.UDPPort,
+		Interfaces:     cfg.ICE.Interfaces,
+		IPs:            ips,
+		Loopback:       cfg.ICE.Loopback,
+		NAT1To1IPs:     cfg.ICE.NAT1To1IPs,
+		ConnectTimeout: cfg.ICE.ConnectTimeout,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	listed := make([]rooms.RoomConfig, len(cfg.Rooms.List))
+	for i, r := range cfg.Rooms.List {
+		listed[i] = rooms.RoomConfig{Name: r.Name, MaxParticipants: r.MaxParticipants}
+	}
+	reg, err := rooms.NewLocal(rooms.Config{
+		OnDemand:        cfg.Rooms.OnDemand,
+		MaxParticipants: cfg.Rooms.MaxParticipants,
+		Listed:          listed,
+	}, engine, log)
+	if err != nil {
+		_ = engine.Close()
+		return nil, err
+	}
+
+	iceServers := make([]signaling.ICEServer, len(cfg.ICE.Servers))
+	for i, s := range cfg.ICE.Servers {
+		iceServers[i] = signaling.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential}
+	}
+	sig := signaling.NewHandler(signaling.Config{
+		AllowedOrigins:  cfg.WebSocket.AllowedOrigins,
+		MaxMessageBytes: cfg.WebSocket.MaxMessageBytes,
+		PingInterval:    cfg.WebSocket.PingInterval,
+		ICEServers:      iceServers,
+		Logger:          log,
+	}, reg)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", sig)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /", web.Handler())
+
+	return &server{
+		cfg: cfg, log: log, engine: engine, reg: reg, sig: sig,
+		http: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}, nil
+}
+
+// serve listens until ctx ends, then shuts down: participants are told and
+// removed, sockets and PeerConnections closed, all within the configured
+// shutdown timeout.
+func (s *server) serve(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		_ = s.engine.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http"
+	if s.cfg.TLS.Enabled() {
+		scheme = "https"
+	}
+	attrs := []any{"url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "udp_port", s.cfg.ICE.UDPPort}
+	if addrs := s.engine.LocalAddrs(); len(addrs) > 0 {
+		attrs = append(attrs, "ice_addresses", fmt.Sprint(addrs))
+	}
+	s.log.Info("server listening", attrs...)
+
+	errc := make(chan error, 1)
+	go func() {
+		if s.cfg.TLS.Enabled() {
+			errc <- s.http.ServeTLS(ln, s.cfg.TLS.Cert, s.cfg.TLS.Key)
+		} else {
+			errc <- s.http.Serve(ln)
+		}
+	}()
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-errc:
+		_ = s.engine.Close()
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	return s.shutdown()
+}
+
+func (s *server) shutdown() error {
+	start := time.Now()
+	s.log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	errs := []error{
+		s.reg.Shutdown(ctx), // participants told (1001) and removed, peers closed
+		s.sig.Close(ctx),    // sockets not yet joined
+		s.http.Shutdown(ctx),
+		s.engine.Close(),
+	}
+	err := errors.Join(errs...)
+	s.log.Info("shut down", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)
+	return err
+}

@@ -1,0 +1,70 @@
+package rooms
+
+import "github.com/pion/webrtc/v4"
+
+// Event is something a participant's client must be told. Events reach a
+// Conn in the order the room produced them.
+type Event interface{ isEvent() }
+
+// ParticipantInfo describes a participant and what it publishes.
+type ParticipantInfo struct {
+	ID     string
+	Name   string
+	Tracks []TrackInfo
+}
+
+// TrackInfo describes a published track.
+type TrackInfo struct {
+	ID          string
+	Participant string
+	Kind        string // "audio" or "video"
+	Layers      []string
+	Muted       bool
+}
+
+// Joined is the first event of every participant: itself and the others.
+type Joined struct {
+	Self   ParticipantInfo
+	Others []ParticipantInfo
+}
+
+// ParticipantJoined announces a newcomer.
+type ParticipantJoined struct{ Participant ParticipantInfo }
+
+// ParticipantLeft announces a departure.
+type ParticipantLeft struct{ ID string }
+
+// TrackPublished announces a track. Mid is set only in the publisher's copy:
+// the mid of the transceiver it published on.
+type TrackPublished struct {
+	Track TrackInfo
+	Mid   string
+}
+
+// TrackUnpublished announces the end of a track.
+type TrackUnpublished struct{ ID string }
+
+// TrackMuted announces a publisher's mute or unmute.
+type TrackMuted struct {
+	ID    string
+	Muted bool
+}
+
+// Speakers lists the participants speaking, loudest first.
+type Speakers struct{ IDs []string }
+
+// Offer carries a server-initiated SDP offer.
+type Offer struct{ SDP string }
+
+// Candidate carries a server ICE candidate; nil ends the candidates.
+type Candidate struct{ Candidate *webrtc.ICECandidateInit }
+
+func (Joined) isEvent()            {}
+func (ParticipantJoined) isEvent() {}
+func (ParticipantLeft) isEvent()   {}
+func (TrackPublished) isEvent()    {}
+func (TrackUnpublished) isEvent()  {}
+func (TrackMuted) isEvent()        {}
+func (Speakers) isEvent()          {}
+func (Offer) isEvent()             {}
+func (Candidate) isEvent()         {}

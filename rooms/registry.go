@@ -1,0 +1,257 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/tessera-rtc/tessera/sfu"
+)
+
+// Registry places participants into rooms. It is an interface so that rooms
+// can later be spread over several nodes; Local keeps them in this process.
+type Registry interface {
+	// Join admits a participant into a room, creating the room when policy
+	// allows. The participant's first event on req.Conn is Joined.
+	Join(ctx context.Context, req JoinRequest) (*Participant, error)
+	// Rooms describes the rooms and their participants.
+	Rooms(ctx context.Context) []RoomInfo
+	// Shutdown refuses new joins, tells every participant and removes them.
+	Shutdown(ctx context.Context) error
+}
+
+// Conn is a participant's connection to its client, implemented by the
+// signaling layer. Send must not block: events are queued in order. Close
+// ends the connection from the server's side, telling the client why.
+type Conn interface {
+	Send(Event)
+	Close(reason error)
+}
+
+// PeerFactory creates the media side of a participant (*sfu.Engine).
+type PeerFactory interface {
+	NewPeer(sfu.PeerConfig) (*sfu.Peer, error)
+}
+
+// JoinRequest is what a client asks for when it joins.
+type JoinRequest struct {
+	Room          string
+	Name          string
+	AutoSubscribe bool
+	Conn          Conn
+}
+
+// Config holds the room policy.
+type Config struct {
+	// OnDemand creates unlisted rooms on their first join.
+	OnDemand bool
+	// MaxParticipants limits on-demand rooms and listed rooms without a limit.
+	MaxParticipants int
+	// Listed rooms always exist.
+	Listed []RoomConfig
+}
+
+// RoomConfig is one listed room.
+type RoomConfig struct {
+	Name            string
+	MaxParticipants int // 0: Config.MaxParticipants
+}
+
+// RoomInfo describes a room.
+type RoomInfo struct {
+	Name            string
+	MaxParticipants int
+	Participants    []ParticipantInfo
+}
+
+// Local is the in-process Registry.
+type Local struct {
+	cfg   Config
+	peers PeerFactory
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	rooms    map[string]*room // guarded by mu
+	shutdown bool             // guarded by mu
+}
+
+// NewLocal creates the registry and its listed rooms.
+func NewLocal(cfg Config, peers PeerFactory, log *slog.Logger) (*Local, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.MaxParticipants <= 0 {
+		return nil, fmt.Errorf("rooms: MaxParticipants must be positive")
+	}
+	l := &Local{cfg: cfg, peers: peers, log: log, rooms: map[string]*room{}}
+	for _, rc := range cfg.Listed {
+		if err := ValidName(rc.Name); err != nil {
+			return nil, fmt.Errorf("rooms: listed room: %w", err)
+		}
+		if _, dup := l.rooms[rc.Name]; dup {
+			return nil, fmt.Errorf("rooms: room %q listed twice", rc.Name)
+		}
+		l.rooms[rc.Name] = newRoom(l, rc.Name, l.limit(rc), true)
+	}
+	return l, nil
+}
+
+func (l *Local) limit(rc RoomConfig) int {
+	if rc.MaxParticipants > 0 {
+		return rc.MaxParticipants
+	}
+	return l.cfg.MaxParticipants
+}
+
+// ValidName checks a room name: 1-64 letters, digits, '-', '_' or '.'.
+func ValidName(name string) error {
+	if len(name) == 0 || len(name) > 64 {
+		return fmt.Errorf("%w: room name must be 1-64 characters", ErrInvalid)
+	}
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return fmt.Errorf("%w: room name %q may hold only letters, digits, '-', '_' and '.'", ErrInvalid, name)
+		}
+	}
+	return nil
+}
+
+// room returns the named room, creating it on demand.
+func (l *Local) room(name string) (*room, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.shutdown {
+		return nil, ErrShutdown
+	}
+	if r, ok := l.rooms[name]; ok {
+		return r, nil
+	}
+	if !l.cfg.OnDemand {
+		return nil, fmt.Errorf("%w: %q", ErrRoomNotFound, name)
+	}
+	r := newRoom(l, name, l.cfg.MaxParticipants, false)
+	l.rooms[name] = r
+	l.log.Info("room created", "room", name)
+	return r, nil
+}
+
+// dropRoom forgets a room that closed itself when it became empty.
+func (l *Local) dropRoom(r *room) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rooms[r.name] == r {
+		delete(l.rooms, r.name)
+		l.log.Info("room removed", "room", r.name)
+	}
+}
+
+// Join implements Registry.
+func (l *Local) Join(ctx context.Context, req JoinRequest) (*Participant, error) {
+	if err := ValidName(req.Room); err != nil {
+		return nil, err
+	}
+	if req.Conn == nil {
+		return nil, fmt.Errorf("%w: no connection", ErrInvalid)
+	}
+	for {
+		r, err := l.room(req.Room)
+		if err != nil {
+			return nil, err
+		}
+		p, err := r.join(ctx, req)
+		if errors.Is(err, errRoomClosed) {
+			continue // it emptied and closed between lookup and join: make a new one
+		}
+		return p, err
+	}
+}
+
+// Rooms implements Registry.
+func (l *Local) Rooms(ctx context.Context) []RoomInfo {
+	l.mu.Lock()
+	rooms := make([]*room, 0, len(l.rooms))
+	for _, r := range l.rooms {
+		rooms = append(rooms, r)
+	}
+	l.mu.Unlock()
+	out := make([]RoomInfo, 0, len(rooms))
+	for _, r := range rooms {
+		info := RoomInfo{Name: r.name, MaxParticipants: r.max}
+		if err := r.do(ctx, func() { info.Participants = r.infos(nil) }); err != nil {
+			continue
+		}
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b RoomInfo) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Participant finds a participant by room and id.
+func (l *Local) Participant(ctx context.Context, roomName, id string) (*Participant, error) {
+	l.mu.Lock()
+	r := l.rooms[roomName]
+	l.mu.Unlock()
+	if r == nil {
+		return nil, fmt.Errorf("%w: room %q", ErrRoomNotFound, roomName)
+	}
+	var p *Participant
+	if err := r.do(ctx, func() { p = r.find(id) }); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, fmt.Errorf("%w: participant %q", ErrNotFound, id)
+	}
+	return p, nil
+}
+
+// Shutdown implements Registry: no new joins; every participant is told
+// (its Conn closed with ErrShutdown) and removed, in parallel.
+func (l *Local) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.shutdown = true
+	rooms := make([]*room, 0, len(l.rooms))
+	for _, r := range l.rooms {
+		rooms = append(rooms, r)
+	}
+	l.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, r := range rooms {
+		var parts []*Participant
+		_ = r.do(ctx, func() { parts = slices.Clone(r.parts) })
+		for _, p := range parts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.remove(ErrShutdown)
+			}()
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		for _, r := range rooms {
+			r.stop()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,280 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tessera-rtc/tessera/sfu"
+)
+
+// errRoomClosed reports a room that emptied and closed; Join retries.
+var errRoomClosed = errors.New("room closed")
+
+// room is owned by the goroutine running run: every field below ops is
+// touched only inside functions passed to do or post.
+type room struct {
+	name   string
+	max    int
+	listed bool // listed rooms stay when empty
+	reg    *Local
+
+	ops      chan func()
+	quit     chan struct{} // closed by stop (shutdown)
+	stopOnce sync.Once
+	done     chan struct{} // closed when run returns
+
+	// Owned by run:
+	parts  []*Participant     // in join order
+	tracks map[string]*track  // by track id
+	closed bool
+}
+
+// track is one entry of the pub-sub map.
+type track struct {
+	up    *sfu.UpTrack
+	owner *Participant
+	subs  map[*Participant]bool
+}
+
+func (t *track) info() TrackInfo {
+	return TrackInfo{
+		ID: t.up.ID(), Participant: t.owner.id, Kind: t.up.Kind().String(),
+		Layers: t.up.Layers(), Muted: t.up.Muted(),
+	}
+}
+
+func newRoom(reg *Local, name string, max int, listed bool) *room {
+	r := &room{
+		name: name, max: max, listed: listed, reg: reg,
+		ops:    make(chan func(), 64),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		tracks: map[string]*track{},
+	}
+	go r.run()
+	return r
+}
+
+func (r *room) run() {
+	defer close(r.done)
+	for {
+		select {
+		case op := <-r.ops:
+			op()
+			if r.closed {
+				r.reg.dropRoom(r)
+				return
+			}
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// stop ends the room's goroutine.
+func (r *room) stop() { r.stopOnce.Do(func() { close(r.quit) }) }
+
+// do runs f in the room's goroutine and waits for it.
+func (r *room) do(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case r.ops <- func() { f(); close(ran) }:
+	case <-r.done:
+		return errRoomClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-r.done:
+		select {
+		case <-ran:
+			return nil
+		default:
+			return errRoomClosed
+		}
+	}
+}
+
+// post runs f in the room's goroutine without waiting for it.
+func (r *room) post(f func()) {
+	select {
+	case r.ops <- f:
+	case <-r.done:
+	}
+}
+
+// broadcast sends ev to every participant but skip.
+func (r *room) broadcast(ev Event, skip *Participant) {
+	for _, p := range r.parts {
+		if p != skip {
+			p.conn.Send(ev)
+		}
+	}
+}
+
+func (r *room) find(id string) *Participant {
+	for _, p := range r.parts {
+		if p.id == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// infos describes the participants but skip.
+func (r *room) infos(skip *Participant) []ParticipantInfo {
+	out := make([]ParticipantInfo, 0, len(r.parts))
+	for _, p := range r.parts {
+		if p != skip {
+			out = append(out, r.info(p))
+		}
+	}
+	return out
+}
+
+func (r *room) info(p *Participant) ParticipantInfo {
+	info := ParticipantInfo{ID: p.id, Name: p.name, Tracks: []TrackInfo{}}
+	for _, up := range p.published {
+		if t := r.tracks[up.ID()]; t != nil {
+			info.Tracks = append(info.Tracks, t.info())
+		}
+	}
+	return info
+}
+
+func (r *room) join(ctx context.Context, req JoinRequest) (*Participant, error) {
+	var (
+		p   *Participant
+		err error
+	)
+	doErr := r.do(ctx, func() {
+		if len(r.parts) >= r.max {
+			err = fmt.Errorf("%w: %q has %d participants", ErrRoomFull, r.name, r.max)
+			return
+		}
+		p, err = newParticipant(r, req)
+		if err != nil {
+			return
+		}
+		r.parts = append(r.parts, p)
+		p.conn.Send(Joined{Self: r.info(p), Others: r.infos(p)})
+		r.broadcast(ParticipantJoined{Participant: r.info(p)}, p)
+		if p.autoSubscribe {
+			for _, t := range r.sortedTracks() {
+				r.subscribe(p, t)
+			}
+		}
+		p.log.Info("participant joined", "participants", len(r.parts))
+	})
+	if doErr != nil {
+		return nil, doErr
+	}
+	return p, err
+}
+
+// sortedTracks lists the tracks in publication order of their owners, for
+// deterministic offers.
+func (r *room) sortedTracks() []*track {
+	out := make([]*track, 0, len(r.tracks))
+	for _, p := range r.parts {
+		for _, up := range p.published {
+			if t := r.tracks[up.ID()]; t != nil {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+func (r *room) subscribe(p *Participant, t *track) {
+	if t.subs[p] {
+		return
+	}
+	if _, err := p.peer.Subscribe(t.up); err != nil {
+		p.log.Warn("subscribe failed", "track", t.up.ID(), "err", err)
+		return
+	}
+	t.subs[p] = true
+}
+
+func (r *room) unsubscribe(p *Participant, t *track) {
+	if !t.subs[p] {
+		return
+	}
+	delete(t.subs, p)
+	p.peer.Unsubscribe(t.up.ID())
+}
+
+// publish adds a track to the pub-sub map: everyone is told, auto-subscribers subscribed.
+func (r *room) publish(p *Participant, up *sfu.UpTrack) {
+	if p.left || r.tracks[up.ID()] != nil {
+		return
+	}
+	t := &track{up: up, owner: p, subs: map[*Participant]bool{}}
+	r.tracks[up.ID()] = t
+	p.published = append(p.published, up)
+	info := t.info()
+	for _, q := range r.parts {
+		ev := TrackPublished{Track: info}
+		if q == p {
+			ev.Mid = up.Mid()
+		}
+		q.conn.Send(ev)
+	}
+	for _, q := range r.parts {
+		if q != p && q.autoSubscribe {
+			r.subscribe(q, t)
+		}
+	}
+}
+
+// unpublish removes a track: subscribers unsubscribed, everyone told.
+func (r *room) unpublish(up *sfu.UpTrack) {
+	t := r.tracks[up.ID()]
+	if t == nil {
+		return
+	}
+	delete(r.tracks, up.ID())
+	t.owner.published = slices.DeleteFunc(t.owner.published, func(u *sfu.UpTrack) bool { return u == up })
+	for q := range t.subs {
+		q.peer.Unsubscribe(up.ID())
+	}
+	r.broadcast(TrackUnpublished{ID: up.ID()}, nil)
+	t.owner.log.Info("track unpublished", "track", up.ID())
+}
+
+// leave removes p from the pub-sub map and the room; everyone is told. It
+// reports whether p was still in the room.
+func (r *room) leave(p *Participant, reason error) bool {
+	if p.left {
+		return false
+	}
+	p.left = true
+	for _, up := range slices.Clone(p.published) {
+		r.unpublish(up)
+	}
+	for _, t := range r.tracks {
+		delete(t.subs, p)
+	}
+	r.parts = slices.DeleteFunc(r.parts, func(q *Participant) bool { return q == p })
+	r.broadcast(ParticipantLeft{ID: p.id}, nil)
+	p.log.Info("participant left", "reason", reasonText(reason), "participants", len(r.parts),
+		"duration", time.Since(p.joinedAt).Round(time.Second).String())
+	if len(r.parts) == 0 && !r.listed {
+		r.closed = true
+	}
+	return true
+}
+
+func reasonText(err error) string {
+	if err == nil {
+		return "left"
+	}
+	return err.Error()
+}

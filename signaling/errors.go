@@ -1,0 +1,64 @@
+package signaling
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/sfu"
+)
+
+// Code is a protocol error code.
+type Code string
+
+// The protocol's error codes.
+const (
+	CodeBadRequest    Code = "bad-request"
+	CodeNotJoined     Code = "not-joined"
+	CodeAlreadyJoined Code = "already-joined"
+	CodeUnauthorized  Code = "unauthorized"
+	CodeRoomNotFound  Code = "room-not-found"
+	CodeRoomFull      Code = "room-full"
+	CodeBadSDP        Code = "bad-sdp"
+	CodeNotFound      Code = "not-found"
+	CodeForbidden     Code = "forbidden"
+	CodeInternal      Code = "internal"
+)
+
+// Errors of the protocol layer itself.
+var (
+	errBadRequest    = errors.New("bad request")
+	errNotJoined     = errors.New("join first")
+	errAlreadyJoined = errors.New("already joined")
+	errUnauthorized  = errors.New("unauthorized")
+)
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+// codeOf maps an error to its protocol code: the one place where the
+// sentinel errors of every layer meet the protocol.
+func codeOf(err error) Code {
+	switch {
+	case errors.Is(err, errBadRequest), errors.Is(err, rooms.ErrInvalid), errors.Is(err, sfu.ErrBadCandidate):
+		return CodeBadRequest
+	case errors.Is(err, errNotJoined), errors.Is(err, rooms.ErrLeft):
+		return CodeNotJoined
+	case errors.Is(err, errAlreadyJoined):
+		return CodeAlreadyJoined
+	case errors.Is(err, errUnauthorized):
+		return CodeUnauthorized
+	case errors.Is(err, rooms.ErrRoomNotFound):
+		return CodeRoomNotFound
+	case errors.Is(err, rooms.ErrRoomFull):
+		return CodeRoomFull
+	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrNoPendingOffer):
+		return CodeBadSDP
+	case errors.Is(err, rooms.ErrNotFound):
+		return CodeNotFound
+	case errors.Is(err, rooms.ErrForbidden), errors.Is(err, sfu.ErrTooManyTracks):
+		return CodeForbidden
+	}
+	return CodeInternal
+}

@@ -1,0 +1,172 @@
+package signaling
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/tessera-rtc/tessera/rooms"
+)
+
+// Config configures the WebSocket endpoint.
+type Config struct {
+	// AllowedOrigins lists origins allowed besides the server's own; "*" allows all.
+	AllowedOrigins []string
+	// MaxMessageBytes is the largest client frame; a larger one closes the socket (1009).
+	MaxMessageBytes int64
+	// PingInterval is the keepalive period; a client silent for two periods is dropped.
+	PingInterval time.Duration
+	// WriteTimeout bounds every write to a socket.
+	WriteTimeout time.Duration
+	// QueueSize bounds the messages waiting for a slow client; past it the
+	// client is disconnected rather than slowing its room down.
+	QueueSize int
+	// ICEServers are handed to clients in `joined`.
+	ICEServers []ICEServer
+	Logger     *slog.Logger
+}
+
+func (c *Config) fill() {
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 15 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 512
+	}
+	if c.ICEServers == nil {
+		c.ICEServers = []ICEServer{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Handler serves the signaling WebSocket.
+type Handler struct {
+	cfg      Config
+	reg      rooms.Registry
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	mu       sync.Mutex
+	sessions map[*session]struct{} // guarded by mu
+	closed   bool                  // guarded by mu
+	wg       sync.WaitGroup        // one per session
+}
+
+// NewHandler creates the WebSocket handler for the registry.
+func NewHandler(cfg Config, reg rooms.Registry) *Handler {
+	cfg.fill()
+	h := &Handler{cfg: cfg, reg: reg, log: cfg.Logger, sessions: map[*session]struct{}{}}
+	h.upgrader = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		CheckOrigin:     h.checkOrigin,
+	}
+	return h
+}
+
+// checkOrigin allows same-origin requests, configured origins, and clients
+// that send no Origin at all (non-browser clients, which no browser policy
+// protects anyway).
+func (h *Handler) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range h.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	h.log.Warn("websocket origin refused", "origin", origin, "remote", r.RemoteAddr)
+	return false
+}
+
+// ServeHTTP upgrades the request and runs the session until the socket closes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered with an HTTP error
+	}
+	s := newSession(h, ws, r)
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		s.closeWith(websocket.CloseGoingAway, "server shutting down")
+		s.wait()
+		return
+	}
+	h.sessions[s] = struct{}{}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.sessions, s)
+		h.mu.Unlock()
+		h.wg.Done()
+	}()
+	s.run()
+}
+
+// Sessions counts open sockets.
+func (h *Handler) Sessions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+// Close refuses new sockets, closes the open ones (1001, going away) and
+// waits for their sessions to end. Joined participants should have been
+// removed through the registry first, so they were told why.
+func (h *Handler) Close(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	open := make([]*session, 0, len(h.sessions))
+	for s := range h.sessions {
+		open = append(open, s)
+	}
+	h.mu.Unlock()
+	for _, s := range open {
+		s.closeWith(websocket.CloseGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Handler) iceServers() []ICEServer { return slices.Clone(h.cfg.ICEServers) }

@@ -1,0 +1,333 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/sfu"
+)
+
+// Close codes the server uses besides the standard ones.
+const (
+	// CloseRemoved: the server removed the participant (ICE failure, an
+	// operator's decision); the reason says why.
+	CloseRemoved = 4000
+	// CloseTooSlow: the client did not read its messages fast enough.
+	CloseTooSlow = 4001
+)
+
+// session is one WebSocket. Its goroutines: run (the reader, which also
+// owns the session state and dispatches every client message in order) and
+// writer (the only one writing data frames, with a deadline, and pinging).
+type session struct {
+	h      *Handler
+	ws     *websocket.Conn
+	log    *slog.Logger
+	ctx    context.Context // ends with the session
+	cancel context.CancelFunc
+
+	out        chan any      // to the writer: replies (xxxOut) and rooms.Events
+	closing    chan struct{} // closed by closeWith
+	closeOnce  sync.Once
+	closeCode  int    // written once, before closing is closed
+	closeText  string // idem
+	writerDone chan struct{}
+
+	joinID atomic.Pointer[string] // id of the join request, echoed in `joined`
+
+	// Owned by run:
+	part *rooms.Participant
+}
+
+func newSession(h *Handler, ws *websocket.Conn, r *http.Request) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &session{
+		h: h, ws: ws, ctx: ctx, cancel: cancel,
+		log:        h.log.With("remote", r.RemoteAddr),
+		out:        make(chan any, h.cfg.QueueSize),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+}
+
+// run serves the socket until it closes, then removes the participant.
+func (s *session) run() {
+	go s.writer()
+	s.read()
+	s.cancel()
+	if s.part != nil {
+		s.part.Leave()
+	}
+	s.closeWith(websocket.CloseNormalClosure, "")
+	s.wait()
+}
+
+// wait lets the writer finish (it sends the close frame), then closes the socket.
+func (s *session) wait() {
+	<-s.writerDone
+	_ = s.ws.Close()
+}
+
+func (s *session) read() {
+	ping := s.h.cfg.PingInterval
+	s.ws.SetReadLimit(s.h.cfg.MaxMessageBytes)
+	_ = s.ws.SetReadDeadline(time.Now().Add(2 * ping))
+	s.ws.SetPongHandler(func(string) error { return s.ws.SetReadDeadline(time.Now().Add(2 * ping)) })
+	for {
+		typ, data, err := s.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.log.Warn("frame over the size limit: socket closed", "limit", s.h.cfg.MaxMessageBytes)
+			} else {
+				s.log.Debug("socket closed", "err", err)
+			}
+			return
+		}
+		_ = s.ws.SetReadDeadline(time.Now().Add(2 * ping))
+		if typ != websocket.TextMessage {
+			s.replyError("", badRequest("binary frames are not part of the protocol"))
+			continue
+		}
+		if done := s.handle(data); done {
+			return
+		}
+	}
+}
+
+// handle dispatches one client frame; it reports whether the session ends.
+func (s *session) handle(data []byte) bool {
+	req, err := decode(data)
+	if err != nil {
+		s.replyError(req.id, err)
+		return false
+	}
+	if _, isJoin := req.msg.(*joinMsg); s.part == nil && !isJoin {
+		s.replyError(req.id, errNotJoined)
+		return false
+	}
+	switch m := req.msg.(type) {
+	case *joinMsg:
+		err = s.join(req.id, m)
+	case *offerMsg:
+		err = s.offer(req.id, m)
+	case *answerMsg:
+		err = s.part.Peer().HandleAnswer(m.SDP)
+	case *candidateMsg:
+		err = s.part.Peer().AddCandidate(m.Candidate)
+	case *subscribeMsg:
+		err = s.part.Subscribe(s.ctx, m.Tracks)
+	case *unsubscribeMsg:
+		err = s.part.Unsubscribe(s.ctx, m.Tracks)
+	case *layerMsg:
+		err = s.part.SetLayer(s.ctx, m.Track, m.RID)
+	case *muteMsg:
+		err = s.part.Mute(s.ctx, m.Track, *m.Muted)
+	case *leaveMsg:
+		s.part.Leave()
+		s.part = nil
+		s.closeWith(websocket.CloseNormalClosure, "left")
+		return true
+	}
+	if err != nil {
+		s.replyError(req.id, err)
+	}
+	return false
+}
+
+func (s *session) join(id string, m *joinMsg) error {
+	if s.part != nil {
+		return errAlreadyJoined
+	}
+	auto := m.AutoSubscribe == nil || *m.AutoSubscribe
+	s.joinID.Store(&id)
+	p, err := s.h.reg.Join(s.ctx, rooms.JoinRequest{Room: m.Room, Name: m.Name, AutoSubscribe: auto, Conn: s})
+	if err != nil {
+		return err
+	}
+	s.part = p
+	s.log = p.Logger()
+	return nil
+}
+
+func (s *session) offer(id string, m *offerMsg) error {
+	err := s.part.Peer().HandleOffer(m.SDP, func(answer string) {
+		s.enqueue(sdpOut{Type: "answer", ID: id, SDP: answer})
+	})
+	if errors.Is(err, sfu.ErrOfferCollision) {
+		// The client is the polite peer: it rolls back, answers the server's
+		// offer, and offers again.
+		s.log.Debug("client offer ignored: collides with the server's")
+		return nil
+	}
+	return err
+}
+
+func (s *session) replyError(id string, err error) {
+	code := codeOf(err)
+	msg := err.Error()
+	if code == CodeInternal {
+		s.log.Error("request failed", "err", err)
+		msg = "internal error"
+		if errors.Is(err, rooms.ErrShutdown) {
+			msg = err.Error()
+		}
+	} else {
+		s.log.Debug("request refused", "code", string(code), "err", err)
+	}
+	s.enqueue(errorOut{Type: "error", ID: id, Code: code, Message: msg})
+}
+
+// Send implements rooms.Conn: it queues the event without blocking.
+func (s *session) Send(ev rooms.Event) { s.enqueue(ev) }
+
+// Close implements rooms.Conn: the server ends the session.
+func (s *session) Close(reason error) {
+	if errors.Is(reason, rooms.ErrShutdown) {
+		s.closeWith(websocket.CloseGoingAway, "server shutting down")
+		return
+	}
+	text := "removed"
+	if reason != nil {
+		text = "removed: " + reason.Error()
+	}
+	s.closeWith(CloseRemoved, text)
+}
+
+// enqueue hands a message to the writer. A client too slow to take its
+// messages is disconnected: blocking here would stall its whole room.
+func (s *session) enqueue(m any) {
+	select {
+	case <-s.closing:
+		return
+	default:
+	}
+	select {
+	case s.out <- m:
+	default:
+		s.log.Warn("client not reading: socket closed", "queued", len(s.out))
+		s.closeWith(CloseTooSlow, "too slow")
+	}
+}
+
+// closeWith makes the writer flush what is queued, send a close frame and stop.
+func (s *session) closeWith(code int, text string) {
+	s.closeOnce.Do(func() {
+		s.closeCode, s.closeText = code, text
+		close(s.closing)
+	})
+}
+
+func (s *session) writer() {
+	defer close(s.writerDone)
+	ping := time.NewTicker(s.h.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case m := <-s.out:
+			if err := s.write(m); err != nil {
+				s.log.Debug("write failed", "err", err)
+				s.closeWith(websocket.CloseAbnormalClosure, "")
+				_ = s.ws.Close() // unblocks the reader
+				return
+			}
+		case <-ping.C:
+			if err := s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.h.cfg.WriteTimeout)); err != nil {
+				s.closeWith(websocket.CloseAbnormalClosure, "")
+				_ = s.ws.Close()
+				return
+			}
+		case <-s.closing:
+			s.flush()
+			return
+		}
+	}
+}
+
+// flush writes what is still queued, then the close frame, and gives the
+// reader a moment to see the client's reply before the socket is closed.
+func (s *session) flush() {
+	for {
+		select {
+		case m := <-s.out:
+			if err := s.write(m); err != nil {
+				return
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if s.closeCode != websocket.CloseAbnormalClosure {
+		msg := websocket.FormatCloseMessage(s.closeCode, s.closeText)
+		_ = s.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.h.cfg.WriteTimeout))
+	}
+	_ = s.ws.SetReadDeadline(time.Now().Add(time.Second))
+}
+
+func (s *session) write(m any) error {
+	_ = s.ws.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
+	return s.ws.WriteJSON(s.render(m))
+}
+
+// render turns a room event into its protocol message.
+func (s *session) render(m any) any {
+	switch ev := m.(type) {
+	case rooms.Joined:
+		id := ""
+		if p := s.joinID.Load(); p != nil {
+			id = *p
+		}
+		others := make([]participantJSON, len(ev.Others))
+		for i, o := range ev.Others {
+			others[i] = participantOut(o)
+		}
+		return joinedOut{
+			Type: "joined", ID: id,
+			Participant:  participantRef{ID: ev.Self.ID, Name: ev.Self.Name},
+			Participants: others,
+			ICEServers:   s.h.iceServers(),
+		}
+	case rooms.ParticipantJoined:
+		return participantJoinedOut{Type: "participant-joined", Participant: participantOut(ev.Participant)}
+	case rooms.ParticipantLeft:
+		return participantLeftOut{Type: "participant-left", Participant: ev.ID}
+	case rooms.TrackPublished:
+		t := trackOut(ev.Track)
+		t.Mid = ev.Mid
+		return trackPublishedOut{Type: "track-published", Track: t}
+	case rooms.TrackUnpublished:
+		return trackUnpublishedOut{Type: "track-unpublished", Track: ev.ID}
+	case rooms.TrackMuted:
+		return trackMutedOut{Type: "track-muted", Track: ev.ID, Muted: ev.Muted}
+	case rooms.Speakers:
+		return speakersOut{Type: "speakers", Participants: ev.IDs}
+	case rooms.Offer:
+		return sdpOut{Type: "offer", SDP: ev.SDP}
+	case rooms.Candidate:
+		return candidateOut{Type: "candidate", Candidate: ev.Candidate}
+	}
+	return m
+}
+
+func participantOut(p rooms.ParticipantInfo) participantJSON {
+	tracks := make([]trackJSON, len(p.Tracks))
+	for i, t := range p.Tracks {
+		tracks[i] = trackOut(t)
+	}
+	return participantJSON{ID: p.ID, Name: p.Name, Tracks: tracks}
+}
+
+func trackOut(t rooms.TrackInfo) trackJSON {
+	layers := t.Layers
+	if layers == nil {
+		layers = []string{}
+	}
+	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind, Layers: layers, Muted: t.Muted}
+}
