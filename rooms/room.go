@@ -28,8 +28,8 @@ type room struct {
 	done     chan struct{} // closed when run returns
 
 	// Owned by run:
-	parts  []*Participant     // in join order
-	tracks map[string]*track  // by track id
+	parts  []*Participant    // in join order
+	tracks map[string]*track // by track id
 	closed bool
 }
 
