@@ -117,6 +117,26 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 	return m, nil
 }
 
+// registeredCodec returns the server's registration of codec c and, for
+// video, its RTX format.
+func registeredCodec(kind webrtc.RTPCodecType, c webrtc.RTPCodecParameters) []webrtc.RTPCodecParameters {
+	all := codecs()
+	for _, e := range all {
+		if e.kind != kind || !strings.EqualFold(e.c.MimeType, c.MimeType) || !fmtpCompatible(e.c.MimeType, e.c.SDPFmtpLine, c.SDPFmtpLine) {
+			continue
+		}
+		out := []webrtc.RTPCodecParameters{e.c}
+		apt := fmt.Sprintf("apt=%d", e.c.PayloadType)
+		for _, r := range all {
+			if strings.EqualFold(r.c.MimeType, webrtc.MimeTypeRTX) && r.c.SDPFmtpLine == apt {
+				out = append(out, r.c)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
 // isMediaCodec reports whether mime names a media codec rather than a
 // repair or redundancy format.
 func isMediaCodec(mime string) bool {

@@ -27,7 +27,8 @@ type DownTrack struct {
 	layer atomic.Int32
 
 	// Forwarding state, owned by whichever goroutine holds up.fwdMu.
-	started bool // a keyframe has been forwarded since the last restart
+	started   bool // a keyframe has been forwarded since the last restart
+	delivered bool // a packet reached the transport since the last restart
 	current int  // simulcast layer being forwarded
 	rw      rewriter
 	hdr     rtp.Header // scratch header for the packet being written
@@ -161,7 +162,7 @@ func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 			d.up.requestKeyframe(l, now)
 			return
 		}
-		d.current, d.started = l, true
+		d.current, d.started, d.delivered = l, true, false
 		d.layer.Store(int32(l))
 		d.rw.restart(p.SequenceNumber, p.Timestamp, now)
 	}
@@ -191,9 +192,15 @@ func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 			_ = h.SetExtension(b.orientationID, v)
 		}
 	}
-	if _, err := b.writer.WriteRTP(h, p.Payload); err != nil {
+	if n, err := b.writer.WriteRTP(h, p.Payload); err != nil || n == 0 {
+		// pion drops packets (n == 0) until DTLS is up: if the keyframe we
+		// started with was lost that way, start again at the next one.
+		if !d.delivered {
+			d.started = false
+		}
 		return
 	}
+	d.delivered = true
 	d.packets.Add(1)
 	d.bytes.Add(uint64(len(p.Payload)))
 }

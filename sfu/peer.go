@@ -214,6 +214,9 @@ func (p *Peer) negotiate() {
 		err = p.pc.SetLocalDescription(offer)
 	}
 	if err != nil {
+		if p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+			return // closed under us (the client's DTLS close): nothing to negotiate
+		}
 		p.log.Error("negotiation failed: cannot create offer", "err", err)
 		return
 	}
@@ -299,20 +302,18 @@ func (p *Peer) attach(d *DownTrack) (*subscription, error) {
 }
 
 // setCodecs offers the subscriber only the codec the publisher sends (and
-// its retransmission format).
+// its retransmission format), as registered in the server's media engine.
 func (p *Peer) setCodecs(tr *webrtc.RTPTransceiver, up *UpTrack) {
-	c := up.codec
-	c.PayloadType = 0 // the subscriber's session numbers it
-	prefs := []webrtc.RTPCodecParameters{c}
-	if up.kind == webrtc.RTPCodecTypeVideo {
-		prefs = append(prefs, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeRTX, ClockRate: 90000,
-		}})
-	}
-	if err := tr.SetCodecPreferences(prefs); err != nil {
-		// Without preferences the subscriber is offered every codec of the
-		// kind and Bind still picks the publisher's.
-		p.log.Debug("codec preferences not applied", "codec", c.MimeType, "err", err)
+	prefs := registeredCodec(up.kind, up.codec)
+	for len(prefs) > 0 {
+		err := tr.SetCodecPreferences(prefs)
+		if err == nil {
+			return
+		}
+		// Try without RTX; without any preference the subscriber is offered
+		// every codec of the kind and Bind still picks the publisher's.
+		p.log.Debug("codec preferences not applied", "codecs", len(prefs), "err", err)
+		prefs = prefs[:len(prefs)-1]
 	}
 }
 

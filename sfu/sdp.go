@@ -282,16 +282,18 @@ func extmaps(md *sdp.MediaDescription) map[string]int {
 }
 
 // mids lists the mids of a description the server produced or accepted.
-func mids(sd *webrtc.SessionDescription) []string {
-	if sd == nil {
+// It parses the text: pion's SessionDescription.Unmarshal caches into the
+// struct, which pion shares with its own goroutines.
+func mids(desc *webrtc.SessionDescription) []string {
+	if desc == nil {
 		return nil
 	}
-	parsed, err := sd.Unmarshal()
-	if err != nil {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(desc.SDP); err != nil {
 		return nil
 	}
-	out := make([]string, 0, len(parsed.MediaDescriptions))
-	for _, md := range parsed.MediaDescriptions {
+	out := make([]string, 0, len(sd.MediaDescriptions))
+	for _, md := range sd.MediaDescriptions {
 		mid, _ := md.Attribute(sdp.AttrKeyMID)
 		out = append(out, mid)
 	}

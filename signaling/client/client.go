@@ -1,0 +1,400 @@
+// Package client is a Go client of the signaling protocol: one WebSocket,
+// one pion PeerConnection, negotiation as the polite peer. The integration
+// tests and the load tool use it; it is also a reference for other clients.
+//
+// pion cannot roll back a local offer, so the client is polite differently
+// from a browser: it sends an offer without applying it, and applies it only
+// when the server's answer arrives. An offer from the server in the meantime
+// means the server ignored ours: the client drops it, answers, and offers
+// again.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// Options configure a client.
+type Options struct {
+	Room          string
+	Name          string
+	Token         string
+	AutoSubscribe *bool // nil: the server's default (true)
+	// Header is sent with the WebSocket handshake (e.g. Origin).
+	Header http.Header
+	// API creates the PeerConnection; nil uses DefaultAPI.
+	API *webrtc.API
+}
+
+// Client is one participant.
+type Client struct {
+	ws  *websocket.Conn
+	pc  *webrtc.PeerConnection
+	opt Options
+
+	writeMu sync.Mutex // serializes writes to ws
+
+	negMu        sync.Mutex // serializes negotiation
+	pendingOffer *webrtc.SessionDescription
+	needOffer    bool
+	remoteCands  []webrtc.ICECandidateInit
+
+	nextID     atomic.Int64
+	nextMid    atomic.Int64
+	collisions atomic.Int64
+
+	// Self is the participant this client joined as.
+	Self Participant
+	// Others are the participants present at join time.
+	Others []Participant
+
+	events *eventLog
+	tracks chan *webrtc.TrackRemote
+	done   chan struct{} // closed when the reader ends
+	err    atomic.Pointer[error]
+}
+
+// DefaultAPI returns an API with pion's default codecs and interceptors,
+// offering loopback candidates (the server may be on the same machine).
+func DefaultAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+	var se webrtc.SettingEngine
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// Dial connects to the server's WebSocket URL (ws://host/ws) and joins.
+// It returns once `joined` arrived; a refused join returns the *Error.
+func Dial(ctx context.Context, url string, opt Options) (*Client, error) {
+	c, err := Connect(ctx, url, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Join(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect opens the socket and the PeerConnection without joining; tests
+// use it to send messages before `join`.
+func Connect(ctx context.Context, url string, opt Options) (*Client, error) {
+	api := opt.API
+	if api == nil {
+		var err error
+		if api, err = DefaultAPI(); err != nil {
+			return nil, err
+		}
+	}
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, opt.Header)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", url, err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		_ = ws.Close()
+		return nil, err
+	}
+	c := &Client{
+		ws: ws, pc: pc, opt: opt,
+		events: newEventLog(),
+		tracks: make(chan *webrtc.TrackRemote, 64),
+		done:   make(chan struct{}),
+	}
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		var init *webrtc.ICECandidateInit
+		if cand != nil {
+			j := cand.ToJSON()
+			init = &j
+		}
+		_ = c.send(map[string]any{"type": "candidate", "candidate": init})
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		select {
+		case c.tracks <- tr:
+		default:
+		}
+	})
+	go c.read()
+	return c, nil
+}
+
+// Join sends `join` and waits for `joined` (or an error).
+func (c *Client) Join(ctx context.Context) error {
+	id := c.id()
+	msg := map[string]any{"type": "join", "id": id, "room": c.opt.Room, "name": c.opt.Name}
+	if c.opt.Token != "" {
+		msg["token"] = c.opt.Token
+	}
+	if c.opt.AutoSubscribe != nil {
+		msg["autoSubscribe"] = *c.opt.AutoSubscribe
+	}
+	if err := c.send(msg); err != nil {
+		return err
+	}
+	ev, err := c.events.wait(ctx, 0, func(e Event) bool {
+		return (e.Type == "joined" || e.Type == "error") && e.ID == id
+	})
+	if err != nil {
+		return err
+	}
+	if ev.Type == "error" {
+		return ev.Error
+	}
+	c.Self, c.Others = ev.Self, ev.Participants
+	return nil
+}
+
+// Collisions counts the client's offers dropped because the server's offer
+// crossed them.
+func (c *Client) Collisions() int64 { return c.collisions.Load() }
+
+// PC is the client's PeerConnection.
+func (c *Client) PC() *webrtc.PeerConnection { return c.pc }
+
+// Tracks delivers the remote tracks as they start.
+func (c *Client) Tracks() <-chan *webrtc.TrackRemote { return c.tracks }
+
+// Done is closed when the socket has closed.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// CloseError returns the close frame the server sent, if any.
+func (c *Client) CloseError() *websocket.CloseError {
+	if p := c.err.Load(); p != nil {
+		var ce *websocket.CloseError
+		if errors.As(*p, &ce) {
+			return ce
+		}
+	}
+	return nil
+}
+
+func (c *Client) id() string { return strconv.FormatInt(c.nextID.Add(1), 10) }
+
+func (c *Client) send(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.SendRaw(websocket.TextMessage, data)
+}
+
+// SendRaw writes one frame as is (tests use it for malformed input).
+func (c *Client) SendRaw(frameType int, data []byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteMessage(frameType, data)
+}
+
+// Request sends a message with a fresh id and returns the id.
+func (c *Client) Request(msg map[string]any) (string, error) {
+	id := c.id()
+	msg["id"] = id
+	return id, c.send(msg)
+}
+
+// Call sends a request and waits for an `error` reply echoing its id, or
+// for wait to pass without one (the request was accepted).
+func (c *Client) Call(ctx context.Context, msg map[string]any, wait time.Duration) error {
+	mark := c.events.mark()
+	id, err := c.Request(msg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	ev, err := c.events.wait(ctx, mark, func(e Event) bool { return e.Type == "error" && e.ID == id })
+	if err != nil {
+		return nil // no error within wait: accepted
+	}
+	return ev.Error
+}
+
+func (c *Client) read() {
+	defer close(c.done)
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.err.Store(&err)
+			c.events.close()
+			return
+		}
+		ev, err := parseEvent(data)
+		if err != nil {
+			continue
+		}
+		switch ev.Type {
+		case "offer":
+			c.handleOffer(ev.SDP)
+		case "answer":
+			c.handleAnswer(ev.SDP)
+		case "candidate":
+			c.handleCandidate(ev.Candidate)
+		}
+		c.events.add(ev)
+	}
+}
+
+// Renegotiate makes the client offer (after adding or removing transceivers).
+func (c *Client) Renegotiate() error {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	return c.offerLocked()
+}
+
+func (c *Client) offerLocked() error {
+	if c.pendingOffer != nil || c.pc.SignalingState() != webrtc.SignalingStateStable {
+		c.needOffer = true
+		return nil
+	}
+	c.needOffer = false
+	offer, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	c.pendingOffer = &offer
+	return c.send(map[string]any{"type": "offer", "id": c.id(), "sdp": offer.SDP})
+}
+
+func (c *Client) handleAnswer(sdp string) {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	if c.pendingOffer == nil {
+		return
+	}
+	offer := *c.pendingOffer
+	c.pendingOffer = nil
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		c.events.add(Event{Type: "client-error", Error: &Error{Code: "client", Message: "apply own offer: " + err.Error()}})
+		return
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		c.events.add(Event{Type: "client-error", Error: &Error{Code: "client", Message: "apply answer: " + err.Error()}})
+		return
+	}
+	c.applyCandidates()
+	if c.needOffer {
+		_ = c.offerLocked()
+	}
+}
+
+func (c *Client) handleOffer(sdp string) {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	if c.pendingOffer != nil {
+		// Collision: the server ignored our offer. Drop it and offer again later.
+		c.collisions.Add(1)
+		c.pendingOffer = nil
+		c.needOffer = true
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		c.events.add(Event{Type: "client-error", Error: &Error{Code: "client", Message: "apply offer: " + err.Error()}})
+		return
+	}
+	answer, err := c.pc.CreateAnswer(nil)
+	if err == nil {
+		err = c.pc.SetLocalDescription(answer)
+	}
+	if err != nil {
+		c.events.add(Event{Type: "client-error", Error: &Error{Code: "client", Message: "answer: " + err.Error()}})
+		return
+	}
+	c.applyCandidates()
+	_ = c.send(map[string]any{"type": "answer", "sdp": answer.SDP})
+	if c.needOffer {
+		_ = c.offerLocked()
+	}
+}
+
+func (c *Client) handleCandidate(init *webrtc.ICECandidateInit) {
+	if init == nil || init.Candidate == "" {
+		return
+	}
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	if c.pc.RemoteDescription() == nil {
+		c.remoteCands = append(c.remoteCands, *init)
+		return
+	}
+	_ = c.pc.AddICECandidate(*init)
+}
+
+func (c *Client) applyCandidates() {
+	for _, cand := range c.remoteCands {
+		_ = c.pc.AddICECandidate(cand)
+	}
+	c.remoteCands = nil
+}
+
+// Publish adds track as a sendonly transceiver, negotiates, and returns the
+// server's id for it once `track-published` names its mid.
+func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, init ...webrtc.RTPTransceiverInit) (string, *webrtc.RTPTransceiver, error) {
+	ti := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}
+	if len(init) > 0 {
+		ti = init[0]
+	}
+	mark := c.events.mark()
+	tr, err := c.pc.AddTransceiverFromTrack(track, ti)
+	if err != nil {
+		return "", nil, err
+	}
+	// pion assigns mids when it creates an offer, and an offer dropped in a
+	// collision cannot give them back: numeric mids could then clash with
+	// the ones the server assigns. The client's own mids are not numeric.
+	if err := tr.SetMid(fmt.Sprintf("c%d", c.nextMid.Add(1))); err != nil {
+		return "", nil, err
+	}
+	if err := c.Renegotiate(); err != nil {
+		return "", nil, err
+	}
+	ev, err := c.events.wait(ctx, mark, func(e Event) bool {
+		return e.Type == "track-published" && e.Track.Mid != "" && e.Track.Mid == tr.Mid()
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("waiting for track-published: %w", err)
+	}
+	return ev.Track.ID, tr, nil
+}
+
+// Leave sends `leave`; the server removes the participant and closes the socket.
+func (c *Client) Leave() error { return c.send(map[string]any{"type": "leave"}) }
+
+// Close closes the socket and the PeerConnection abruptly, without `leave`.
+func (c *Client) Close() {
+	_ = c.ws.Close()
+	_ = c.pc.Close()
+	<-c.done
+}
+
+// WaitFor waits for an event matching f among those received since mark
+// (0: since the start).
+func (c *Client) WaitFor(ctx context.Context, mark int, f func(Event) bool) (Event, error) {
+	return c.events.wait(ctx, mark, f)
+}
+
+// Mark returns a position in the event log, for WaitFor.
+func (c *Client) Mark() int { return c.events.mark() }
+
+// Events returns a copy of every event received so far.
+func (c *Client) Events() []Event { return c.events.all() }

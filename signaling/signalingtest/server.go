@@ -1,0 +1,203 @@
+// Package signalingtest runs an in-process server (media engine, room
+// registry and signaling handler behind an httptest.Server) and joins
+// clients to it, for the integration tests of the project.
+package signalingtest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/signaling"
+	"github.com/tessera-rtc/tessera/signaling/client"
+)
+
+// Options change the server a test runs.
+type Options struct {
+	Rooms     rooms.Config     // zero: rooms on demand, 50 participants
+	Signaling signaling.Config // Logger is filled in
+	SFU       sfu.Config       // Loopback and Logger are filled in
+}
+
+// Server is an in-process server.
+type Server struct {
+	URL      string // ws://.../ws
+	HTTP     *httptest.Server
+	Engine   *sfu.Engine
+	Registry *rooms.Local
+	Handler  *signaling.Handler
+	t        testing.TB
+	names    atomic.Int64
+}
+
+// Logger returns the test log: warnings and errors, or everything with
+// SFU_TEST_DEBUG set.
+func Logger() *slog.Logger {
+	lvl := slog.LevelWarn
+	if os.Getenv("SFU_TEST_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// NewServer starts a server that the test's cleanup shuts down.
+func NewServer(t testing.TB, opts Options) *Server {
+	t.Helper()
+	log := Logger()
+	opts.SFU.Loopback = true
+	if opts.SFU.Logger == nil {
+		opts.SFU.Logger = log
+	}
+	if opts.SFU.ConnectTimeout == 0 {
+		opts.SFU.ConnectTimeout = 10 * time.Second
+	}
+	engine, err := sfu.NewEngine(opts.SFU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Rooms.MaxParticipants == 0 {
+		opts.Rooms.MaxParticipants = 50
+		opts.Rooms.OnDemand = true
+	}
+	reg, err := rooms.NewLocal(opts.Rooms, engine, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Signaling.Logger == nil {
+		opts.Signaling.Logger = log
+	}
+	h := signaling.NewHandler(opts.Signaling, reg)
+	mux := http.NewServeMux()
+	mux.Handle("/ws", h)
+	hs := httptest.NewServer(mux)
+	s := &Server{
+		URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTP: hs,
+		Engine: engine, Registry: reg, Handler: h, t: t,
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = reg.Shutdown(ctx)
+		_ = h.Close(ctx)
+		hs.Close()
+		_ = engine.Close()
+	})
+	return s
+}
+
+// Join connects a client to room with a generated name unless opts names
+// one; the test's cleanup closes it.
+func (s *Server) Join(ctx context.Context, room string, opts ...client.Options) *client.Client {
+	s.t.Helper()
+	var o client.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Room = room
+	if o.Name == "" {
+		o.Name = fmt.Sprintf("user%d", s.names.Add(1))
+	}
+	c, err := client.Dial(ctx, s.URL, o)
+	if err != nil {
+		s.t.Fatalf("join %s as %s: %v", room, o.Name, err)
+	}
+	s.t.Cleanup(c.Close)
+	return c
+}
+
+// Publisher is a client's synthetic track and its server id.
+type Publisher struct {
+	Synth   *client.Synth
+	TrackID string
+	Kind    string
+}
+
+var sources atomic.Uint32
+
+// Publish publishes a synthetic track of kind ("audio" or "video") and sends
+// media on it until ctx ends.
+func Publish(ctx context.Context, t testing.TB, c *client.Client, kind string) *Publisher {
+	t.Helper()
+	src := sources.Add(1)
+	synth, err := client.NewSynth(kind, fmt.Sprintf("%s-%d", kind, src), c.Self.ID, src, 400)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := c.Publish(ctx, synth.Track)
+	if err != nil {
+		t.Fatalf("publish %s: %v", kind, err)
+	}
+	interval := 20 * time.Millisecond
+	if kind == "video" {
+		interval = 10 * time.Millisecond
+	}
+	go synth.Run(ctx, interval)
+	return &Publisher{Synth: synth, TrackID: id, Kind: kind}
+}
+
+// Received is what a Receiver counted on one remote track.
+type Received struct {
+	Track    *webrtc.TrackRemote
+	Source   uint32
+	Packets  atomic.Int64
+	Corrupt  atomic.Int64 // payloads that failed verification
+	SeqGaps  atomic.Int64 // sequence numbers skipped
+	LastSeq  atomic.Uint32
+	FirstKey atomic.Bool // the first packet was a keyframe start (video)
+	// First describes the first packet, for failure messages.
+	First string
+}
+
+// Receive reads tr until it ends, verifying every payload.
+func Receive(tr *webrtc.TrackRemote) *Received {
+	r := &Received{Track: tr}
+	video := tr.Kind() == webrtc.RTPCodecTypeVideo
+	first := make(chan struct{})
+	go func() {
+		buf := make([]byte, 1500)
+		var p rtp.Packet
+		var last uint16
+		for n := 0; ; n++ {
+			k, _, err := tr.Read(buf)
+			if err != nil {
+				if n == 0 {
+					close(first)
+				}
+				return
+			}
+			if p.Unmarshal(buf[:k]) != nil {
+				r.Corrupt.Add(1)
+				continue
+			}
+			st, err := client.ReadStamp(p.Payload, video)
+			if err != nil {
+				r.Corrupt.Add(1)
+				continue
+			}
+			if n == 0 {
+				r.Source = st.Source
+				r.FirstKey.Store(st.Key)
+				r.First = fmt.Sprintf("seq %d counter %d key %v pt %d", p.SequenceNumber, st.Counter, st.Key, p.PayloadType)
+				close(first)
+			} else if d := p.SequenceNumber - last; d != 1 && int16(d) > 0 {
+				r.SeqGaps.Add(int64(d - 1))
+			}
+			last = p.SequenceNumber
+			r.LastSeq.Store(uint32(last))
+			r.Packets.Add(1)
+		}
+	}()
+	<-first
+	return r
+}

@@ -1,0 +1,1027 @@
+// sfu.js: a client for the tessera signaling protocol, version 1
+// (docs/protocol.md). One WebSocket and one RTCPeerConnection per session;
+// the client is the polite peer of perfect negotiation.
+
+/**
+ * Simulcast encodings for a camera: quarter, half and full resolution, with
+ * the rids the server expects.
+ * @type {ReadonlyArray<RTCRtpEncodingParameters>}
+ */
+export const SIMULCAST_ENCODINGS = Object.freeze([
+  Object.freeze({ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 }),
+  Object.freeze({ rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 }),
+  Object.freeze({ rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 }),
+]);
+
+/**
+ * Join errors after which reconnecting cannot help.
+ * @type {ReadonlySet<string>}
+ */
+const FATAL_JOIN_CODES = new Set(['bad-request', 'unauthorized', 'room-not-found', 'already-joined']);
+
+/**
+ * @typedef {object} TrackInfo A published track, as the server describes it.
+ * @property {string} id Server track id.
+ * @property {string} participant Publisher's participant id.
+ * @property {'audio'|'video'} kind
+ * @property {string[]} layers Simulcast rids, lowest quality first; empty without simulcast.
+ * @property {boolean} muted
+ * @property {string} [mid] Only in the publisher's own copy: the mid it published on.
+ */
+
+/**
+ * @typedef {object} ParticipantInfo
+ * @property {string} id
+ * @property {string} name
+ * @property {TrackInfo[]} tracks In publication order.
+ */
+
+/**
+ * @typedef {object} ServerError An `error` reply, or a failure of the client itself.
+ * @property {string} code The protocol's code (`bad-request`, `room-full`, ...), or
+ *   `negotiation-failed` / `media-failed` for a failure inside the browser.
+ * @property {string} message
+ * @property {string} [id] Id of the request it answers.
+ * @property {string} [request] Type of that request (`join`, `offer`, `mute`, ...).
+ */
+
+/**
+ * @typedef {'new'|'connecting'|'connected'|'disconnected'|'reconnecting'|'failed'|'closed'} ConnectionState
+ * `connecting`: joining or waiting for ICE; `disconnected`: media interrupted
+ * while the socket stays up; `reconnecting`: the socket dropped and a new
+ * session is on its way; `failed`: the client gave up; `closed`: left.
+ */
+
+/**
+ * @typedef {object} ClientOptions
+ * @property {string} [url] WebSocket URL; defaults to `/ws` on the page's host.
+ * @property {boolean} [reconnect=true] Reconnect when the socket drops.
+ * @property {number} [minDelay=500] First reconnection delay, in ms.
+ * @property {number} [maxDelay=10000] Largest reconnection delay, in ms.
+ * @property {number} [firstCandidateTimeout=3000] How long, in ms, to wait for
+ *   the first local ICE candidate before rolling back the first offer.
+ * @property {RTCConfiguration} [rtcConfig] Extra RTCPeerConnection settings;
+ *   the server's `iceServers` are added to them.
+ */
+
+/**
+ * A track this client publishes. It survives reconnections: after a new
+ * join it is published again and gets a new server id.
+ */
+export class Publication {
+  /**
+   * @param {MediaStreamTrack} track
+   * @param {MediaStream} stream
+   * @param {{simulcast?: boolean, source?: string, muted?: boolean}} opts
+   */
+  constructor(track, stream, opts) {
+    /** @type {MediaStreamTrack} The track being sent. */
+    this.track = track;
+    /** @type {MediaStream} The stream given to addTransceiver. */
+    this.stream = stream;
+    /** @type {'audio'|'video'} */
+    this.kind = /** @type {'audio'|'video'} */ (track.kind);
+    /** @type {string} A free label for the application (`camera`, `screen`, ...). */
+    this.source = opts.source ?? track.kind;
+    /** @type {boolean} Whether it was published with simulcast encodings. */
+    this.simulcast = false;
+    /** @type {boolean} */
+    this.muted = !!opts.muted;
+    /** @type {string|null} The server's track id, once announced. */
+    this.id = null;
+    /** @type {RTCRtpTransceiver|null} The transceiver of the current session. */
+    this.transceiver = null;
+    /** @internal */
+    this.wantSimulcast = !!opts.simulcast && track.kind === 'video';
+  }
+}
+
+/**
+ * One connection to the server: a WebSocket and a peer connection. Replaced
+ * on every reconnection; callbacks of an old session are ignored.
+ * @internal
+ */
+class Session {
+  /** @param {WebSocket} ws */
+  constructor(ws) {
+    this.ws = ws;
+    /** @type {RTCPeerConnection|null} */
+    this.pc = null;
+    this.joined = false;
+    this.closed = false;
+    /** @type {string|null} id of our offer awaiting an answer */
+    this.pendingOffer = null;
+    /** Signature of the directions the last answered offer carried. */
+    this.answeredSig = '';
+    /** @type {Promise<void>} serializes every change to pc */
+    this.queue = Promise.resolve();
+    /** @type {Set<RTCRtpTransceiver>} transceivers we publish on */
+    this.own = new Set();
+    /** @type {RTCRtpTransceiver[]} own transceivers left inactive, for reuse */
+    this.spare = [];
+    /** @type {Map<string, {stream: string, track: string}>} mid -> a=msid of the server's last offer */
+    this.msids = new Map();
+    /** @type {Map<string, {track: MediaStreamTrack, transceiver: RTCRtpTransceiver, participant: string}>} by server track id */
+    this.remote = new Map();
+    this.gotCandidate = false;
+    /** @type {() => void} */
+    this.candidateSeen = () => {};
+    /** @type {Promise<void>} */
+    this.firstCandidate = new Promise((resolve) => { this.candidateSeen = resolve; });
+  }
+}
+
+/**
+ * The conference client.
+ *
+ * Events (all `CustomEvent`s; the payload is in `detail`):
+ * - `joined` `{participant: {id, name}, participants: ParticipantInfo[], rejoined: boolean}`
+ * - `participant-joined` `ParticipantInfo`
+ * - `participant-left` `{id, participant: ParticipantInfo|undefined}`
+ * - `track` `{track: MediaStreamTrack, participant, trackId, info: TrackInfo, transceiver}`:
+ *   a remote track started arriving (participant = `streams[0].id`, trackId = the
+ *   server's track id, both from the server's `a=msid`)
+ * - `track-ended` `{track, participant, trackId}`: a remote track stopped arriving
+ * - `track-published` `{track: TrackInfo, local: boolean, publication?: Publication}`
+ * - `track-unpublished` `{id, track: TrackInfo|undefined}`
+ * - `track-muted` `{id, muted, track: TrackInfo|undefined}`
+ * - `speakers` `{participants: string[]}` loudest first
+ * - `error` `ServerError`
+ * - `connectionstatechange` `{state: ConnectionState}`
+ * - `reconnecting` `{attempt, delay}`
+ */
+export class SFUClient extends EventTarget {
+  /** @param {ClientOptions} [options] */
+  constructor(options = {}) {
+    super();
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.options = {
+      url: `${scheme}//${location.host}/ws`,
+      reconnect: true,
+      minDelay: 500,
+      maxDelay: 10_000,
+      firstCandidateTimeout: 3000,
+      rtcConfig: {},
+      ...options,
+    };
+    /** @type {string|null} Our participant id in the current session. */
+    this.participantId = null;
+    /** @type {string} */
+    this.room = '';
+    /** @type {string} */
+    this.name = '';
+    /** @type {Map<string, ParticipantInfo>} The other participants, by id. */
+    this.participants = new Map();
+    /** @type {Map<string, TrackInfo>} Every published track of the room, ours included. */
+    this.tracks = new Map();
+    /** @type {Publication[]} Our publications. */
+    this.publications = [];
+    /** @type {ConnectionState} */
+    this.connectionState = 'new';
+
+    /** @type {Session|null} */
+    this.session = null;
+    this.nextId = 1;
+    /** @type {Map<string, string>} request id -> request type, for error replies */
+    this.requests = new Map();
+    this.attempt = 0;
+    /** @type {ReturnType<typeof setTimeout>|null} */
+    this.retryTimer = null;
+    this.joinOpts = {};
+    /** @type {{resolve: (v: any) => void, reject: (e: any) => void}|null} */
+    this.joining = null;
+    this.everJoined = false;
+    this.stopped = false;
+  }
+
+  /** @returns {RTCPeerConnection|null} The peer connection of the current session. */
+  get pc() {
+    return this.session?.pc ?? null;
+  }
+
+  /**
+   * Joins a room. Resolves with the `joined` payload; rejects with a
+   * {@link ServerError} when the server refuses or the socket cannot open.
+   * After a successful join, a dropped socket reconnects by itself (same
+   * room and name) and republishes every publication.
+   * @param {string} room
+   * @param {string} name
+   * @param {{token?: string, autoSubscribe?: boolean}} [opts]
+   * @returns {Promise<{participant: {id: string, name: string}, participants: ParticipantInfo[]}>}
+   */
+  join(room, name, opts = {}) {
+    if (this.session || this.everJoined) {
+      return Promise.reject(new Error('already joined: create a new client'));
+    }
+    this.room = room;
+    this.name = name;
+    this.joinOpts = opts;
+    this.stopped = false;
+    return new Promise((resolve, reject) => {
+      this.joining = { resolve, reject };
+      this.connect();
+    });
+  }
+
+  /**
+   * Publishes a local track on its own transceiver (never addTrack, so it
+   * never shares an m-line with what the server sends).
+   * @param {MediaStreamTrack} track
+   * @param {{stream?: MediaStream, simulcast?: boolean, source?: string, muted?: boolean}} [opts]
+   *   `simulcast`: send the q/h/f layers (video only, where the browser can);
+   *   `muted`: start muted (the track is disabled and the server told).
+   * @returns {Publication}
+   */
+  publish(track, opts = {}) {
+    const pub = new Publication(track, opts.stream ?? new MediaStream([track]), opts);
+    track.enabled = !pub.muted;
+    this.publications.push(pub);
+    const s = this.session;
+    if (s?.pc) this.attach(s, pub);
+    return pub;
+  }
+
+  /**
+   * Stops publishing: the transceiver turns inactive and is renegotiated;
+   * the server then announces `track-unpublished`. The track itself is
+   * left running (stop it if it is no longer needed).
+   * @param {Publication} pub
+   */
+  unpublish(pub) {
+    const i = this.publications.indexOf(pub);
+    if (i < 0) return;
+    this.publications.splice(i, 1);
+    const s = this.session;
+    const tr = pub.transceiver;
+    pub.transceiver = null;
+    pub.id = null;
+    if (s?.pc && tr && s.own.has(tr) && tr.currentDirection !== 'stopped') {
+      tr.direction = 'inactive';
+      tr.sender.replaceTrack(null).catch(() => {});
+      s.spare.push(tr);
+      this.negotiate(s);
+    }
+  }
+
+  /**
+   * Mutes or unmutes a publication: the track is disabled (so nothing is
+   * captured into the stream) and the server told, which stops forwarding
+   * it and tells everyone.
+   * @param {Publication} pub
+   * @param {boolean} muted
+   */
+  mute(pub, muted) {
+    pub.muted = muted;
+    pub.track.enabled = !muted;
+    if (pub.id) this.send({ type: 'mute', track: pub.id, muted });
+  }
+
+  /**
+   * Switches the track a publication sends (another camera or microphone)
+   * without renegotiating.
+   * @param {Publication} pub
+   * @param {MediaStreamTrack} track Of the same kind.
+   * @returns {Promise<void>}
+   */
+  async replaceTrack(pub, track) {
+    if (track.kind !== pub.kind) throw new TypeError(`cannot replace a ${pub.kind} track with a ${track.kind} one`);
+    track.enabled = !pub.muted;
+    pub.stream.removeTrack(pub.track);
+    pub.stream.addTrack(track);
+    pub.track = track;
+    if (pub.transceiver) await pub.transceiver.sender.replaceTrack(track);
+  }
+
+  /**
+   * Subscribes to tracks (useful with `autoSubscribe: false`).
+   * @param {string[]} trackIds
+   * @returns {string|null} the request id, or null when not connected
+   */
+  subscribe(trackIds) {
+    return this.send({ type: 'subscribe', tracks: trackIds });
+  }
+
+  /**
+   * Ends subscriptions.
+   * @param {string[]} trackIds
+   * @returns {string|null} the request id, or null when not connected
+   */
+  unsubscribe(trackIds) {
+    return this.send({ type: 'unsubscribe', tracks: trackIds });
+  }
+
+  /**
+   * Asks for at most this simulcast layer of a subscribed track.
+   * @param {string} trackId
+   * @param {'q'|'h'|'f'} rid
+   * @returns {string|null} the request id, or null when not connected
+   */
+  setLayer(trackId, rid) {
+    return this.send({ type: 'layer', track: trackId, rid });
+  }
+
+  /**
+   * Statistics of the current peer connection (empty between sessions).
+   * @returns {Promise<RTCStatsReport|Map<string, any>>}
+   */
+  async getStats() {
+    return this.pc ? this.pc.getStats() : new Map();
+  }
+
+  /**
+   * Leaves the room: the server removes us and closes the socket. The
+   * client cannot be joined again; local tracks are left to the caller.
+   */
+  leave() {
+    const s = this.session;
+    this.stopped = true;
+    this.clearRetry();
+    if (s && s.ws.readyState === WebSocket.OPEN && s.joined) {
+      s.ws.send(JSON.stringify({ type: 'leave' }));
+    }
+    this.endSession(s, 1000, 'left');
+    this.rejectJoin({ code: 'closed', message: 'left before joining' });
+    this.setState('closed');
+  }
+
+  /** Closes the connection at once, without a `leave` (the server notices the socket closing). */
+  close() {
+    this.stopped = true;
+    this.clearRetry();
+    this.endSession(this.session, 1000, 'closed');
+    this.rejectJoin({ code: 'closed', message: 'closed before joining' });
+    this.setState('closed');
+  }
+
+  // ---- sessions ----
+
+  /** @private */
+  connect() {
+    let ws;
+    try {
+      ws = new WebSocket(this.options.url);
+    } catch (err) {
+      this.rejectJoin({ code: 'connection-failed', message: String(err) });
+      this.setState('failed');
+      return;
+    }
+    const s = new Session(ws);
+    this.session = s;
+    this.setState(this.everJoined ? 'reconnecting' : 'connecting');
+    ws.onopen = () => {
+      if (this.session !== s) return;
+      const msg = { type: 'join', room: this.room, name: this.name };
+      if (this.joinOpts.token) msg.token = this.joinOpts.token;
+      if (this.joinOpts.autoSubscribe === false) msg.autoSubscribe = false;
+      s.joinId = this.send(msg, s);
+    };
+    ws.onmessage = (ev) => {
+      if (this.session !== s) return;
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      this.handle(s, msg);
+    };
+    ws.onclose = (ev) => this.onSocketClosed(s, ev);
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {CloseEvent} ev
+   */
+  onSocketClosed(s, ev) {
+    if (this.session !== s) return;
+    this.endSession(s);
+    if (this.stopped) return;
+    if (!this.everJoined) {
+      const why = ev.reason || (ev.code === 1006 ? 'the server cannot be reached' : `code ${ev.code}`);
+      this.rejectJoin({ code: 'connection-failed', message: `connection closed: ${why}` });
+      this.setState('failed');
+      return;
+    }
+    if (!this.options.reconnect) {
+      this.setState('failed');
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  /** @private */
+  scheduleReconnect() {
+    const base = Math.min(this.options.maxDelay, this.options.minDelay * 2 ** this.attempt);
+    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+    this.attempt++;
+    this.setState('reconnecting');
+    this.emit('reconnecting', { attempt: this.attempt, delay });
+    this.clearRetry();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.stopped) this.connect();
+    }, delay);
+  }
+
+  /** @private */
+  clearRetry() {
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  /**
+   * Ends a session: socket and peer connection closed, the room forgotten
+   * (everyone is reported gone; a new `joined` brings them back).
+   * @private
+   * @param {Session|null} s
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  endSession(s, code = 1000, reason = '') {
+    if (!s || s.closed) return;
+    s.closed = true;
+    if (this.session === s) this.session = null;
+    if (s.ws.readyState === WebSocket.OPEN || s.ws.readyState === WebSocket.CONNECTING) {
+      try {
+        s.ws.close(code, reason);
+      } catch {
+        // already closing
+      }
+    }
+    for (const [trackId, r] of s.remote) {
+      this.emit('track-ended', { track: r.track, participant: r.participant, trackId });
+    }
+    s.remote.clear();
+    s.pc?.close();
+    for (const pub of this.publications) {
+      pub.transceiver = null;
+      pub.id = null;
+    }
+    for (const [id, p] of [...this.participants]) {
+      this.participants.delete(id);
+      this.emit('participant-left', { id, participant: p });
+    }
+    this.tracks.clear();
+    this.participantId = null;
+  }
+
+  // ---- messages ----
+
+  /**
+   * Sends a request with a fresh id; returns the id, or null when the socket
+   * is not open.
+   * @private
+   * @param {Record<string, any>} msg
+   * @param {Session|null} [s]
+   * @returns {string|null}
+   */
+  send(msg, s = this.session) {
+    if (!s || s.ws.readyState !== WebSocket.OPEN) return null;
+    if (msg.type !== 'join' && !s.joined) return null;
+    const id = String(this.nextId++);
+    this.requests.set(id, msg.type);
+    if (this.requests.size > 256) this.requests.delete(this.requests.keys().next().value);
+    s.ws.send(JSON.stringify({ ...msg, id }));
+    return id;
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {any} msg
+   */
+  handle(s, msg) {
+    switch (msg.type) {
+      case 'joined':
+        this.onJoined(s, msg);
+        break;
+      case 'offer':
+        this.enqueue(s, () => this.applyOffer(s, msg.sdp));
+        break;
+      case 'answer':
+        this.enqueue(s, () => this.applyAnswer(s, msg));
+        break;
+      case 'candidate':
+        this.enqueue(s, () => this.addCandidate(s, msg.candidate));
+        break;
+      case 'participant-joined': {
+        const p = normParticipant(msg.participant);
+        this.participants.set(p.id, p);
+        for (const t of p.tracks) this.tracks.set(t.id, t);
+        this.emit('participant-joined', p);
+        break;
+      }
+      case 'participant-left': {
+        const p = this.participants.get(msg.participant);
+        this.participants.delete(msg.participant);
+        if (p) for (const t of p.tracks) this.tracks.delete(t.id);
+        this.emit('participant-left', { id: msg.participant, participant: p });
+        break;
+      }
+      case 'track-published':
+        this.onTrackPublished(s, msg.track);
+        break;
+      case 'track-unpublished':
+        this.onTrackUnpublished(s, msg.track);
+        break;
+      case 'track-muted': {
+        const t = this.tracks.get(msg.track);
+        if (t) t.muted = !!msg.muted;
+        this.emit('track-muted', { id: msg.track, muted: !!msg.muted, track: t });
+        break;
+      }
+      case 'speakers':
+        this.emit('speakers', { participants: Array.isArray(msg.participants) ? msg.participants : [] });
+        break;
+      case 'error':
+        this.onError(s, msg);
+        break;
+      default:
+        break; // newer servers may send more
+    }
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {any} msg
+   */
+  onJoined(s, msg) {
+    s.joined = true;
+    const rejoined = this.everJoined;
+    this.everJoined = true;
+    this.attempt = 0;
+    this.participantId = msg.participant.id;
+    this.participants.clear();
+    this.tracks.clear();
+    const participants = (msg.participants ?? []).map(normParticipant);
+    for (const p of participants) {
+      this.participants.set(p.id, p);
+      for (const t of p.tracks) this.tracks.set(t.id, t);
+    }
+    this.createPeerConnection(s, msg.iceServers ?? []);
+    this.setState('connecting');
+    const detail = { participant: msg.participant, participants, rejoined };
+    if (this.joining) {
+      this.joining.resolve(detail);
+      this.joining = null;
+    }
+    this.emit('joined', detail);
+    for (const pub of this.publications) this.attach(s, pub);
+    this.updateState(s);
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {TrackInfo} raw
+   */
+  onTrackPublished(s, raw) {
+    const t = normTrack(raw);
+    this.tracks.set(t.id, t);
+    const local = t.participant === this.participantId;
+    let publication;
+    if (local) {
+      publication = this.publications.find((p) => p.transceiver && p.transceiver.mid === raw.mid);
+      if (publication) {
+        publication.id = t.id;
+        if (publication.muted) this.send({ type: 'mute', track: t.id, muted: true }, s);
+      }
+    } else {
+      const p = this.participants.get(t.participant);
+      if (p && !p.tracks.some((x) => x.id === t.id)) p.tracks.push(t);
+    }
+    this.emit('track-published', { track: t, local, publication });
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {string} id
+   */
+  onTrackUnpublished(s, id) {
+    const t = this.tracks.get(id);
+    this.tracks.delete(id);
+    const p = t && this.participants.get(t.participant);
+    if (p) p.tracks = p.tracks.filter((x) => x.id !== id);
+    const r = s.remote.get(id);
+    if (r) {
+      s.remote.delete(id);
+      this.emit('track-ended', { track: r.track, participant: r.participant, trackId: id });
+    }
+    this.emit('track-unpublished', { id, track: t });
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {any} msg
+   */
+  onError(s, msg) {
+    const request = msg.id ? this.requests.get(msg.id) : undefined;
+    /** @type {ServerError} */
+    const err = { code: String(msg.code ?? 'unknown'), message: String(msg.message ?? ''), id: msg.id, request };
+    if (msg.id && msg.id === s.joinId && !s.joined) {
+      // The join was refused: fatal for a first join, retried for a rejoin
+      // unless nothing can change.
+      this.emit('error', err);
+      if (!this.everJoined || FATAL_JOIN_CODES.has(err.code)) {
+        this.stopped = true;
+        this.endSession(s);
+        this.rejectJoin(err);
+        this.setState('failed');
+      } else {
+        this.endSession(s);
+        this.scheduleReconnect();
+      }
+      return;
+    }
+    if (msg.id && msg.id === s.pendingOffer) {
+      // Our offer was refused (bad-sdp, forbidden): roll it back and drop
+      // the publications it was adding, so that it is not offered again.
+      this.enqueue(s, () => this.offerRefused(s));
+    }
+    this.emit('error', err);
+  }
+
+  /**
+   * @private
+   * @param {{code: string, message: string}} err
+   */
+  rejectJoin(err) {
+    if (!this.joining) return;
+    const e = Object.assign(new Error(err.message), err);
+    this.joining.reject(e);
+    this.joining = null;
+  }
+
+  // ---- media ----
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {RTCIceServer[]} iceServers
+   */
+  createPeerConnection(s, iceServers) {
+    const cfg = this.options.rtcConfig ?? {};
+    const pc = new RTCPeerConnection({
+      ...cfg,
+      iceServers: [...(cfg.iceServers ?? []), ...iceServers],
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+    });
+    s.pc = pc;
+    pc.onicecandidate = (ev) => {
+      if (this.session !== s) return;
+      if (ev.candidate && ev.candidate.candidate) {
+        if (!s.gotCandidate) {
+          s.gotCandidate = true;
+          s.candidateSeen();
+        }
+        this.send({ type: 'candidate', candidate: ev.candidate.toJSON() }, s);
+      } else if (!ev.candidate) {
+        this.send({ type: 'candidate', candidate: null }, s);
+      }
+    };
+    pc.onnegotiationneeded = () => {
+      if (this.session === s) this.negotiate(s);
+    };
+    pc.onconnectionstatechange = () => {
+      if (this.session === s) this.updateState(s);
+    };
+    pc.ontrack = (ev) => {
+      if (this.session === s) this.onRemoteTrack(s, ev);
+    };
+  }
+
+  /**
+   * Puts a publication on a transceiver: a spare one of ours when it fits,
+   * else a new one.
+   * @private
+   * @param {Session} s
+   * @param {Publication} pub
+   */
+  attach(s, pub) {
+    const pc = /** @type {RTCPeerConnection} */ (s.pc);
+    const i = s.spare.findIndex((tr) => tr.receiver.track.kind === pub.kind
+      && tr.currentDirection !== 'stopped' && spareSimulcast(tr) === pub.wantSimulcast);
+    if (i >= 0) {
+      const [tr] = s.spare.splice(i, 1);
+      tr.sender.replaceTrack(pub.track).catch(() => {});
+      tr.sender.setStreams?.(pub.stream);
+      tr.direction = 'sendonly';
+      pub.transceiver = tr;
+      pub.simulcast = spareSimulcast(tr);
+      this.negotiate(s);
+      return;
+    }
+    /** @type {RTCRtpTransceiverInit} */
+    const init = { direction: 'sendonly', streams: [pub.stream] };
+    let tr = null;
+    if (pub.wantSimulcast) {
+      try {
+        tr = pc.addTransceiver(pub.track, { ...init, sendEncodings: SIMULCAST_ENCODINGS.map((e) => ({ ...e })) });
+        pub.simulcast = true;
+      } catch {
+        tr = null; // no simulcast here: one encoding
+      }
+    }
+    if (!tr) {
+      tr = pc.addTransceiver(pub.track, init);
+      pub.simulcast = false;
+    }
+    s.own.add(tr);
+    pub.transceiver = tr;
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {RTCTrackEvent} ev
+   */
+  onRemoteTrack(s, ev) {
+    const tr = ev.transceiver;
+    if (s.own.has(tr)) return;
+    const msid = (tr.mid && s.msids.get(tr.mid)) || { stream: ev.streams[0]?.id ?? '', track: ev.track.id };
+    const info = this.tracks.get(msid.track);
+    if (!info) return; // unpublished meanwhile
+    const prev = s.remote.get(msid.track);
+    if (prev && prev.track === ev.track) return;
+    s.remote.set(msid.track, { track: ev.track, transceiver: tr, participant: msid.stream });
+    this.emit('track', { track: ev.track, participant: msid.stream, trackId: msid.track, info, transceiver: tr });
+  }
+
+  /**
+   * Reports remote tracks whose transceiver no longer receives them.
+   * @private
+   * @param {Session} s
+   */
+  reconcileRemote(s) {
+    for (const [trackId, r] of s.remote) {
+      const dir = r.transceiver.currentDirection;
+      const receiving = dir === 'recvonly' || dir === 'sendrecv';
+      const msid = r.transceiver.mid ? s.msids.get(r.transceiver.mid) : undefined;
+      if (!receiving || !msid || msid.track !== trackId) {
+        s.remote.delete(trackId);
+        this.emit('track-ended', { track: r.track, participant: r.participant, trackId });
+      }
+    }
+  }
+
+  // ---- negotiation ----
+
+  /**
+   * Runs f after every earlier change to the session's peer connection.
+   * @private
+   * @param {Session} s
+   * @param {() => Promise<void>} f
+   */
+  enqueue(s, f) {
+    s.queue = s.queue.then(async () => {
+      if (s.closed) return;
+      try {
+        await f();
+      } catch (err) {
+        if (s.closed || this.session !== s) return;
+        this.emit('error', { code: 'negotiation-failed', message: errorText(err) });
+        // The session cannot be trusted any more: start a fresh one.
+        this.endSession(s, 4000, 'negotiation failed');
+        if (!this.stopped) this.scheduleReconnect();
+      }
+    });
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   */
+  negotiate(s) {
+    this.enqueue(s, () => this.makeOffer(s));
+  }
+
+  /**
+   * The directions our own transceivers want, as a string; and whether one
+   * of them differs from what was last negotiated.
+   * @private
+   * @param {Session} s
+   */
+  ownState(s) {
+    let sig = '';
+    let differs = false;
+    for (const tr of s.own) {
+      if (tr.currentDirection === 'stopped' || tr.direction === 'stopped') continue;
+      sig += `${tr.mid ?? '?'}:${tr.direction};`;
+      if (tr.currentDirection !== tr.direction) differs = true;
+    }
+    return { sig, differs };
+  }
+
+  /**
+   * Offers when our publications changed since the last negotiation. Only
+   * in the stable state: otherwise it runs again once stable.
+   * @private
+   * @param {Session} s
+   */
+  async makeOffer(s) {
+    const pc = /** @type {RTCPeerConnection} */ (s.pc);
+    if (!s.joined || pc.signalingState !== 'stable') return;
+    const { sig, differs } = this.ownState(s);
+    if (!differs || sig === s.answeredSig) return;
+    await pc.setLocalDescription();
+    if (pc.signalingState !== 'have-local-offer') return;
+    s.offerSig = this.ownState(s).sig;
+    s.pendingOffer = this.send({ type: 'offer', sdp: pc.localDescription?.sdp }, s);
+  }
+
+  /**
+   * Applies a server offer. When it collides with ours, ours is rolled
+   * back (the server ignored it) and offered again after answering.
+   * @private
+   * @param {Session} s
+   * @param {string} sdp
+   */
+  async applyOffer(s, sdp) {
+    const pc = /** @type {RTCPeerConnection} */ (s.pc);
+    if (pc.signalingState === 'have-local-offer') {
+      // Rolling back the very first offer before ICE has produced a
+      // candidate can leave gathering stalled in Chromium: let it start.
+      if (!pc.currentLocalDescription && !s.gotCandidate) {
+        await Promise.race([s.firstCandidate, sleep(this.options.firstCandidateTimeout)]);
+      }
+      s.pendingOffer = null;
+    }
+    s.msids = parseMsids(sdp);
+    await pc.setRemoteDescription({ type: 'offer', sdp }); // rolls ours back if needed
+    await pc.setLocalDescription();
+    this.send({ type: 'answer', sdp: pc.localDescription?.sdp }, s);
+    this.reconcileRemote(s);
+    this.negotiate(s); // a rolled-back or waiting change of ours
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {{id?: string, sdp: string}} msg
+   */
+  async applyAnswer(s, msg) {
+    const pc = /** @type {RTCPeerConnection} */ (s.pc);
+    if (pc.signalingState !== 'have-local-offer' || !s.pendingOffer || msg.id !== s.pendingOffer) {
+      return; // the answer to an offer we rolled back
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    s.pendingOffer = null;
+    s.answeredSig = s.offerSig ?? '';
+    this.negotiate(s);
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   */
+  async offerRefused(s) {
+    const pc = /** @type {RTCPeerConnection} */ (s.pc);
+    s.pendingOffer = null;
+    if (pc.signalingState === 'have-local-offer') {
+      await pc.setLocalDescription({ type: 'rollback' });
+    }
+    for (const pub of [...this.publications]) {
+      const tr = pub.transceiver;
+      if (tr && !tr.currentDirection) {
+        this.publications.splice(this.publications.indexOf(pub), 1);
+        pub.transceiver = null;
+        s.own.delete(tr);
+        tr.stop();
+        this.emit('error', { code: 'media-failed', message: `${pub.source} could not be published` });
+      }
+    }
+    s.answeredSig = this.ownState(s).sig;
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {RTCIceCandidateInit|null} c
+   */
+  async addCandidate(s, c) {
+    const pc = /** @type {RTCPeerConnection} */ (s.pc);
+    if (!pc.remoteDescription) return;
+    try {
+      if (c && c.candidate) {
+        await pc.addIceCandidate(c);
+      } else {
+        await pc.addIceCandidate();
+      }
+    } catch {
+      // a candidate of a description since replaced: harmless
+    }
+  }
+
+  // ---- state ----
+
+  /**
+   * @private
+   * @param {Session} s
+   */
+  updateState(s) {
+    if (this.session !== s || !s.pc) return;
+    switch (s.pc.connectionState) {
+      case 'connected':
+        this.setState('connected');
+        break;
+      case 'disconnected':
+        this.setState('disconnected');
+        break;
+      case 'failed':
+        this.setState('disconnected'); // the server removes us and we reconnect
+        break;
+      case 'new':
+        // Nothing to carry yet (no media either way) counts as connected.
+        this.setState(s.pc.getTransceivers().length === 0 ? 'connected' : 'connecting');
+        break;
+      default:
+        this.setState('connecting');
+    }
+  }
+
+  /**
+   * @private
+   * @param {ConnectionState} state
+   */
+  setState(state) {
+    if (this.connectionState === state) return;
+    this.connectionState = state;
+    this.emit('connectionstatechange', { state });
+  }
+
+  /**
+   * @private
+   * @param {string} type
+   * @param {any} detail
+   */
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+/**
+ * Reads the `a=msid` of each m-section of a description.
+ * @param {string} sdp
+ * @returns {Map<string, {stream: string, track: string}>} by mid
+ */
+export function parseMsids(sdp) {
+  const out = new Map();
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
+    const msid = /^a=msid:(\S+) (\S+)/m.exec(section);
+    if (mid && msid) out.set(mid, { stream: msid[1], track: msid[2] });
+  }
+  return out;
+}
+
+/**
+ * @param {RTCRtpTransceiver} tr
+ * @returns {boolean}
+ */
+function spareSimulcast(tr) {
+  return (tr.sender.getParameters().encodings?.length ?? 0) > 1;
+}
+
+/**
+ * @param {any} t
+ * @returns {TrackInfo}
+ */
+function normTrack(t) {
+  return {
+    id: String(t.id),
+    participant: String(t.participant),
+    kind: t.kind === 'audio' ? 'audio' : 'video',
+    layers: Array.isArray(t.layers) ? t.layers : [],
+    muted: !!t.muted,
+    ...(t.mid !== undefined ? { mid: t.mid } : {}),
+  };
+}
+
+/**
+ * @param {any} p
+ * @returns {ParticipantInfo}
+ */
+function normParticipant(p) {
+  return { id: String(p.id), name: String(p.name ?? ''), tracks: (p.tracks ?? []).map(normTrack) };
+}
+
+/**
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * @param {unknown} err
+ * @returns {string}
+ */
+function errorText(err) {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
