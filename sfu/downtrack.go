@@ -29,9 +29,9 @@ type DownTrack struct {
 	// Forwarding state, owned by whichever goroutine holds up.fwdMu.
 	started   bool // a keyframe has been forwarded since the last restart
 	delivered bool // a packet reached the transport since the last restart
-	current int  // simulcast layer being forwarded
-	rw      rewriter
-	hdr     rtp.Header // scratch header for the packet being written
+	current   int  // simulcast layer being forwarded
+	rw        rewriter
+	hdr       rtp.Header // scratch header for the packet being written
 
 	packets atomic.Uint64
 	bytes   atomic.Uint64
