@@ -2,8 +2,10 @@ package sfu
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +44,9 @@ type pair struct {
 	failed      error
 	tracks      chan *webrtc.TrackRemote
 	answered    chan struct{}
+	// manual holds server offers in offers instead of answering them.
+	manual bool
+	offers chan string
 }
 
 func newPair(t *testing.T, e *Engine) *pair {
@@ -58,7 +63,7 @@ func newPair(t *testing.T, e *Engine) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pair{t: t, client: client, tracks: make(chan *webrtc.TrackRemote, 16), answered: make(chan struct{}, 16)}
+	p := &pair{t: t, client: client, tracks: make(chan *webrtc.TrackRemote, 16), answered: make(chan struct{}, 16), offers: make(chan string, 16)}
 	p.server, err = e.NewPeer(PeerConfig{ID: NewID("p-"), Handler: p})
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +86,10 @@ func newPair(t *testing.T, e *Engine) *pair {
 }
 
 func (p *pair) SendOffer(sdp string) {
+	if p.manual {
+		p.offers <- sdp
+		return
+	}
 	go func() {
 		if err := p.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 			p.t.Errorf("client: %v", err)
@@ -253,4 +262,147 @@ func TestForwardVP8BetweenTwoPeers(t *testing.T) {
 		t.Errorf("subscription counted %+v packets, want at least the 100 read", d.Stats())
 	}
 	_ = first
+}
+
+// TestOfferCollision plays both sides of a collision by hand: the server
+// ignores a client offer made while its own is outstanding, and accepts it
+// once the client has answered.
+func TestOfferCollision(t *testing.T) {
+	e := testEngine(t)
+	pub := newPair(t, e)
+	_, up := pub.publish(webrtc.MimeTypeVP8)
+
+	sub := newPair(t, e)
+	sub.manual = true
+	if _, err := sub.client.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.offer(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.server.Subscribe(up); err != nil {
+		t.Fatal(err)
+	}
+	var serverOffer string
+	select {
+	case serverOffer = <-sub.offers:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no server offer")
+	}
+
+	// The client offers too, before answering: the server must ignore it.
+	local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := sub.client.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.SetMid("client-a"); err != nil {
+		t.Fatal(err)
+	}
+	clientOffer, err := sub.client.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replied := false
+	err = sub.server.HandleOffer(clientOffer.SDP, func(string) { replied = true })
+	if !errors.Is(err, ErrOfferCollision) || replied {
+		t.Fatalf("colliding offer: err=%v replied=%v, want ErrOfferCollision and no answer", err, replied)
+	}
+	if len(sub.published) != 0 {
+		t.Fatal("a colliding offer published a track")
+	}
+
+	// The client answers the server's offer, then offers again: accepted.
+	if err := sub.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: serverOffer}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := sub.client.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.client.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.server.HandleAnswer(answer.SDP); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.offer(); err != nil {
+		t.Fatalf("offer after the collision: %v", err)
+	}
+	sub.mu.Lock()
+	n := len(sub.published)
+	sub.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d tracks published after re-offering, want 1", n)
+	}
+
+	// A second answer, with no offer outstanding, is refused.
+	if err := sub.server.HandleAnswer(answer.SDP); !errors.Is(err, ErrNoPendingOffer) {
+		t.Fatalf("stray answer: %v, want ErrNoPendingOffer", err)
+	}
+}
+
+// TestCoalescedOffers: changes made while an offer is outstanding go out
+// together in the next offer, never in a second concurrent one.
+func TestCoalescedOffers(t *testing.T) {
+	e := testEngine(t)
+	pub := newPair(t, e)
+	var ups []*UpTrack
+	for range 3 {
+		_, up := pub.publish(webrtc.MimeTypeVP8)
+		ups = append(ups, up)
+	}
+	sub := newPair(t, e)
+	sub.manual = true
+	if _, err := sub.client.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.offer(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.server.Subscribe(ups[0]); err != nil {
+		t.Fatal(err)
+	}
+	first := <-sub.offers
+	for _, up := range ups[1:] {
+		if _, err := sub.server.Subscribe(up); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case o := <-sub.offers:
+		t.Fatalf("second offer while the first is outstanding:\n%s", o)
+	case <-time.After(300 * time.Millisecond):
+	}
+	answerOffer := func(sdp string) {
+		if err := sub.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+			t.Fatal(err)
+		}
+		answer, err := sub.client.CreateAnswer(nil)
+		if err == nil {
+			err = sub.client.SetLocalDescription(answer)
+		}
+		if err == nil {
+			err = sub.server.HandleAnswer(answer.SDP)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	answerOffer(first)
+	var second string
+	select {
+	case second = <-sub.offers:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting changes were not offered")
+	}
+	for _, up := range ups {
+		if !strings.Contains(second, up.ID()) {
+			t.Errorf("the coalesced offer lacks track %s", up.ID())
+		}
+	}
+	answerOffer(second)
 }

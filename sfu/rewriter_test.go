@@ -1,0 +1,74 @@
+package sfu
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRewriter(t *testing.T) {
+	type pkt struct {
+		restart bool
+		seq     uint16
+		ts      uint32
+		at      time.Duration // since the start
+		// expected
+		drop   bool
+		outSeq uint16
+		outTS  uint32
+	}
+	tests := []struct {
+		name string
+		pkts []pkt
+	}{
+		{"first start keeps numbering", []pkt{
+			{restart: true, seq: 500, ts: 9000, outSeq: 500, outTS: 9000},
+			{seq: 501, ts: 12000, outSeq: 501, outTS: 12000},
+		}},
+		{"loss stays visible", []pkt{
+			{restart: true, seq: 10, ts: 0, outSeq: 10, outTS: 0},
+			{seq: 13, ts: 9000, outSeq: 13, outTS: 9000},
+		}},
+		{"reordering is kept, older than the start is dropped", []pkt{
+			{restart: true, seq: 10, ts: 0, outSeq: 10},
+			{seq: 12, ts: 6000, outSeq: 12, outTS: 6000},
+			{seq: 11, ts: 3000, outSeq: 11, outTS: 3000},
+			{seq: 9, ts: 0, drop: true},
+		}},
+		{"wraparound", []pkt{
+			{restart: true, seq: 65534, ts: 4294967000, outSeq: 65534, outTS: 4294967000},
+			{seq: 65535, ts: 4294967200, outSeq: 65535, outTS: 4294967200},
+			{seq: 0, ts: 104, outSeq: 0, outTS: 104},
+		}},
+		{"restart on another stream continues the sequence and the clock", []pkt{
+			{restart: true, seq: 100, ts: 1000, outSeq: 100, outTS: 1000},
+			{seq: 101, ts: 4000, at: 0, outSeq: 101, outTS: 4000},
+			// 100 ms later, a new source with unrelated numbering.
+			{restart: true, seq: 7000, ts: 555555, at: 100 * time.Millisecond, outSeq: 102, outTS: 4000 + 9000},
+			{seq: 7001, ts: 558555, at: 133 * time.Millisecond, outSeq: 103, outTS: 4000 + 9000 + 3000},
+			{seq: 6999, ts: 552555, drop: true},
+		}},
+		{"restart right away still advances the timestamp", []pkt{
+			{restart: true, seq: 1, ts: 10, outSeq: 1, outTS: 10},
+			{restart: true, seq: 50, ts: 99, outSeq: 2, outTS: 11},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rewriter{clockRate: 90000}
+			base := time.Now().UnixNano()
+			for i, p := range tc.pkts {
+				now := base + int64(p.at)
+				if p.restart {
+					r.restart(p.seq, p.ts, now)
+				}
+				seq, ts, ok := r.rewrite(p.seq, p.ts, now)
+				if ok == p.drop {
+					t.Fatalf("packet %d (seq %d): forwarded=%v, want %v", i, p.seq, ok, !p.drop)
+				}
+				if ok && (seq != p.outSeq || ts != p.outTS) {
+					t.Errorf("packet %d: seq %d ts %d, want seq %d ts %d", i, seq, ts, p.outSeq, p.outTS)
+				}
+			}
+		})
+	}
+}
