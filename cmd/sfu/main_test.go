@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/tessera-rtc/tessera/signaling/client"
+)
+
+// TestMain lets a test run the real main in a child process (the test
+// binary itself), to send it real signals.
+func TestMain(m *testing.M) {
+	if os.Getenv("SFU_TEST_RUN_MAIN") == "1" {
+		os.Args = append([]string{"sfu"}, strings.Fields(os.Getenv("SFU_TEST_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rooms.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startInProcess runs the server until the test ends and returns its address.
+func startInProcess(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, io.Discard, func(a string) { addrc <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	select {
+	case a := <-addrc:
+		return a
+	case err := <-done:
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start")
+	}
+	return ""
+}
+
+func TestServesClientHealthAndSocket(t *testing.T) {
+	addr := startInProcess(t, "--listen", "127.0.0.1:0")
+	for _, path := range []string{"/healthz", "/"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+		if path == "/" && !bytes.Contains(body, []byte("<html")) {
+			t.Errorf("GET / is not the web client: %.100s", body)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "ws://"+addr+"/ws", client.Options{Room: "r", Name: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	// A foreign origin is refused; the server's own is not.
+	h := http.Header{"Origin": {"https://evil.example"}}
+	if _, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", h); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign origin: err=%v, want 403", err)
+	}
+	h = http.Header{"Origin": {"http://" + addr}}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", h)
+	if err != nil {
+		t.Errorf("same origin refused: %v", err)
+	} else {
+		ws.Close()
+	}
+}
+
+func TestConfigErrorsStopStartup(t *testing.T) {
+	bad := writeConfig(t, "listen: 127.0.0.1:0\nice:\n  udp_prot: 5\n")
+	err := run(context.Background(), []string{"--config", bad}, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), `line 3: ice: unknown key "udp_prot"`) {
+		t.Errorf("err = %v", err)
+	}
+	err = run(context.Background(), []string{"--udp-port", "70000"}, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "ice.udp_port") {
+		t.Errorf("--udp-port 70000: err = %v", err)
+	}
+	err = run(context.Background(), []string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing file: err = %v", err)
+	}
+	if err := run(context.Background(), []string{"stray"}, io.Discard, nil); err == nil {
+		t.Error("a stray argument was accepted")
+	}
+}
+
+// TestSignalShutdown runs the real binary, puts a call through it and sends
+// SIGTERM: both participants are told (1001), and the process exits cleanly
+// within a few seconds.
+func TestSignalShutdown(t *testing.T) {
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nice:\n  loopback: true\n  udp_port: 0\nshutdown_timeout: 5s\n")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SFU_TEST_RUN_MAIN=1", "SFU_TEST_ARGS=--config "+cfg)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	logs := bufio.NewScanner(stderr)
+	urlRe := regexp.MustCompile(`url=http://([0-9.:]+)/`)
+	addr := ""
+	for addr == "" && logs.Scan() {
+		if m := urlRe.FindStringSubmatch(logs.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatal("no listening line in the log")
+	}
+	var rest bytes.Buffer
+	go func() {
+		for logs.Scan() {
+			rest.WriteString(logs.Text() + "\n")
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	url := "ws://" + addr + "/ws"
+	a, err := client.Dial(ctx, url, client.Options{Room: "r", Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	synth, err := client.NewSynth("video", "v", a.Self.ID, 1, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Publish(ctx, synth.Track); err != nil {
+		t.Fatal(err)
+	}
+	go synth.Run(ctx, 10*time.Millisecond)
+	b, err := client.Dial(ctx, url, client.Options{Room: "r", Name: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	select {
+	case <-b.Tracks():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no media before shutdown")
+	}
+
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client.Client{a, b} {
+		select {
+		case <-c.Done():
+			if ce := c.CloseError(); ce == nil || ce.Code != websocket.CloseGoingAway {
+				t.Errorf("%s: close %v, want 1001 going away", c.Self.Name, ce)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s was not told of the shutdown", c.Self.Name)
+		}
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, rest.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("process did not exit within 5s of SIGTERM")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("shutdown took %s", d)
+	}
+	if !strings.Contains(rest.String(), "shut down") {
+		t.Errorf("log does not record the shutdown:\n%s", rest.String())
+	}
+}
