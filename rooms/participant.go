@@ -36,11 +36,18 @@ type Participant struct {
 // maxNameLen bounds a participant's display name, in bytes.
 const maxNameLen = 64
 
-func newParticipant(r *room, req JoinRequest) (*Participant, error) {
-	name := strings.TrimSpace(req.Name)
+// cleanName trims a display name and checks it.
+func cleanName(name string) (string, error) {
+	name = strings.TrimSpace(name)
 	if name == "" || len(name) > maxNameLen || strings.ContainsFunc(name, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
-		return nil, fmt.Errorf("%w: name must be 1-%d printable characters", ErrInvalid, maxNameLen)
+		return "", fmt.Errorf("%w: name must be 1-%d printable characters", ErrInvalid, maxNameLen)
 	}
+	return name, nil
+}
+
+// newParticipant creates the participant and its Peer; req.Name is clean.
+func newParticipant(r *room, req JoinRequest) (*Participant, error) {
+	name := req.Name
 	p := &Participant{
 		id: sfu.NewID("p-"), name: name, autoSubscribe: req.AutoSubscribe,
 		room: r, conn: req.Conn, joinedAt: time.Now(),

@@ -155,6 +155,11 @@ func (l *Local) Join(ctx context.Context, req JoinRequest) (*Participant, error)
 	if err := ValidName(req.Room); err != nil {
 		return nil, err
 	}
+	name, err := cleanName(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	req.Name = name
 	if req.Conn == nil {
 		return nil, fmt.Errorf("%w: no connection", ErrInvalid)
 	}
