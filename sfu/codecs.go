@@ -137,6 +137,21 @@ func registeredCodec(kind webrtc.RTPCodecType, c webrtc.RTPCodecParameters) []we
 	return nil
 }
 
+// rtxFor finds the RTX payload type that repairs payload type pt.
+func rtxFor(pt webrtc.PayloadType, codecs []webrtc.RTPCodecParameters) (webrtc.PayloadType, bool) {
+	apt := fmt.Sprintf("apt=%d", pt)
+	for _, c := range codecs {
+		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && strings.Contains(c.SDPFmtpLine, apt) {
+			for _, kv := range strings.Split(c.SDPFmtpLine, ";") {
+				if strings.TrimSpace(kv) == apt {
+					return c.PayloadType, true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
 // isMediaCodec reports whether mime names a media codec rather than a
 // repair or redundancy format.
 func isMediaCodec(mime string) bool {

@@ -33,16 +33,24 @@ type DownTrack struct {
 	rw        rewriter
 	hdr       rtp.Header // scratch header for the packet being written
 
-	packets atomic.Uint64
-	bytes   atomic.Uint64
-	plis    atomic.Uint64 // keyframe requests from the subscriber
-	nacks   atomic.Uint64 // NACK messages from the subscriber
+	rtx retransmitter // owned by the RTCP goroutine
+
+	packets       atomic.Uint64
+	bytes         atomic.Uint64
+	plis          atomic.Uint64 // keyframe requests from the subscriber
+	nacks         atomic.Uint64 // NACK messages from the subscriber
+	retransmitted atomic.Uint64 // packets sent again
+	nackMisses    atomic.Uint64 // packets asked for that were no longer cached
 }
+
+const videoKind = webrtc.RTPCodecTypeVideo
 
 // binding is what negotiation with the subscriber settled.
 type binding struct {
 	ssrc          uint32
 	pt            uint8
+	rtxSSRC       uint32 // 0 without RTX: retransmissions reuse ssrc
+	rtxPT         uint8
 	writer        webrtc.TrackLocalWriter
 	audioLevelID  uint8 // subscriber-side header extension ids, 0 if not negotiated
 	orientationID uint8
@@ -78,6 +86,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, up.MimeType) && fmtpCompatible(c.MimeType, c.SDPFmtpLine, up.SDPFmtpLine) {
 			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()}
+			if rtx, ok := rtxFor(c.PayloadType, ctx.CodecParameters()); ok && ctx.SSRCRetransmission() != 0 {
+				b.rtxSSRC, b.rtxPT = uint32(ctx.SSRCRetransmission()), uint8(rtx)
+			}
 			for _, h := range ctx.HeaderExtensions() {
 				switch h.URI {
 				case uriAudioLevel:
@@ -119,14 +130,17 @@ func (d *DownTrack) Layer() string {
 	return d.up.rids[i]
 }
 
-// Stats are a subscription's counters.
+// DownTrackStats are a subscription's counters.
 type DownTrackStats struct {
-	Packets, Bytes, PLIs, NACKs uint64
+	Packets, Bytes, PLIs, NACKs, Retransmitted, NACKMisses uint64
 }
 
 // Stats returns the subscription's counters.
 func (d *DownTrack) Stats() DownTrackStats {
-	return DownTrackStats{Packets: d.packets.Load(), Bytes: d.bytes.Load(), PLIs: d.plis.Load(), NACKs: d.nacks.Load()}
+	return DownTrackStats{
+		Packets: d.packets.Load(), Bytes: d.bytes.Load(), PLIs: d.plis.Load(), NACKs: d.nacks.Load(),
+		Retransmitted: d.retransmitted.Load(), NACKMisses: d.nackMisses.Load(),
+	}
 }
 
 // targetLayer is the layer the subscriber should get now: the highest one at
@@ -164,13 +178,31 @@ func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 		}
 		d.current, d.started, d.delivered = l, true, false
 		d.layer.Store(int32(l))
-		d.rw.restart(p.SequenceNumber, p.Timestamp, now)
+		d.rw.restart(l, p.SequenceNumber, p.Timestamp, now)
 	}
 	seq, ts, ok := d.rw.rewrite(p.SequenceNumber, p.Timestamp, now)
 	if !ok {
 		return
 	}
 	h := &d.hdr
+	d.fillHeader(h, b, p, seq, ts)
+	if n, err := b.writer.WriteRTP(h, p.Payload); err != nil || n == 0 {
+		// pion drops packets (n == 0) until DTLS is up: if the keyframe we
+		// started with was lost that way, start again at the next one.
+		if !d.delivered {
+			d.started = false
+		}
+		return
+	}
+	d.delivered = true
+	d.packets.Add(1)
+	d.bytes.Add(uint64(len(p.Payload)))
+}
+
+// fillHeader writes into h the header of p as the subscriber gets it: its
+// SSRC and payload type, the rewritten sequence number and timestamp, and
+// the header extensions it negotiated. Padding is dropped.
+func (d *DownTrack) fillHeader(h *rtp.Header, b *binding, p *rtp.Packet, seq uint16, ts uint32) {
 	h.Version = 2
 	h.Padding = false
 	h.PaddingSize = 0
@@ -192,22 +224,11 @@ func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 			_ = h.SetExtension(b.orientationID, v)
 		}
 	}
-	if n, err := b.writer.WriteRTP(h, p.Payload); err != nil || n == 0 {
-		// pion drops packets (n == 0) until DTLS is up: if the keyframe we
-		// started with was lost that way, start again at the next one.
-		if !d.delivered {
-			d.started = false
-		}
-		return
-	}
-	d.delivered = true
-	d.packets.Add(1)
-	d.bytes.Add(uint64(len(p.Payload)))
 }
 
 // readRTCP serves the subscriber's feedback until the sender stops: keyframe
-// requests go upstream (rate-limited there); NACKs are answered by the
-// NACK responder interceptor before they reach here.
+// requests go upstream (rate-limited there), NACKs are answered from the
+// publisher's packet cache.
 func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
 	for {
@@ -220,7 +241,7 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			continue
 		}
 		for _, p := range pkts {
-			switch p.(type) {
+			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.plis.Add(1)
 				if l := int(d.layer.Load()); l >= 0 {
@@ -228,6 +249,7 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 				}
 			case *rtcp.TransportLayerNack:
 				d.nacks.Add(1)
+				d.handleNACK(p, time.Now().UnixNano())
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -35,6 +36,8 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// MaxTracksPerPeer limits the tracks one peer may publish (0: 16).
 	MaxTracksPerPeer int
+	// Net replaces the operating system's network (tests use pion's vnet).
+	Net transport.Net
 	// Logger receives the engine's and peers' logs (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -95,6 +98,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 		se.SetIPFilter(ipFilter)
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if cfg.Net != nil {
+		se.SetNet(cfg.Net)
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
 	if cfg.UDPPort > 0 {
 		opts := []ice.UDPMuxFromPortOption{
 			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
@@ -127,21 +134,17 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// configureInterceptors installs what the forwarder relies on: NACK
-// generation towards publishers and responses towards subscribers, RTCP
-// sender and receiver reports, TWCC feedback towards publishers (so browser
-// bandwidth estimation works for what they send) and TWCC sequence numbers
-// on what the server sends.
+// configureInterceptors installs what the forwarder relies on: NACKs
+// towards publishers for what the server lost, RTCP sender and receiver
+// reports, and TWCC feedback towards publishers (so browser bandwidth
+// estimation works for what they send). Subscribers' NACKs are answered by
+// the forwarder from one packet cache per published layer, not by pion's
+// responder, which would keep a copy of every packet per subscriber.
 func configureInterceptors(m *webrtc.MediaEngine, reg *interceptor.Registry) error {
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
 		return err
 	}
-	resp, err := nack.NewResponderInterceptor(nack.ResponderSize(1024))
-	if err != nil {
-		return err
-	}
-	reg.Add(resp)
 	reg.Add(gen)
 
 	rr, err := report.NewReceiverInterceptor()

@@ -119,7 +119,7 @@ func BenchmarkFanout(b *testing.B) {
 func BenchmarkRewrite(b *testing.B) {
 	var r rewriter
 	r.clockRate = 90000
-	r.restart(0, 0, 0)
+	r.restart(0, 0, 0, 0)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		_, _, _ = r.rewrite(uint16(i), uint32(i)*3000, int64(i))

@@ -79,8 +79,8 @@ func newPair(t *testing.T, e *Engine) *pair {
 	})
 	client.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { p.tracks <- tr })
 	t.Cleanup(func() {
-		_ = client.Close()
 		_ = p.server.Close()
+		_ = client.Close()
 	})
 	return p
 }
@@ -110,7 +110,7 @@ func (p *pair) SendOffer(sdp string) {
 }
 
 func (p *pair) SendCandidate(c *webrtc.ICECandidateInit) {
-	if c == nil {
+	if c == nil || p.client.ConnectionState() == webrtc.PeerConnectionStateClosed {
 		return
 	}
 	if err := p.client.AddICECandidate(*c); err != nil {

@@ -59,7 +59,7 @@ func TestRewriter(t *testing.T) {
 			for i, p := range tc.pkts {
 				now := base + int64(p.at)
 				if p.restart {
-					r.restart(p.seq, p.ts, now)
+					r.restart(0, p.seq, p.ts, now)
 				}
 				seq, ts, ok := r.rewrite(p.seq, p.ts, now)
 				if ok == p.drop {
@@ -70,5 +70,37 @@ func TestRewriter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRewriterLookup(t *testing.T) {
+	r := rewriter{clockRate: 90000}
+	now := time.Now().UnixNano()
+	r.restart(0, 100, 0, now)
+	for seq := uint16(100); seq < 110; seq++ {
+		r.rewrite(seq, uint32(seq)*10, now)
+	}
+	r.restart(2, 5000, 777, now) // a layer switch
+	for seq := uint16(5000); seq < 5005; seq++ {
+		r.rewrite(seq, uint32(seq), now)
+	}
+	tests := []struct {
+		out   uint16
+		layer int
+		in    uint16
+		ok    bool
+	}{
+		{105, 0, 105, true},
+		{109, 0, 109, true},
+		{110, 2, 5000, true},
+		{114, 2, 5004, true},
+		{115, 0, 0, false}, // not sent yet
+		{99, 0, 0, false},  // before the first run
+	}
+	for _, tc := range tests {
+		layer, in, _, ok := r.lookup(tc.out)
+		if ok != tc.ok || (ok && (layer != tc.layer || in != tc.in)) {
+			t.Errorf("lookup(%d) = layer %d in %d %v, want layer %d in %d %v", tc.out, layer, in, ok, tc.layer, tc.in, tc.ok)
+		}
 	}
 }

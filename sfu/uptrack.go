@@ -51,6 +51,7 @@ type UpTrack struct {
 
 // upLayer is one simulcast layer (or the only stream) of an UpTrack.
 type upLayer struct {
+	cache   *packetCache // video only; set before the layer's reader starts
 	ssrc    atomic.Uint32
 	lastAt  atomic.Int64 // unix ns of the last packet
 	lastPLI atomic.Int64 // unix ns of the last keyframe request sent upstream
@@ -79,6 +80,11 @@ func newUpTrack(p *Peer, m mediaInfo, codec webrtc.RTPCodecParameters) *UpTrack 
 	}
 	if id := m.extIDs[uriVideoOrientation]; id > 0 && id < 256 {
 		u.extOrientation = uint8(id)
+	}
+	if u.kind == videoKind {
+		for i := range u.layerCount() {
+			u.layers[i].cache = newPacketCache()
+		}
 	}
 	u.downs.Store(&[]*DownTrack{})
 	return u
@@ -206,20 +212,26 @@ func (u *UpTrack) requestKeyframe(l int, now int64) {
 }
 
 // read forwards the packets of one layer until the publisher stops sending
-// it. It owns buf and the rtp.Packet it parses into: nothing per packet is
-// allocated.
+// it. It reads video straight into the layer's packet cache and parses into
+// one reused rtp.Packet: nothing per packet is allocated or copied.
 func (u *UpTrack) read(l int, track *webrtc.TrackRemote) {
 	layer := &u.layers[l]
 	layer.ssrc.Store(uint32(track.SSRC()))
 	buf := make([]byte, 1500)
 	var p rtp.Packet
 	for {
+		if layer.cache != nil {
+			buf = layer.cache.buffer()
+		}
 		n, _, err := track.Read(buf)
 		if err != nil {
 			return
 		}
 		if err := p.Unmarshal(buf[:n]); err != nil {
 			continue
+		}
+		if layer.cache != nil {
+			layer.cache.put(p.SequenceNumber, n) // p still points into it
 		}
 		now := time.Now().UnixNano()
 		layer.lastAt.Store(now)

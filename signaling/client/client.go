@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -67,7 +69,11 @@ type Client struct {
 
 // DefaultAPI returns an API with pion's default codecs and interceptors,
 // offering loopback candidates (the server may be on the same machine).
-func DefaultAPI() (*webrtc.API, error) {
+func DefaultAPI() (*webrtc.API, error) { return NewAPI(nil) }
+
+// NewAPI is DefaultAPI on the network n (nil: the operating system's), e.g.
+// a host of pion's virtual network.
+func NewAPI(n transport.Net) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -79,6 +85,10 @@ func DefaultAPI() (*webrtc.API, error) {
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if n != nil {
+		se.SetNet(n)
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
 

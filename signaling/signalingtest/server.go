@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -152,16 +153,34 @@ type Received struct {
 	Source   uint32
 	Packets  atomic.Int64
 	Corrupt  atomic.Int64 // payloads that failed verification
-	SeqGaps  atomic.Int64 // sequence numbers skipped
+	SeqGaps  atomic.Int64 // sequence numbers skipped when first seen (before any retransmission)
 	LastSeq  atomic.Uint32
 	FirstKey atomic.Bool // the first packet was a keyframe start (video)
 	// First describes the first packet, for failure messages.
 	First string
+
+	mu          sync.Mutex
+	seen        map[uint32]bool // synthetic counters received
+	LastCounter atomic.Uint32
+}
+
+// Missing counts the synthetic counters in [from, to] never received:
+// the loss a decoder would see, after retransmissions.
+func (r *Received) Missing(from, to uint32) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for c := from; c <= to; c++ {
+		if !r.seen[c] {
+			n++
+		}
+	}
+	return n
 }
 
 // Receive reads tr until it ends, verifying every payload.
 func Receive(tr *webrtc.TrackRemote) *Received {
-	r := &Received{Track: tr}
+	r := &Received{Track: tr, seen: map[uint32]bool{}}
 	video := tr.Kind() == webrtc.RTPCodecTypeVideo
 	first := make(chan struct{})
 	go func() {
@@ -190,12 +209,23 @@ func Receive(tr *webrtc.TrackRemote) *Received {
 				r.FirstKey.Store(st.Key)
 				r.First = fmt.Sprintf("seq %d counter %d key %v pt %d", p.SequenceNumber, st.Counter, st.Key, p.PayloadType)
 				close(first)
-			} else if d := p.SequenceNumber - last; d != 1 && int16(d) > 0 {
+			} else if d := p.SequenceNumber - last; int16(d) <= 0 {
+				// late (a retransmission): fills an earlier gap
+			} else {
 				r.SeqGaps.Add(int64(d - 1))
+				last = p.SequenceNumber
 			}
-			last = p.SequenceNumber
+			if n == 0 {
+				last = p.SequenceNumber
+			}
 			r.LastSeq.Store(uint32(last))
 			r.Packets.Add(1)
+			r.mu.Lock()
+			r.seen[st.Counter] = true
+			r.mu.Unlock()
+			if st.Counter > r.LastCounter.Load() {
+				r.LastCounter.Store(st.Counter)
+			}
 		}
 	}()
 	<-first

@@ -1,0 +1,98 @@
+package sfu
+
+import (
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// Each packet is resent to a subscriber at most retransmitMax times, and
+// not twice within retransmitMinGap: a NACK repeated sooner is a duplicate,
+// and a client that keeps asking (some count only the original stream as
+// received, not its RTX repairs) cannot turn the server into an amplifier.
+const (
+	retransmitMinGap = 40_000_000 // ns
+	retransmitMax    = 3
+)
+
+// retransmitter answers a subscriber's NACKs from the publisher's packet
+// caches. It is owned by the DownTrack's RTCP goroutine.
+type retransmitter struct {
+	want    []nackRef // scratch: the packets one NACK asks for
+	buf     []byte    // a packet copied out of the cache
+	pkt     rtp.Packet
+	hdr     rtp.Header
+	rtxBuf  []byte // original sequence number + payload
+	rtxSeq  uint16
+	lastAt  [cacheSize]int64 // when out sequence number i%cacheSize was last resent
+	lastSeq [cacheSize]uint16
+	count   [cacheSize]uint8 // how often it was resent
+}
+
+type nackRef struct {
+	layer   int
+	in, out uint16
+	tsDelta uint32
+}
+
+// handleNACK resends what the subscriber lost: each packet is looked up by
+// the sequence number the subscriber saw, fetched from the cache of the
+// layer it came from, rewritten as it was sent and sent again, as RTX when
+// the subscriber negotiated it. Nothing goes upstream: the publisher never
+// sees a subscriber's NACK.
+func (d *DownTrack) handleNACK(n *rtcp.TransportLayerNack, now int64) {
+	b := d.bound.Load()
+	if b == nil || d.up.kind != videoKind {
+		return
+	}
+	r := &d.rtx
+	r.want = r.want[:0]
+	d.up.fwdMu.Lock() // the mapping is the forwarding goroutine's
+	for i := range n.Nacks {
+		n.Nacks[i].Range(func(out uint16) bool {
+			if layer, in, tsDelta, ok := d.rw.lookup(out); ok {
+				r.want = append(r.want, nackRef{layer: layer, in: in, out: out, tsDelta: tsDelta})
+			} else {
+				d.nackMisses.Add(1)
+			}
+			return true
+		})
+	}
+	d.up.fwdMu.Unlock()
+
+	if cap(r.buf) == 0 {
+		r.buf = make([]byte, 1500)
+		r.rtxBuf = make([]byte, 0, 1502)
+	}
+	for _, w := range r.want {
+		slot := w.out % cacheSize
+		if r.lastSeq[slot] != w.out || r.count[slot] == 0 {
+			r.lastSeq[slot], r.count[slot] = w.out, 0
+		} else if now-r.lastAt[slot] < retransmitMinGap || r.count[slot] >= retransmitMax {
+			continue
+		}
+		cache := d.up.layers[w.layer].cache
+		if cache == nil {
+			continue
+		}
+		k, ok := cache.get(w.in, r.buf[:cap(r.buf)])
+		if !ok || r.pkt.Unmarshal(r.buf[:k]) != nil {
+			d.nackMisses.Add(1)
+			continue
+		}
+		r.lastAt[slot] = now
+		r.count[slot]++
+		h := &r.hdr
+		d.fillHeader(h, b, &r.pkt, w.out, r.pkt.Timestamp+w.tsDelta)
+		payload := r.pkt.Payload
+		if b.rtxSSRC != 0 {
+			r.rtxBuf = append(r.rtxBuf[:0], byte(w.out>>8), byte(w.out))
+			r.rtxBuf = append(r.rtxBuf, payload...)
+			payload = r.rtxBuf
+			h.SSRC, h.PayloadType, h.SequenceNumber = b.rtxSSRC, b.rtxPT, r.rtxSeq
+			r.rtxSeq++
+		}
+		if n, err := b.writer.WriteRTP(h, payload); err == nil && n > 0 {
+			d.retransmitted.Add(1)
+		}
+	}
+}

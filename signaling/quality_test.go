@@ -1,0 +1,120 @@
+package signaling_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/signaling/client"
+	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+)
+
+// feedbackCounter counts the keyframe requests and NACKs a publisher's
+// sender receives from the server.
+type feedbackCounter struct {
+	plis, nacks atomic.Int64
+}
+
+func countFeedback(sender *webrtc.RTPSender) *feedbackCounter {
+	f := &feedbackCounter{}
+	go func() {
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				switch p.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					f.plis.Add(1)
+				case *rtcp.TransportLayerNack:
+					f.nacks.Add(1)
+				}
+			}
+		}
+	}()
+	return f
+}
+
+// TestRetransmissionUnderLoss puts 5% random loss, both ways, on one
+// subscriber's link: the server answers its NACKs from the packet cache, so
+// what the subscriber's decoder misses stays under 0.5%, and the publisher
+// (on a clean link) is asked for no more than the keyframe cap and no NACK
+// at all.
+func TestRetransmissionUnderLoss(t *testing.T) {
+	ctx := testContext(t)
+	vn := st.NewVNet(t)
+	srv := st.NewServer(t, st.Options{SFU: sfu.Config{Net: vn.Host("10.0.0.1")}})
+	pubNet, subNet := vn.Host("10.0.0.2"), vn.Host("10.0.0.3")
+
+	a := srv.Join(ctx, "loss", client.Options{API: vn.API(pubNet)})
+	synth, err := client.NewSynth("video", "v", a.Self.ID, 77, 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	synth.KeyframeEvery = 100 // a keyframe a second at 100 packets/s
+	trackID, tr, err := a.Publish(ctx, synth.Track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := countFeedback(tr.Sender())
+	go synth.Run(ctx, 10*time.Millisecond)
+
+	b := srv.Join(ctx, "loss", client.Options{API: vn.API(subNet)})
+	r := receiveTracks(t, b, 1)
+	var recv *st.Received
+	for _, x := range r {
+		recv = x
+	}
+	eventually(t, 10*time.Second, "media flows before the loss starts", func() bool { return recv.Packets.Load() > 50 })
+
+	plisBefore := fb.plis.Load()
+	vn.SetLoss("10.0.0.3", 0.05)
+	start := recv.LastCounter.Load() + 1
+	const window = 8 * time.Second
+	time.Sleep(window)
+	end := recv.LastCounter.Load() - 50 // leave the last half second to its retransmissions
+	time.Sleep(700 * time.Millisecond)
+	vn.SetLoss("10.0.0.3", 0)
+
+	sent := int(end - start + 1)
+	missing := recv.Missing(start, end)
+	lost := float64(missing) / float64(sent)
+	t.Logf("window: %d packets, %d dropped by the network in all, %d never reached the decoder (%.2f%%)",
+		sent, vn.Dropped.Load(), missing, 100*lost)
+	if sent < 500 {
+		t.Fatalf("only %d packets in the window", sent)
+	}
+	if vn.Dropped.Load() < int64(sent)/40 {
+		t.Fatalf("the network dropped only %d packets: the impairment is not in effect", vn.Dropped.Load())
+	}
+	if lost >= 0.005 {
+		t.Errorf("decoder-visible loss %.2f%% after retransmission, want < 0.5%%", 100*lost)
+	}
+	// The repairs came from the server's cache.
+	p, err := srv.Registry.Participant(ctx, "loss", b.Self.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, ok := p.Peer().DownTrack(trackID)
+	if !ok {
+		t.Fatal("no subscription on the server")
+	}
+	stats := down.Stats()
+	t.Logf("server: %d NACKs received, %d packets retransmitted, %d no longer cached", stats.NACKs, stats.Retransmitted, stats.NACKMisses)
+	if stats.Retransmitted < uint64(missing) || stats.Retransmitted == 0 {
+		t.Errorf("the server retransmitted %d packets", stats.Retransmitted)
+	}
+	// The publisher is shielded: no NACK reaches it, and keyframe requests
+	// stay under the cap of two a second per layer.
+	if n := fb.nacks.Load(); n != 0 {
+		t.Errorf("the publisher received %d NACKs on a clean link", n)
+	}
+	capPLI := int64(window/time.Second+1) * 2
+	if n := fb.plis.Load() - plisBefore; n > capPLI {
+		t.Errorf("the publisher received %d keyframe requests in %s, cap %d", n, window, capPLI)
+	}
+}

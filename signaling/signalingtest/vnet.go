@@ -1,0 +1,107 @@
+package signalingtest
+
+import (
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pion/logging"
+	"github.com/pion/transport/v4/vnet"
+	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/signaling/client"
+)
+
+// VNet is a virtual network (pion's vnet) where each host's link can lose
+// packets or be rate-limited, for media tests under impairment. Signaling
+// still goes over real loopback TCP; only media takes the virtual network.
+type VNet struct {
+	Router *vnet.Router
+	t      testing.TB
+
+	mu   sync.Mutex
+	loss map[string]float64 // host ip -> probability, both directions
+	rng  *rand.Rand
+
+	Dropped atomic.Int64
+}
+
+// NewVNet starts a virtual LAN 10.0.0.0/24; the test's cleanup stops it.
+func NewVNet(t testing.TB) *VNet {
+	t.Helper()
+	r, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.0.0.0/24", LoggerFactory: logging.NewDefaultLoggerFactory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &VNet{Router: r, t: t, loss: map[string]float64{}, rng: rand.New(rand.NewPCG(1, 2))}
+	r.AddChunkFilter(v.filter)
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop() })
+	return v
+}
+
+func (v *VNet) filter(c vnet.Chunk) bool {
+	src, _, _ := net.SplitHostPort(c.SourceAddr().String())
+	dst, _, _ := net.SplitHostPort(c.DestinationAddr().String())
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p := max(v.loss[src], v.loss[dst])
+	if p > 0 && v.rng.Float64() < p {
+		v.Dropped.Add(1)
+		return false
+	}
+	return true
+}
+
+// SetLoss makes the link of host ip lose packets at random with probability
+// p, in both directions.
+func (v *VNet) SetLoss(ip string, p float64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.loss[ip] = p
+}
+
+// Host adds a host with address ip.
+func (v *VNet) Host(ip string) *vnet.Net {
+	v.t.Helper()
+	n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	if err := v.Router.AddNet(n); err != nil {
+		v.t.Fatal(err)
+	}
+	return n
+}
+
+// LimitedHost adds a host whose downlink (what it receives) passes a token
+// bucket of rate bits/s; the returned queue changes the rate later.
+func (v *VNet) LimitedHost(ip string, rate int) (*vnet.Net, *vnet.TBFQueue) {
+	v.t.Helper()
+	n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	tbf := vnet.NewTBFQueue(rate, 10_000, 64_000)
+	q, err := vnet.NewQueue(n, tbf)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	if err := v.Router.AddNet(q); err != nil {
+		v.t.Fatal(err)
+	}
+	return n, tbf
+}
+
+// API returns a client API whose media goes through host n.
+func (v *VNet) API(n *vnet.Net) *webrtc.API {
+	v.t.Helper()
+	api, err := client.NewAPI(n)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return api
+}
