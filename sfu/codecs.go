@@ -117,39 +117,14 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 	return m, nil
 }
 
-// registeredCodec returns the server's registration of codec c and, for
-// video, its RTX format.
-func registeredCodec(kind webrtc.RTPCodecType, c webrtc.RTPCodecParameters) []webrtc.RTPCodecParameters {
-	all := codecs()
-	for _, e := range all {
-		if e.kind != kind || !strings.EqualFold(e.c.MimeType, c.MimeType) || !fmtpCompatible(e.c.MimeType, e.c.SDPFmtpLine, c.SDPFmtpLine) {
-			continue
-		}
-		out := []webrtc.RTPCodecParameters{e.c}
-		apt := fmt.Sprintf("apt=%d", e.c.PayloadType)
-		for _, r := range all {
-			if strings.EqualFold(r.c.MimeType, webrtc.MimeTypeRTX) && r.c.SDPFmtpLine == apt {
-				out = append(out, r.c)
-			}
-		}
-		return out
-	}
-	return nil
-}
-
-// rtxFor finds the RTX payload type that repairs payload type pt.
-func rtxFor(pt webrtc.PayloadType, codecs []webrtc.RTPCodecParameters) (webrtc.PayloadType, bool) {
-	apt := fmt.Sprintf("apt=%d", pt)
-	for _, c := range codecs {
-		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && strings.Contains(c.SDPFmtpLine, apt) {
-			for _, kv := range strings.Split(c.SDPFmtpLine, ";") {
-				if strings.TrimSpace(kv) == apt {
-					return c.PayloadType, true
-				}
-			}
+// registeredCodec returns the server's registration of codec c.
+func registeredCodec(kind webrtc.RTPCodecType, c webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	for _, e := range codecs() {
+		if e.kind == kind && strings.EqualFold(e.c.MimeType, c.MimeType) && fmtpCompatible(e.c.MimeType, e.c.SDPFmtpLine, c.SDPFmtpLine) {
+			return e.c, true
 		}
 	}
-	return 0, false
+	return webrtc.RTPCodecParameters{}, false
 }
 
 // isMediaCodec reports whether mime names a media codec rather than a

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -23,6 +24,9 @@ type DownTrack struct {
 
 	// maxLayer is the highest simulcast layer the subscriber wants.
 	maxLayer atomic.Int32
+	// bweLayer is the highest layer the subscriber's bandwidth allows (the
+	// allocator's choice).
+	bweLayer atomic.Int32
 	// layer mirrors current for readers outside the forwarding goroutine.
 	layer atomic.Int32
 
@@ -32,8 +36,10 @@ type DownTrack struct {
 	current   int  // simulcast layer being forwarded
 	rw        rewriter
 	hdr       rtp.Header // scratch header for the packet being written
+	twcc      [2]byte    // scratch transport-wide sequence number
 
-	rtx retransmitter // owned by the RTCP goroutine
+	rtx   retransmitter // owned by the RTCP goroutine
+	probe prober        // owned by the subscriber's allocator
 
 	packets       atomic.Uint64
 	bytes         atomic.Uint64
@@ -49,17 +55,17 @@ const videoKind = webrtc.RTPCodecTypeVideo
 type binding struct {
 	ssrc          uint32
 	pt            uint8
-	rtxSSRC       uint32 // 0 without RTX: retransmissions reuse ssrc
-	rtxPT         uint8
 	writer        webrtc.TrackLocalWriter
 	audioLevelID  uint8 // subscriber-side header extension ids, 0 if not negotiated
 	orientationID uint8
+	twccID        uint8 // transport-wide sequence numbers, for bandwidth estimation
 }
 
 func newDownTrack(up *UpTrack, sub *Peer) *DownTrack {
 	d := &DownTrack{up: up, sub: sub}
 	d.rw.clockRate = up.codec.ClockRate
 	d.maxLayer.Store(int32(up.layerCount() - 1))
+	d.bweLayer.Store(int32(up.layerCount() - 1))
 	d.layer.Store(-1)
 	return d
 }
@@ -86,15 +92,14 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, up.MimeType) && fmtpCompatible(c.MimeType, c.SDPFmtpLine, up.SDPFmtpLine) {
 			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()}
-			if rtx, ok := rtxFor(c.PayloadType, ctx.CodecParameters()); ok && ctx.SSRCRetransmission() != 0 {
-				b.rtxSSRC, b.rtxPT = uint32(ctx.SSRCRetransmission()), uint8(rtx)
-			}
 			for _, h := range ctx.HeaderExtensions() {
 				switch h.URI {
 				case uriAudioLevel:
 					b.audioLevelID = uint8(h.ID)
 				case uriVideoOrientation:
 					b.orientationID = uint8(h.ID)
+				case sdp.TransportCCURI:
+					b.twccID = uint8(h.ID)
 				}
 			}
 			d.bound.Store(b)
@@ -143,11 +148,17 @@ func (d *DownTrack) Stats() DownTrackStats {
 	}
 }
 
-// targetLayer is the layer the subscriber should get now: the highest one at
-// or below its wish that the publisher is sending.
+// targetLayer is the layer the subscriber should get now: the highest one
+// the publisher is sending at or below both the subscriber's wish and what
+// its bandwidth allows; failing that, the lowest one being sent above.
 func (d *DownTrack) targetLayer(now int64) int {
-	want := int(d.maxLayer.Load())
+	want := int(min(d.maxLayer.Load(), d.bweLayer.Load()))
 	for i := want; i >= 0; i-- {
+		if d.up.layers[i].active(now) {
+			return i
+		}
+	}
+	for i := want + 1; i < d.up.layerCount(); i++ {
 		if d.up.layers[i].active(now) {
 			return i
 		}
@@ -180,13 +191,14 @@ func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 		d.layer.Store(int32(l))
 		d.rw.restart(l, p.SequenceNumber, p.Timestamp, now)
 	}
-	seq, ts, ok := d.rw.rewrite(p.SequenceNumber, p.Timestamp, now)
+	seq, ts, ok := d.rw.rewrite(l, p.SequenceNumber, p.Timestamp, now)
 	if !ok {
 		return
 	}
 	h := &d.hdr
 	d.fillHeader(h, b, p, seq, ts)
-	if n, err := b.writer.WriteRTP(h, p.Payload); err != nil || n == 0 {
+	numbered := d.numberPacket(h, b, &d.twcc, len(p.Payload), now, false)
+	if !d.write(h, b, &d.twcc, numbered, p.Payload) {
 		// pion drops packets (n == 0) until DTLS is up: if the keyframe we
 		// started with was lost that way, start again at the next one.
 		if !d.delivered {
@@ -226,6 +238,38 @@ func (d *DownTrack) fillHeader(h *rtp.Header, b *binding, p *rtp.Packet, seq uin
 	}
 }
 
+// rtpOverhead is what a forwarded packet adds to its payload on the wire,
+// roughly: RTP header and extensions, SRTP tag. (UDP/IP headers are left
+// out, as browsers leave them out of their rates.)
+const rtpOverhead = 12 + 12 + 10
+
+// numberPacket gives the packet its transport-wide sequence number (when
+// the subscriber negotiated it) and records it for bandwidth estimation.
+// tw is the caller's scratch for the extension's bytes.
+// It reports false when the subscriber has no transport-wide numbering.
+func (d *DownTrack) numberPacket(h *rtp.Header, b *binding, tw *[2]byte, payloadLen int, now int64, probe bool) bool {
+	if b.twccID == 0 {
+		return false
+	}
+	seq := d.sub.bwe.onSent(payloadLen+rtpOverhead, now, probe)
+	tw[0], tw[1] = byte(seq>>8), byte(seq)
+	_ = h.SetExtension(b.twccID, tw[:])
+	return true
+}
+
+// write sends a packet numbered by numberPacket (numbered: its result);
+// a packet pion did not send is taken out of the bandwidth estimation.
+func (d *DownTrack) write(h *rtp.Header, b *binding, tw *[2]byte, numbered bool, payload []byte) bool {
+	n, err := b.writer.WriteRTP(h, payload)
+	if err == nil && n > 0 {
+		return true
+	}
+	if numbered {
+		d.sub.bwe.unsent(uint16(tw[0])<<8 | uint16(tw[1]))
+	}
+	return false
+}
+
 // readRTCP serves the subscriber's feedback until the sender stops: keyframe
 // requests go upstream (rate-limited there), NACKs are answered from the
 // publisher's packet cache.
@@ -250,6 +294,8 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			case *rtcp.TransportLayerNack:
 				d.nacks.Add(1)
 				d.handleNACK(p, time.Now().UnixNano())
+			case *rtcp.TransportLayerCC:
+				d.sub.bwe.onFeedback(p, time.Now().UnixNano())
 			}
 		}
 	}

@@ -34,8 +34,8 @@ func fanout(n int, layers []string) (*UpTrack, []*sinkWriter) {
 	sinks := make([]*sinkWriter, n)
 	for i := range sinks {
 		sinks[i] = &sinkWriter{}
-		d := newDownTrack(up, &Peer{id: fmt.Sprintf("p-%d", i)})
-		d.bound.Store(&binding{ssrc: uint32(1000 + i), pt: 100, writer: sinks[i]})
+		d := newDownTrack(up, &Peer{id: fmt.Sprintf("p-%d", i), bwe: newBWE()})
+		d.bound.Store(&binding{ssrc: uint32(1000 + i), pt: 100, writer: sinks[i], twccID: 3})
 		up.addDown(d)
 	}
 	return up, sinks
@@ -122,6 +122,33 @@ func BenchmarkRewrite(b *testing.B) {
 	r.restart(0, 0, 0, 0)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		_, _, _ = r.rewrite(uint16(i), uint32(i)*3000, int64(i))
+		_, _, _ = r.rewrite(0, uint16(i), uint32(i)*3000, int64(i))
+	}
+}
+
+// TestPaddingPacket checks how pion marshals the padding packets of a
+// probe: Padding set with PaddingSize zero and the padding in the payload
+// gives a valid padding-only packet made of our own bytes.
+func TestPaddingPacket(t *testing.T) {
+	h := rtp.Header{Version: 2, Padding: true, PayloadType: 96, SequenceNumber: 7, Timestamp: 9, SSRC: 5}
+	buf := make([]byte, 1500)
+	for i := range buf {
+		buf[i] = 0xee // what an earlier packet left
+	}
+	n, err := rtp.MarshalPacketTo(buf, &h, padding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p rtp.Packet
+	if err := p.Unmarshal(buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Padding || len(p.Payload) != 0 || p.PaddingSize != 255 || p.SequenceNumber != 7 {
+		t.Fatalf("got padding=%v payload=%d paddingSize=%d seq=%d", p.Padding, len(p.Payload), p.PaddingSize, p.SequenceNumber)
+	}
+	for i, b := range buf[n-255 : n-1] {
+		if b != 0 {
+			t.Fatalf("padding byte %d is %#x, not ours", i, b)
+		}
 	}
 }

@@ -21,8 +21,8 @@ type retransmitter struct {
 	buf     []byte    // a packet copied out of the cache
 	pkt     rtp.Packet
 	hdr     rtp.Header
-	rtxBuf  []byte // original sequence number + payload
-	rtxSeq  uint16
+	twcc    [2]byte
+	rtxBuf  []byte           // original sequence number + payload
 	lastAt  [cacheSize]int64 // when out sequence number i%cacheSize was last resent
 	lastSeq [cacheSize]uint16
 	count   [cacheSize]uint8 // how often it was resent
@@ -36,9 +36,14 @@ type nackRef struct {
 
 // handleNACK resends what the subscriber lost: each packet is looked up by
 // the sequence number the subscriber saw, fetched from the cache of the
-// layer it came from, rewritten as it was sent and sent again, as RTX when
-// the subscriber negotiated it. Nothing goes upstream: the publisher never
-// sees a subscriber's NACK.
+// layer it came from, rewritten as it was sent and sent again. Nothing goes
+// upstream: the publisher never sees a subscriber's NACK.
+//
+// Retransmissions go out on the media SSRC, not as RTX: receivers address
+// their transport-wide feedback to the SSRC of the last packet they got,
+// and pion (v4.2) delivers no RTCP addressed to a sender's RTX SSRC, so RTX
+// would hide part of the feedback from the bandwidth estimator. Subscribers
+// are therefore not offered RTX at all.
 func (d *DownTrack) handleNACK(n *rtcp.TransportLayerNack, now int64) {
 	b := d.bound.Load()
 	if b == nil || d.up.kind != videoKind {
@@ -61,7 +66,6 @@ func (d *DownTrack) handleNACK(n *rtcp.TransportLayerNack, now int64) {
 
 	if cap(r.buf) == 0 {
 		r.buf = make([]byte, 1500)
-		r.rtxBuf = make([]byte, 0, 1502)
 	}
 	for _, w := range r.want {
 		slot := w.out % cacheSize
@@ -83,15 +87,8 @@ func (d *DownTrack) handleNACK(n *rtcp.TransportLayerNack, now int64) {
 		r.count[slot]++
 		h := &r.hdr
 		d.fillHeader(h, b, &r.pkt, w.out, r.pkt.Timestamp+w.tsDelta)
-		payload := r.pkt.Payload
-		if b.rtxSSRC != 0 {
-			r.rtxBuf = append(r.rtxBuf[:0], byte(w.out>>8), byte(w.out))
-			r.rtxBuf = append(r.rtxBuf, payload...)
-			payload = r.rtxBuf
-			h.SSRC, h.PayloadType, h.SequenceNumber = b.rtxSSRC, b.rtxPT, r.rtxSeq
-			r.rtxSeq++
-		}
-		if n, err := b.writer.WriteRTP(h, payload); err == nil && n > 0 {
+		numbered := d.numberPacket(h, b, &r.twcc, len(r.pkt.Payload), now, false)
+		if d.write(h, b, &r.twcc, numbered, r.pkt.Payload) {
 			d.retransmitted.Add(1)
 		}
 	}

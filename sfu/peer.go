@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -68,6 +69,14 @@ type Peer struct {
 	closed    bool
 	failed    bool
 
+	// bwe estimates the subscriber's bandwidth; downs lists its attached
+	// subscriptions for the allocator (copy-on-write, written under negMu).
+	bwe   *bwe
+	downs atomic.Pointer[[]*DownTrack]
+	// Owned by the allocator goroutine:
+	scratchVideo  []*DownTrack
+	scratchChoice []int
+
 	connectTimer *time.Timer
 	kick         chan struct{}
 	done         chan struct{}
@@ -104,13 +113,40 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		wanted:    map[string]*DownTrack{},
 		kick:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
+		bwe:       newBWE(),
 	}
+	p.downs.Store(&[]*DownTrack{})
 	pc.OnICECandidate(p.onCandidate)
 	pc.OnTrack(p.onTrack)
 	pc.OnConnectionStateChange(p.onConnectionState)
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.loop()
+	go p.allocator()
 	return p, nil
+}
+
+// allocator shares out the subscriber's bandwidth every allocateInterval.
+func (p *Peer) allocator() {
+	defer p.wg.Done()
+	t := time.NewTicker(allocateInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case now := <-t.C:
+			p.allocate(now.UnixNano())
+		}
+	}
+}
+
+// Estimate is the subscriber's estimated bandwidth in bits/s (0 when the
+// client sends no congestion feedback).
+func (p *Peer) Estimate() int {
+	if !p.bwe.hasFeedback() {
+		return 0
+	}
+	return p.bwe.Estimate()
 }
 
 // ID returns the participant id.
@@ -271,6 +307,13 @@ func (p *Peer) reconcile() bool {
 		}()
 		changed = true
 	}
+	if changed {
+		downs := make([]*DownTrack, 0, len(p.subs))
+		for _, s := range p.subs {
+			downs = append(downs, s.down)
+		}
+		p.downs.Store(&downs)
+	}
 	return changed
 }
 
@@ -301,19 +344,17 @@ func (p *Peer) attach(d *DownTrack) (*subscription, error) {
 	return &subscription{down: d, tr: tr, sender: tr.Sender()}, nil
 }
 
-// setCodecs offers the subscriber only the codec the publisher sends (and
-// its retransmission format), as registered in the server's media engine.
+// setCodecs offers the subscriber only the codec the publisher sends, and
+// no RTX (see handleNACK for why).
 func (p *Peer) setCodecs(tr *webrtc.RTPTransceiver, up *UpTrack) {
-	prefs := registeredCodec(up.kind, up.codec)
-	for len(prefs) > 0 {
-		err := tr.SetCodecPreferences(prefs)
-		if err == nil {
-			return
-		}
-		// Try without RTX; without any preference the subscriber is offered
-		// every codec of the kind and Bind still picks the publisher's.
-		p.log.Debug("codec preferences not applied", "codecs", len(prefs), "err", err)
-		prefs = prefs[:len(prefs)-1]
+	c, ok := registeredCodec(up.kind, up.codec)
+	if !ok {
+		return
+	}
+	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
+		// Without preferences the subscriber is offered every codec of the
+		// kind, and Bind still picks the publisher's.
+		p.log.Debug("codec preferences not applied", "codec", c.MimeType, "err", err)
 	}
 }
 

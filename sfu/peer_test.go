@@ -73,7 +73,7 @@ func newPair(t *testing.T, e *Engine) *pair {
 			return
 		}
 		init := c.ToJSON()
-		if err := p.server.AddCandidate(&init); err != nil {
+		if err := p.server.AddCandidate(&init); err != nil && !errors.Is(err, ErrClosed) {
 			t.Errorf("server rejected candidate: %v", err)
 		}
 	})

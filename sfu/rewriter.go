@@ -3,13 +3,15 @@ package sfu
 // rewriter maps the sequence numbers and timestamps of the packets a
 // subscriber is sent, so that it sees one continuous stream across the
 // points where forwarding (re)starts: the first keyframe, a simulcast layer
-// switch, an unmute. Between restarts the mapping is a constant offset, so
-// real loss stays visible as a gap (and is NACKed), reordering is kept, and
-// nothing is invented.
+// switch, an unmute; and across the padding packets the server inserts to
+// probe for bandwidth. Between such points the mapping is a constant offset
+// (a run), so real loss stays visible as a gap (and is NACKed), reordering
+// is kept, and nothing is invented.
 type rewriter struct {
 	clockRate uint32 // of the stream's codec; timestamps advance at this rate
 
-	cur, prev run // the mapping since the last restart, and the one before
+	runs [runHistory]run // a ring; runs[head] is the current run
+	head int
 
 	sent    bool   // a packet has been sent
 	lastSeq uint16 // highest output sequence number sent
@@ -17,64 +19,101 @@ type rewriter struct {
 	lastAt  int64  // when lastSeq was sent, unix nanoseconds
 }
 
-// run is one constant mapping: the packets of one layer between restarts.
+// runSpan is how far back a run reaches from its newest packet: older
+// packets are no longer forwarded (they would be seconds late) or resent.
+const runSpan = 1 << 14
+
+// runHistory is how many runs are remembered, for retransmissions: a
+// bandwidth probe makes a run every 20 ms for half a second.
+const runHistory = 64
+
+// run is one constant mapping of the input packets of one layer.
 type run struct {
 	layer    int
 	seqDelta uint16 // out = in + seqDelta
 	tsDelta  uint32 // out = in + tsDelta
 	firstIn  uint16 // first input sequence number of the run
-	maxIn    uint16 // highest input sequence number of the run
+	maxIn    uint16 // highest input sequence number of the run (firstIn-1: none yet)
 	valid    bool
 }
 
-// holds reports whether output sequence number out belongs to the run, and
-// the input sequence number it came from.
-func (r *run) holds(out uint16) (uint16, bool) {
-	in := out - r.seqDelta
-	return in, r.valid && int16(in-r.firstIn) >= 0 && int16(r.maxIn-in) >= 0
+func (r *rewriter) cur() *run { return &r.runs[r.head] }
+
+func (r *rewriter) push(next run) {
+	r.head = (r.head + 1) % runHistory
+	r.runs[r.head] = next
 }
 
 // restart continues the output after the last packet sent with the input
-// packet (seq, ts): the next output sequence number follows on, and the
-// timestamp advances by the wall-clock time since the last packet sent.
+// packet (seq, ts) of layer: the next output sequence number follows on, and
+// the timestamp advances by the wall-clock time since the last packet sent.
 func (r *rewriter) restart(layer int, seq uint16, ts uint32, now int64) {
-	if r.cur.valid {
-		r.prev = r.cur
-	}
-	r.cur = run{layer: layer, firstIn: seq, maxIn: seq, valid: true}
+	next := run{layer: layer, firstIn: seq, maxIn: seq - 1, valid: true}
 	if r.sent {
-		r.cur.seqDelta = r.lastSeq + 1 - seq
+		next.seqDelta = r.lastSeq + 1 - seq
 		elapsed := uint32(1)
 		if d := now - r.lastAt; d > 0 && r.clockRate > 0 {
 			elapsed = max(1, uint32(uint64(d)*uint64(r.clockRate)/1e9))
 		}
-		r.cur.tsDelta = r.lastTS + elapsed - ts
+		next.tsDelta = r.lastTS + elapsed - ts
 	} // else the first start keeps the publisher's numbering
+	r.push(next)
 }
 
-// rewrite maps an input packet. It reports false for a packet older than the
-// last restart, which belongs to what the subscriber was not sent.
-func (r *rewriter) rewrite(seq uint16, ts uint32, now int64) (uint16, uint32, bool) {
-	c := &r.cur
-	newest := int16(seq-c.maxIn) >= 0
-	if !newest && int16(seq-c.firstIn) < 0 {
-		return 0, 0, false
+// rewrite maps an input packet of layer. It reports false for a packet that
+// belongs to no run: older than the last restart, or from a layer left.
+func (r *rewriter) rewrite(layer int, seq uint16, ts uint32, now int64) (uint16, uint32, bool) {
+	c := r.cur()
+	if c.valid && c.layer == layer && int16(seq-c.firstIn) >= 0 {
+		outSeq, outTS := seq+c.seqDelta, ts+c.tsDelta
+		if int16(seq-c.maxIn) > 0 {
+			c.maxIn = seq
+			// A run outlives the 16-bit sequence space: its start slides
+			// along, so that "older than the start" stays meaningful.
+			if seq-c.firstIn > runSpan {
+				c.firstIn = seq - runSpan
+			}
+			r.lastSeq, r.lastTS, r.lastAt = outSeq, outTS, now
+			r.sent = true
+		}
+		return outSeq, outTS, true
 	}
-	outSeq, outTS := seq+c.seqDelta, ts+c.tsDelta
-	if newest {
-		c.maxIn = seq
-		r.lastSeq, r.lastTS, r.lastAt = outSeq, outTS, now
-		r.sent = true
+	// A late packet of an earlier run (reordered across a probe or a switch).
+	for i := 1; i < runHistory; i++ {
+		o := &r.runs[(r.head-i+runHistory)%runHistory]
+		if o.valid && o.layer == layer && int16(seq-o.firstIn) >= 0 && int16(o.maxIn-seq) >= 0 {
+			return seq + o.seqDelta, ts + o.tsDelta, true
+		}
 	}
-	return outSeq, outTS, true
+	return 0, 0, false
+}
+
+// insert makes room for one packet of the server's own (a probe's padding)
+// right after the last one sent, and returns its sequence number and
+// timestamp. Later packets shift by one.
+func (r *rewriter) insert() (uint16, uint32) {
+	c := r.cur()
+	out := r.lastSeq + 1
+	if c.maxIn == c.firstIn-1 {
+		c.seqDelta++ // the current run is still empty: shift it
+	} else {
+		r.push(run{layer: c.layer, seqDelta: c.seqDelta + 1, tsDelta: c.tsDelta, firstIn: c.maxIn + 1, maxIn: c.maxIn, valid: true})
+	}
+	r.lastSeq = out
+	return out, r.lastTS
 }
 
 // lookup maps a sequence number the subscriber asks again for to the packet
 // it was made from: its layer, input sequence number and timestamp offset.
 func (r *rewriter) lookup(out uint16) (layer int, in uint16, tsDelta uint32, ok bool) {
-	for _, run := range []*run{&r.cur, &r.prev} {
-		if in, ok := run.holds(out); ok {
-			return run.layer, in, run.tsDelta, true
+	for i := range runHistory {
+		o := &r.runs[(r.head-i+runHistory)%runHistory]
+		if !o.valid {
+			continue
+		}
+		in := out - o.seqDelta
+		if int16(in-o.firstIn) >= 0 && int16(o.maxIn-in) >= 0 {
+			return o.layer, in, o.tsDelta, true
 		}
 	}
 	return 0, 0, 0, false

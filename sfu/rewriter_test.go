@@ -61,7 +61,7 @@ func TestRewriter(t *testing.T) {
 				if p.restart {
 					r.restart(0, p.seq, p.ts, now)
 				}
-				seq, ts, ok := r.rewrite(p.seq, p.ts, now)
+				seq, ts, ok := r.rewrite(0, p.seq, p.ts, now)
 				if ok == p.drop {
 					t.Fatalf("packet %d (seq %d): forwarded=%v, want %v", i, p.seq, ok, !p.drop)
 				}
@@ -78,11 +78,11 @@ func TestRewriterLookup(t *testing.T) {
 	now := time.Now().UnixNano()
 	r.restart(0, 100, 0, now)
 	for seq := uint16(100); seq < 110; seq++ {
-		r.rewrite(seq, uint32(seq)*10, now)
+		r.rewrite(0, seq, uint32(seq)*10, now)
 	}
 	r.restart(2, 5000, 777, now) // a layer switch
 	for seq := uint16(5000); seq < 5005; seq++ {
-		r.rewrite(seq, uint32(seq), now)
+		r.rewrite(2, seq, uint32(seq), now)
 	}
 	tests := []struct {
 		out   uint16
@@ -102,5 +102,76 @@ func TestRewriterLookup(t *testing.T) {
 		if ok != tc.ok || (ok && (layer != tc.layer || in != tc.in)) {
 			t.Errorf("lookup(%d) = layer %d in %d %v, want layer %d in %d %v", tc.out, layer, in, ok, tc.layer, tc.in, tc.ok)
 		}
+	}
+}
+
+// TestRewriterInsert: padding inserted by the server takes sequence numbers
+// of its own; media before and after keeps a continuous numbering, late
+// packets and retransmissions still map to what was sent.
+func TestRewriterInsert(t *testing.T) {
+	r := rewriter{clockRate: 90000}
+	now := time.Now().UnixNano()
+	r.restart(0, 10, 1000, now)
+	out := func(seq uint16) uint16 {
+		t.Helper()
+		o, _, ok := r.rewrite(0, seq, 1000, now)
+		if !ok {
+			t.Fatalf("packet %d dropped", seq)
+		}
+		return o
+	}
+	if got := out(10); got != 10 {
+		t.Fatalf("first = %d", got)
+	}
+	out(11)
+	p1, ts := r.insert()
+	p2, _ := r.insert()
+	if p1 != 12 || p2 != 13 || ts != 1000 {
+		t.Fatalf("padding got %d, %d (ts %d), want 12, 13", p1, p2, ts)
+	}
+	if got := out(12); got != 14 {
+		t.Fatalf("media after padding = %d, want 14", got)
+	}
+	if got := out(13); got != 15 {
+		t.Fatalf("next = %d, want 15", got)
+	}
+	// Reordered: 9 is older than the start; a late 11 keeps its number.
+	if _, _, ok := r.rewrite(0, 9, 0, now); ok {
+		t.Error("a packet older than the start was forwarded")
+	}
+	if o, _, ok := r.rewrite(0, 11, 0, now); !ok || o != 11 {
+		t.Errorf("late 11 -> %d %v, want 11", o, ok)
+	}
+	for _, c := range []struct{ out, in uint16 }{{10, 10}, {11, 11}, {14, 12}, {15, 13}} {
+		if _, in, _, ok := r.lookup(c.out); !ok || in != c.in {
+			t.Errorf("lookup(%d) = %d %v, want %d", c.out, in, ok, c.in)
+		}
+	}
+	if _, _, _, ok := r.lookup(12); ok {
+		t.Error("a padding packet maps to media")
+	}
+}
+
+// TestRewriterLongRun: a stream that never restarts goes on past the 16-bit
+// sequence space, many times over.
+func TestRewriterLongRun(t *testing.T) {
+	r := rewriter{clockRate: 90000}
+	r.restart(0, 40000, 0, 0)
+	seq, want := uint16(40000), uint16(40000)
+	for i := range 300_000 {
+		out, _, ok := r.rewrite(0, seq, uint32(i)*3000, int64(i))
+		if !ok || out != want {
+			t.Fatalf("packet %d (seq %d): out %d ok %v, want %d", i, seq, out, ok, want)
+		}
+		if i%1000 == 999 { // a reordered packet now and then
+			if out, _, ok := r.rewrite(0, seq-3, 0, int64(i)); !ok || out != want-3 {
+				t.Fatalf("late packet at %d: %d %v", i, out, ok)
+			}
+			if _, in, _, ok := r.lookup(want - 100); !ok || in != seq-100 {
+				t.Fatalf("lookup at %d: %d %v", i, in, ok)
+			}
+		}
+		seq++
+		want++
 	}
 }

@@ -44,6 +44,9 @@ type UpTrack struct {
 	// DownTracks has one owner at a time even when several layers arrive.
 	fwdMu sync.Mutex
 	muted atomic.Bool
+	// priority orders tracks when a subscriber's bandwidth is shared out
+	// (higher first), e.g. the active speaker's camera or a screen share.
+	priority atomic.Int32
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -58,6 +61,35 @@ type upLayer struct {
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 	plis    atomic.Uint64 // keyframe requests sent upstream
+
+	rate atomic.Int64 // bits/s over the last rateInterval
+	// owned by the layer's reader:
+	rateAt    int64
+	rateBytes uint64
+}
+
+// rateInterval is how often a layer's bitrate is measured.
+const rateInterval = int64(500 * time.Millisecond)
+
+// measure updates the layer's bitrate; the reader calls it per packet.
+func (l *upLayer) measure(now int64) {
+	if l.rateAt == 0 {
+		l.rateAt, l.rateBytes = now, l.bytes.Load()
+		return
+	}
+	if d := now - l.rateAt; d >= rateInterval {
+		b := l.bytes.Load()
+		l.rate.Store(int64(b-l.rateBytes) * 8 * int64(time.Second) / d)
+		l.rateAt, l.rateBytes = now, b
+	}
+}
+
+// bitrate is the layer's measured bitrate, 0 when it is not being sent.
+func (l *upLayer) bitrate(now int64) int {
+	if !l.active(now) {
+		return 0
+	}
+	return int(l.rate.Load())
 }
 
 func (l *upLayer) active(now int64) bool {
@@ -132,6 +164,10 @@ func (u *UpTrack) Layers() []string { return slices.Clone(u.rids) }
 
 // Muted reports whether the publisher muted the track.
 func (u *UpTrack) Muted() bool { return u.muted.Load() }
+
+// SetPriority sets the track's share of subscribers' bandwidth: among
+// tracks of one subscriber, higher priorities get better layers first.
+func (u *UpTrack) SetPriority(p int) { u.priority.Store(int32(p)) }
 
 // Done is closed when the track ends.
 func (u *UpTrack) Done() <-chan struct{} { return u.closed }
@@ -237,6 +273,7 @@ func (u *UpTrack) read(l int, track *webrtc.TrackRemote) {
 		layer.lastAt.Store(now)
 		layer.packets.Add(1)
 		layer.bytes.Add(uint64(n))
+		layer.measure(now)
 		key := u.kind == webrtc.RTPCodecTypeAudio || isKeyframeStart(u.ck, p.Payload)
 		u.forward(l, &p, key, now)
 	}
@@ -279,6 +316,7 @@ type LayerStats struct {
 	RID                  string
 	SSRC                 uint32
 	Packets, Bytes, PLIs uint64
+	Bitrate              int // bits/s
 	Active               bool
 }
 
@@ -288,7 +326,10 @@ func (u *UpTrack) Stats() []LayerStats {
 	out := make([]LayerStats, u.layerCount())
 	for i := range out {
 		l := &u.layers[i]
-		out[i] = LayerStats{SSRC: l.ssrc.Load(), Packets: l.packets.Load(), Bytes: l.bytes.Load(), PLIs: l.plis.Load(), Active: l.active(now)}
+		out[i] = LayerStats{
+			SSRC: l.ssrc.Load(), Packets: l.packets.Load(), Bytes: l.bytes.Load(), PLIs: l.plis.Load(),
+			Bitrate: l.bitrate(now), Active: l.active(now),
+		}
 		if i < len(u.rids) {
 			out[i].RID = u.rids[i]
 		}

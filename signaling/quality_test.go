@@ -1,6 +1,7 @@
 package signaling_test
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,5 +117,91 @@ func TestRetransmissionUnderLoss(t *testing.T) {
 	capPLI := int64(window/time.Second+1) * 2
 	if n := fb.plis.Load() - plisBefore; n > capPLI {
 		t.Errorf("the publisher received %d keyframe requests in %s, cap %d", n, window, capPLI)
+	}
+}
+
+// simulcastPublisher publishes three synthetic layers: q ≈ 100 kbit/s,
+// h ≈ 300 kbit/s, f ≈ 900 kbit/s, each with a keyframe a second.
+func simulcastPublisher(ctx context.Context, t *testing.T, c *client.Client, base uint32) (string, [3]*client.Synth) {
+	t.Helper()
+	var layers [3]*client.Synth
+	specs := []struct {
+		rid      string
+		size     int
+		interval time.Duration
+	}{{"q", 250, 20 * time.Millisecond}, {"h", 750, 20 * time.Millisecond}, {"f", 1100, 10 * time.Millisecond}}
+	locals := make([]webrtc.TrackLocal, 3)
+	for i, s := range specs {
+		synth, err := client.NewSynth("video", "cam", c.Self.ID, base+uint32(i), s.size, s.rid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		synth.KeyframeEvery = int(time.Second / s.interval)
+		layers[i], locals[i] = synth, synth.Track
+	}
+	id, tr, err := c.PublishSimulcast(ctx, locals...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range specs {
+		layers[i].UseTransceiver(tr)
+		go layers[i].Run(ctx, s.interval)
+	}
+	return id, layers
+}
+
+// TestSimulcastFollowsBandwidth caps a subscriber's downlink at 300 kbit/s:
+// within 5 s it is moved to layer q; when the cap is lifted it is back on f
+// within 10 s; the sequence numbers it sees stay continuous across both
+// switches.
+func TestSimulcastFollowsBandwidth(t *testing.T) {
+	ctx := testContext(t)
+	vn := st.NewVNet(t)
+	srv := st.NewServer(t, st.Options{SFU: sfu.Config{Net: vn.Host("10.0.0.1")}})
+	pubNet := vn.Host("10.0.0.2")
+	subNet, link := vn.LimitedHost("10.0.0.3", 100_000_000)
+	sent := vn.Capture("10.0.0.3")
+
+	a := srv.Join(ctx, "bwe", client.Options{API: vn.API(pubNet)})
+	trackID, layers := simulcastPublisher(ctx, t, a, 100)
+	b := srv.Join(ctx, "bwe", client.Options{API: vn.API(subNet)})
+	recv := receiveTracks(t, b, 1)[trackID]
+	if recv == nil {
+		t.Fatal("subscriber did not get the simulcast track")
+	}
+	q, f := layers[0].Source, layers[2].Source
+	eventually(t, 10*time.Second, "an unconstrained subscriber gets layer f", func() bool { return recv.LastSource.Load() == f })
+
+	start := time.Now()
+	link.SetRate(300_000)
+	eventually(t, 5*time.Second, "a subscriber capped at 300 kbit/s is moved to layer q", func() bool { return recv.LastSource.Load() == q })
+	t.Logf("down to q after %s", time.Since(start).Round(100*time.Millisecond))
+	time.Sleep(2 * time.Second) // it stays there
+	if s := recv.LastSource.Load(); s != q {
+		t.Errorf("capped subscriber left q for source %d", s)
+	}
+
+	start = time.Now()
+	link.SetRate(100_000_000)
+	eventually(t, 10*time.Second, "after the cap is lifted the subscriber is back on f", func() bool { return recv.LastSource.Load() == f })
+	t.Logf("back to f after %s", time.Since(start).Round(100*time.Millisecond))
+
+	// What the server sent the subscriber on the track's SSRC never skipped
+	// a sequence number, across both switches and the probes between.
+	sw := recv.Switches()
+	if len(sw) < 2 {
+		t.Fatalf("switches = %+v, want at least two", sw)
+	}
+	skips, n := sent.Skips(uint32(recv.Track.SSRC()))
+	if n < 500 || skips != 0 {
+		t.Errorf("the server sent %d packets with %d sequence numbers skipped", n, skips)
+	}
+	// The receiver saw the switches land right after the last packet of the
+	// previous layer, or recovered what the congestion lost in between.
+	time.Sleep(time.Second)
+	for _, s := range sw {
+		if holes := recv.SeqHoles(s.MaxSeq, s.FirstSeq); holes != 0 {
+			t.Logf("switch %d→%d at %d: %d packets lost by the capped link were not recovered", s.From, s.To, s.FirstSeq, holes)
+		}
 	}
 }

@@ -387,6 +387,38 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, init ...w
 	return ev.Track.ID, tr, nil
 }
 
+// PublishSimulcast publishes one video track as several simulcast layers,
+// one local track per layer (each made with webrtc.WithRTPStreamID), lowest
+// quality first.
+func (c *Client) PublishSimulcast(ctx context.Context, layers ...webrtc.TrackLocal) (string, *webrtc.RTPTransceiver, error) {
+	if len(layers) == 0 {
+		return "", nil, errors.New("no layers")
+	}
+	mark := c.events.mark()
+	tr, err := c.pc.AddTransceiverFromTrack(layers[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return "", nil, err
+	}
+	if err := tr.SetMid(fmt.Sprintf("c%d", c.nextMid.Add(1))); err != nil {
+		return "", nil, err
+	}
+	for _, l := range layers[1:] {
+		if err := tr.Sender().AddEncoding(l); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := c.Renegotiate(); err != nil {
+		return "", nil, err
+	}
+	ev, err := c.events.wait(ctx, mark, func(e Event) bool {
+		return e.Type == "track-published" && e.Track.Mid == tr.Mid()
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("waiting for track-published: %w", err)
+	}
+	return ev.Track.ID, tr, nil
+}
+
 // Leave sends `leave`; the server removes the participant and closes the socket.
 func (c *Client) Leave() error { return c.send(map[string]any{"type": "leave"}) }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -27,9 +28,15 @@ type Synth struct {
 	KeyframeEvery int
 
 	video bool
+	rid   string
 	seq   uint16
 	count uint32
 	buf   []byte
+
+	// Header extensions a simulcast layer carries so that the receiver can
+	// tell the layers apart (pion's sender does not add them itself).
+	midID, ridID uint8
+	mid          string
 }
 
 // MinSynthSize is the smallest payload a Synth sends.
@@ -41,20 +48,29 @@ const synthHeader = 22
 const synthMagic = 0x5eed
 
 // NewSynth makes a source of the given kind ("audio": Opus at 48 kHz,
-// "video": VP8 at 90 kHz) whose track has stream id streamID.
-func NewSynth(kind, trackID, streamID string, source uint32, size int) (*Synth, error) {
+// "video": VP8 at 90 kHz) whose track has stream id streamID. A video
+// source may name a simulcast layer: rid.
+func NewSynth(kind, trackID, streamID string, source uint32, size int, rid ...string) (*Synth, error) {
 	capab := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	if kind == "audio" {
 		capab = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 	}
-	t, err := webrtc.NewTrackLocalStaticRTP(capab, trackID, streamID)
+	var opts []func(*webrtc.TrackLocalStaticRTP)
+	if len(rid) > 0 && rid[0] != "" {
+		opts = append(opts, webrtc.WithRTPStreamID(rid[0]))
+	}
+	t, err := webrtc.NewTrackLocalStaticRTP(capab, trackID, streamID, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &Synth{
+	s := &Synth{
 		Track: t, Source: source, Size: max(size, MinSynthSize), KeyframeEvery: 30,
 		video: kind != "audio", seq: uint16(source * 7919),
-	}, nil
+	}
+	if len(rid) > 0 {
+		s.rid = rid[0]
+	}
+	return s, nil
 }
 
 // Next builds the next packet; the payload slice is reused by the next call.
@@ -94,9 +110,29 @@ func (s *Synth) Next(now time.Time) *rtp.Packet {
 		},
 		Payload: b,
 	}
+	if s.rid != "" && s.ridID != 0 {
+		_ = p.Header.SetExtension(s.ridID, []byte(s.rid))
+		if s.midID != 0 {
+			_ = p.Header.SetExtension(s.midID, []byte(s.mid))
+		}
+	}
 	s.seq++
 	s.count++
 	return p
+}
+
+// UseTransceiver makes a simulcast layer carry the mid and rid header
+// extensions negotiated on tr, so that the server can tell the layers apart.
+func (s *Synth) UseTransceiver(tr *webrtc.RTPTransceiver) {
+	s.mid = tr.Mid()
+	for _, h := range tr.Sender().GetParameters().HeaderExtensions {
+		switch h.URI {
+		case sdp.SDESMidURI:
+			s.midID = uint8(h.ID)
+		case sdp.SDESRTPStreamIDURI:
+			s.ridID = uint8(h.ID)
+		}
+	}
 }
 
 // Run sends packets every interval until ctx ends.

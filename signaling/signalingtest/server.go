@@ -161,7 +161,38 @@ type Received struct {
 
 	mu          sync.Mutex
 	seen        map[uint32]bool // synthetic counters received
+	seqs        [1 << 16]bool   // sequence numbers received
+	switches    []Switch
 	LastCounter atomic.Uint32
+	LastSource  atomic.Uint32
+}
+
+// Switch is a change of the source a track carries (a simulcast layer switch).
+type Switch struct {
+	At       time.Time
+	From, To uint32 // sources
+	MaxSeq   uint16 // highest sequence number before the switch
+	FirstSeq uint16 // sequence number of the first packet of the new source
+}
+
+// Switches lists the source changes seen so far.
+func (r *Received) Switches() []Switch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Switch(nil), r.switches...)
+}
+
+// SeqHoles counts the sequence numbers in (from, to) never received.
+func (r *Received) SeqHoles(from, to uint16) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for s := from + 1; s != to; s++ {
+		if !r.seqs[s] {
+			n++
+		}
+	}
+	return n
 }
 
 // Missing counts the synthetic counters in [from, to] never received:
@@ -204,24 +235,30 @@ func Receive(tr *webrtc.TrackRemote) *Received {
 				r.Corrupt.Add(1)
 				continue
 			}
+			prevMax, newest := last, true
 			if n == 0 {
 				r.Source = st.Source
 				r.FirstKey.Store(st.Key)
 				r.First = fmt.Sprintf("seq %d counter %d key %v pt %d", p.SequenceNumber, st.Counter, st.Key, p.PayloadType)
+				last = p.SequenceNumber
 				close(first)
 			} else if d := p.SequenceNumber - last; int16(d) <= 0 {
-				// late (a retransmission): fills an earlier gap
+				newest = false // late (a retransmission): fills an earlier gap
 			} else {
 				r.SeqGaps.Add(int64(d - 1))
-				last = p.SequenceNumber
-			}
-			if n == 0 {
 				last = p.SequenceNumber
 			}
 			r.LastSeq.Store(uint32(last))
 			r.Packets.Add(1)
 			r.mu.Lock()
 			r.seen[st.Counter] = true
+			r.seqs[p.SequenceNumber] = true
+			if prev := r.LastSource.Load(); newest && n > 0 && prev != st.Source {
+				r.switches = append(r.switches, Switch{At: time.Now(), From: prev, To: st.Source, MaxSeq: prevMax, FirstSeq: p.SequenceNumber})
+			}
+			if newest {
+				r.LastSource.Store(st.Source)
+			}
 			r.mu.Unlock()
 			if st.Counter > r.LastCounter.Load() {
 				r.LastCounter.Store(st.Counter)

@@ -20,9 +20,10 @@ type VNet struct {
 	Router *vnet.Router
 	t      testing.TB
 
-	mu   sync.Mutex
-	loss map[string]float64 // host ip -> probability, both directions
-	rng  *rand.Rand
+	mu       sync.Mutex
+	loss     map[string]float64 // host ip -> probability, both directions
+	rng      *rand.Rand
+	captures map[string]*Capture // host ip -> what is sent to it
 
 	Dropped atomic.Int64
 }
@@ -34,7 +35,7 @@ func NewVNet(t testing.TB) *VNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &VNet{Router: r, t: t, loss: map[string]float64{}, rng: rand.New(rand.NewPCG(1, 2))}
+	v := &VNet{Router: r, t: t, loss: map[string]float64{}, rng: rand.New(rand.NewPCG(1, 2)), captures: map[string]*Capture{}}
 	r.AddChunkFilter(v.filter)
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
@@ -48,12 +49,64 @@ func (v *VNet) filter(c vnet.Chunk) bool {
 	dst, _, _ := net.SplitHostPort(c.DestinationAddr().String())
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if cp := v.captures[dst]; cp != nil {
+		cp.record(c.UserData())
+	}
 	p := max(v.loss[src], v.loss[dst])
 	if p > 0 && v.rng.Float64() < p {
 		v.Dropped.Add(1)
 		return false
 	}
 	return true
+}
+
+// Capture records the RTP headers (in the clear in SRTP) of what the
+// network carries to one host, before any loss or rate limit on its link:
+// what the server sent.
+type Capture struct {
+	mu   sync.Mutex
+	seqs map[uint32][]uint16 // by SSRC, in sending order
+}
+
+// Capture starts recording what is sent to host ip.
+func (v *VNet) Capture(ip string) *Capture {
+	c := &Capture{seqs: map[uint32][]uint16{}}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.captures[ip] = c
+	return c
+}
+
+func (c *Capture) record(b []byte) {
+	// RFC 7983: RTP and RTCP start with 128-191; RTCP packet types 192-223.
+	if len(b) < 12 || b[0] < 128 || b[0] > 191 || (b[1]&0x7f >= 64 && b[1]&0x7f <= 95) {
+		return
+	}
+	seq := uint16(b[2])<<8 | uint16(b[3])
+	ssrc := uint32(b[8])<<24 | uint32(b[9])<<16 | uint32(b[10])<<8 | uint32(b[11])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seqs[ssrc] = append(c.seqs[ssrc], seq)
+}
+
+// Skips counts, for one SSRC, the sequence numbers the sender skipped: each
+// time a packet newer than all before it is not the next number. Repeats
+// (retransmissions) are not skips. It also returns how many were sent.
+func (c *Capture) Skips(ssrc uint32) (skips, sent int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seqs := c.seqs[ssrc]
+	if len(seqs) == 0 {
+		return 0, 0
+	}
+	high := seqs[0]
+	for _, s := range seqs[1:] {
+		if d := s - high; int16(d) > 0 {
+			skips += int(d - 1)
+			high = s
+		}
+	}
+	return skips, len(seqs)
 }
 
 // SetLoss makes the link of host ip lose packets at random with probability
@@ -85,7 +138,7 @@ func (v *VNet) LimitedHost(ip string, rate int) (*vnet.Net, *vnet.TBFQueue) {
 	if err != nil {
 		v.t.Fatal(err)
 	}
-	tbf := vnet.NewTBFQueue(rate, 10_000, 64_000)
+	tbf := vnet.NewTBFQueue(rate, 2_000, 32_000)
 	q, err := vnet.NewQueue(n, tbf)
 	if err != nil {
 		v.t.Fatal(err)
