@@ -1,6 +1,14 @@
 // sfu.js: a client for the tessera signaling protocol, version 1
 // (docs/protocol.md). One WebSocket and one RTCPeerConnection per session;
 // the client is the polite peer of perfect negotiation.
+//
+// Collisions are resolved without rollback: an offer is created, sent, and
+// applied only once its answer arrives. When the server's offer comes
+// instead (the server ignores ours), ours is simply dropped, the server's
+// answered, and a new offer made. The protocol allows this, and it avoids
+// rollback, which in Chromium breaks every later negotiation once a
+// simulcast sender exists ("Failed to set local offer sdp") and can stall
+// ICE gathering when it undoes the very first offer.
 
 /**
  * Simulcast encodings for a camera: quarter, half and full resolution, with
@@ -58,8 +66,6 @@ const FATAL_JOIN_CODES = new Set(['bad-request', 'unauthorized', 'room-not-found
  * @property {boolean} [reconnect=true] Reconnect when the socket drops.
  * @property {number} [minDelay=500] First reconnection delay, in ms.
  * @property {number} [maxDelay=10000] Largest reconnection delay, in ms.
- * @property {number} [firstCandidateTimeout=3000] How long, in ms, to wait for
- *   the first local ICE candidate before rolling back the first offer.
  * @property {RTCConfiguration} [rtcConfig] Extra RTCPeerConnection settings;
  *   the server's `iceServers` are added to them.
  */
@@ -111,6 +117,10 @@ class Session {
     this.closed = false;
     /** @type {string|null} id of our offer awaiting an answer */
     this.pendingOffer = null;
+    /** @type {string|null} that offer, applied only when its answer comes */
+    this.pendingSdp = null;
+    /** Signature of the directions of the offer in flight. */
+    this.offerSig = '';
     /** Signature of the directions the last answered offer carried. */
     this.answeredSig = '';
     /** @type {Promise<void>} serializes every change to pc */
@@ -123,11 +133,8 @@ class Session {
     this.msids = new Map();
     /** @type {Map<string, {track: MediaStreamTrack, transceiver: RTCRtpTransceiver, participant: string}>} by server track id */
     this.remote = new Map();
-    this.gotCandidate = false;
-    /** @type {() => void} */
-    this.candidateSeen = () => {};
-    /** @type {Promise<void>} */
-    this.firstCandidate = new Promise((resolve) => { this.candidateSeen = resolve; });
+    /** @type {string|null} id of the join request */
+    this.joinId = null;
   }
 }
 
@@ -160,7 +167,6 @@ export class SFUClient extends EventTarget {
       reconnect: true,
       minDelay: 500,
       maxDelay: 10_000,
-      firstCandidateTimeout: 3000,
       rtcConfig: {},
       ...options,
     };
@@ -442,12 +448,11 @@ export class SFUClient extends EventTarget {
     if (!s || s.closed) return;
     s.closed = true;
     if (this.session === s) this.session = null;
-    if (s.ws.readyState === WebSocket.OPEN || s.ws.readyState === WebSocket.CONNECTING) {
-      try {
-        s.ws.close(code, reason);
-      } catch {
-        // already closing
-      }
+    if (s.ws.readyState === WebSocket.OPEN) {
+      s.ws.close(code, reason);
+    } else if (s.ws.readyState === WebSocket.CONNECTING) {
+      // Closing a socket still connecting makes the browser log an error.
+      s.ws.onopen = () => s.ws.close(code, reason);
     }
     for (const [trackId, r] of s.remote) {
       this.emit('track-ended', { track: r.track, participant: r.participant, trackId });
@@ -520,7 +525,12 @@ export class SFUClient extends EventTarget {
         break;
       }
       case 'track-published':
-        this.onTrackPublished(s, msg.track);
+        if (msg.track?.participant === this.participantId) {
+          // Ours: its mid is known once the answer is applied, which is queued.
+          this.enqueue(s, async () => this.onTrackPublished(s, msg.track));
+        } else {
+          this.onTrackPublished(s, msg.track);
+        }
         break;
       case 'track-unpublished':
         this.onTrackUnpublished(s, msg.track);
@@ -637,11 +647,7 @@ export class SFUClient extends EventTarget {
       }
       return;
     }
-    if (msg.id && msg.id === s.pendingOffer) {
-      // Our offer was refused (bad-sdp, forbidden): roll it back and drop
-      // the publications it was adding, so that it is not offered again.
-      this.enqueue(s, () => this.offerRefused(s));
-    }
+    if (msg.id && msg.id === s.pendingOffer) this.enqueue(s, () => this.offerRefused(s));
     this.emit('error', err);
   }
 
@@ -675,10 +681,6 @@ export class SFUClient extends EventTarget {
     pc.onicecandidate = (ev) => {
       if (this.session !== s) return;
       if (ev.candidate && ev.candidate.candidate) {
-        if (!s.gotCandidate) {
-          s.gotCandidate = true;
-          s.candidateSeen();
-        }
         this.send({ type: 'candidate', candidate: ev.candidate.toJSON() }, s);
       } else if (!ev.candidate) {
         this.send({ type: 'candidate', candidate: null }, s);
@@ -733,6 +735,7 @@ export class SFUClient extends EventTarget {
     }
     s.own.add(tr);
     pub.transceiver = tr;
+    this.negotiate(s);
   }
 
   /**
@@ -809,82 +812,81 @@ export class SFUClient extends EventTarget {
   ownState(s) {
     let sig = '';
     let differs = false;
+    const all = /** @type {RTCPeerConnection} */ (s.pc).getTransceivers();
     for (const tr of s.own) {
       if (tr.currentDirection === 'stopped' || tr.direction === 'stopped') continue;
-      sig += `${tr.mid ?? '?'}:${tr.direction};`;
+      sig += `${all.indexOf(tr)}:${tr.direction};`;
       if (tr.currentDirection !== tr.direction) differs = true;
     }
     return { sig, differs };
   }
 
   /**
-   * Offers when our publications changed since the last negotiation. Only
-   * in the stable state: otherwise it runs again once stable.
+   * Offers when our publications changed since the last negotiation, unless
+   * an offer is in flight (it runs again when that one is settled).
    * @private
    * @param {Session} s
    */
   async makeOffer(s) {
     const pc = /** @type {RTCPeerConnection} */ (s.pc);
-    if (!s.joined || pc.signalingState !== 'stable') return;
+    if (!s.joined || s.pendingOffer || pc.signalingState !== 'stable') return;
     const { sig, differs } = this.ownState(s);
     if (!differs || sig === s.answeredSig) return;
-    await pc.setLocalDescription();
-    if (pc.signalingState !== 'have-local-offer') return;
-    s.offerSig = this.ownState(s).sig;
-    s.pendingOffer = this.send({ type: 'offer', sdp: pc.localDescription?.sdp }, s);
+    const offer = await pc.createOffer();
+    const id = this.send({ type: 'offer', sdp: offer.sdp }, s);
+    if (!id) return;
+    s.pendingOffer = id;
+    s.pendingSdp = offer.sdp ?? '';
+    s.offerSig = sig;
   }
 
   /**
-   * Applies a server offer. When it collides with ours, ours is rolled
-   * back (the server ignored it) and offered again after answering.
+   * Applies a server offer. When ours is in flight the offers collided:
+   * the server ignores ours, so it is dropped (it was never applied) and
+   * made again after answering.
    * @private
    * @param {Session} s
    * @param {string} sdp
    */
   async applyOffer(s, sdp) {
     const pc = /** @type {RTCPeerConnection} */ (s.pc);
-    if (pc.signalingState === 'have-local-offer') {
-      // Rolling back the very first offer before ICE has produced a
-      // candidate can leave gathering stalled in Chromium: let it start.
-      if (!pc.currentLocalDescription && !s.gotCandidate) {
-        await Promise.race([s.firstCandidate, sleep(this.options.firstCandidateTimeout)]);
-      }
-      s.pendingOffer = null;
-    }
+    s.pendingOffer = null;
+    s.pendingSdp = null;
     s.msids = parseMsids(sdp);
-    await pc.setRemoteDescription({ type: 'offer', sdp }); // rolls ours back if needed
+    await pc.setRemoteDescription({ type: 'offer', sdp });
     await pc.setLocalDescription();
     this.send({ type: 'answer', sdp: pc.localDescription?.sdp }, s);
     this.reconcileRemote(s);
-    this.negotiate(s); // a rolled-back or waiting change of ours
+    this.negotiate(s); // a dropped or waiting change of ours
   }
 
   /**
+   * Applies our offer and the server's answer to it.
    * @private
    * @param {Session} s
    * @param {{id?: string, sdp: string}} msg
    */
   async applyAnswer(s, msg) {
     const pc = /** @type {RTCPeerConnection} */ (s.pc);
-    if (pc.signalingState !== 'have-local-offer' || !s.pendingOffer || msg.id !== s.pendingOffer) {
-      return; // the answer to an offer we rolled back
-    }
-    await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    if (!s.pendingOffer || msg.id !== s.pendingOffer) return; // not for the offer in flight
+    const offer = /** @type {string} */ (s.pendingSdp);
     s.pendingOffer = null;
-    s.answeredSig = s.offerSig ?? '';
+    s.pendingSdp = null;
+    await pc.setLocalDescription({ type: 'offer', sdp: offer });
+    await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    s.answeredSig = s.offerSig;
     this.negotiate(s);
   }
 
   /**
+   * Our offer was refused (bad-sdp, forbidden): the publications it was
+   * adding are dropped, so that it is not made again.
    * @private
    * @param {Session} s
    */
   async offerRefused(s) {
-    const pc = /** @type {RTCPeerConnection} */ (s.pc);
     s.pendingOffer = null;
-    if (pc.signalingState === 'have-local-offer') {
-      await pc.setLocalDescription({ type: 'rollback' });
-    }
+    s.pendingSdp = null;
     for (const pub of [...this.publications]) {
       const tr = pub.transceiver;
       if (tr && !tr.currentDirection) {
@@ -1008,14 +1010,6 @@ function normTrack(t) {
  */
 function normParticipant(p) {
   return { id: String(p.id), name: String(p.name ?? ''), tracks: (p.tracks ?? []).map(normTrack) };
-}
-
-/**
- * @param {number} ms
- * @returns {Promise<void>}
- */
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
