@@ -73,6 +73,9 @@ func (p *Participant) Room() string { return p.room.name }
 // Peer is the participant's media side.
 func (p *Participant) Peer() *sfu.Peer { return p.peer }
 
+// JoinedAt is when the participant joined.
+func (p *Participant) JoinedAt() time.Time { return p.joinedAt }
+
 // Logger carries the room and participant attributes.
 func (p *Participant) Logger() *slog.Logger { return p.log }
 

@@ -222,6 +222,61 @@ func (l *Local) Participant(ctx context.Context, roomName, id string) (*Particip
 	return p, nil
 }
 
+// ErrRemoved is the reason given to participants an operator removes.
+var ErrRemoved = errors.New("removed by the operator")
+
+// Remove removes a participant from its room; everyone is told, and its
+// client gets the reason.
+func (l *Local) Remove(ctx context.Context, roomName, id string) error {
+	p, err := l.Participant(ctx, roomName, id)
+	if err != nil {
+		return err
+	}
+	p.remove(ErrRemoved)
+	return nil
+}
+
+// CloseRoom removes every participant of a room (each told why); an
+// on-demand room then disappears, a listed one stays, empty.
+func (l *Local) CloseRoom(ctx context.Context, roomName string) (int, error) {
+	l.mu.Lock()
+	r := l.rooms[roomName]
+	l.mu.Unlock()
+	if r == nil {
+		return 0, fmt.Errorf("%w: %q", ErrRoomNotFound, roomName)
+	}
+	var parts []*Participant
+	if err := r.do(ctx, func() { parts = slices.Clone(r.parts) }); err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.remove(ErrRemoved)
+		}()
+	}
+	wg.Wait()
+	l.log.Info("room closed by the operator", "room", roomName, "participants", len(parts))
+	return len(parts), nil
+}
+
+// Participants lists the participants of a room, for inspection.
+func (l *Local) Participants(ctx context.Context, roomName string) ([]*Participant, error) {
+	l.mu.Lock()
+	r := l.rooms[roomName]
+	l.mu.Unlock()
+	if r == nil {
+		return nil, fmt.Errorf("%w: %q", ErrRoomNotFound, roomName)
+	}
+	var parts []*Participant
+	if err := r.do(ctx, func() { parts = slices.Clone(r.parts) }); err != nil {
+		return nil, err
+	}
+	return parts, nil
+}
+
 // Shutdown implements Registry: no new joins; every participant is told
 // (its Conn closed with ErrShutdown) and removed, in parallel.
 func (l *Local) Shutdown(ctx context.Context) error {

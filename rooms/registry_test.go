@@ -210,3 +210,40 @@ func TestShutdownTellsEveryone(t *testing.T) {
 		t.Errorf("join after shutdown: %v", err)
 	}
 }
+
+func TestOperatorRemovals(t *testing.T) {
+	reg := newRegistry(t, Config{OnDemand: true, MaxParticipants: 10, Listed: []RoomConfig{{Name: "keep"}}})
+	a, recA := join(t, reg, "r", "a")
+	_, recB := join(t, reg, "r", "b")
+	ctx := context.Background()
+	if err := reg.Remove(ctx, "r", a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	recA.mu.Lock()
+	if !errors.Is(recA.closed, ErrRemoved) {
+		t.Errorf("removed participant's conn closed with %v", recA.closed)
+	}
+	recA.mu.Unlock()
+	evB := recB.all()
+	if pl, ok := evB[len(evB)-1].(ParticipantLeft); !ok || pl.ID != a.ID() {
+		t.Errorf("b's last event = %#v", evB[len(evB)-1])
+	}
+	if err := reg.Remove(ctx, "r", a.ID()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("removing twice: %v", err)
+	}
+	if err := reg.Remove(ctx, "nope", "x"); !errors.Is(err, ErrRoomNotFound) {
+		t.Errorf("unknown room: %v", err)
+	}
+
+	join(t, reg, "keep", "c")
+	if n, err := reg.CloseRoom(ctx, "r"); err != nil || n != 1 {
+		t.Errorf("close r: %d %v", n, err)
+	}
+	if n, err := reg.CloseRoom(ctx, "keep"); err != nil || n != 1 {
+		t.Errorf("close keep: %d %v", n, err)
+	}
+	rooms := reg.Rooms(ctx)
+	if len(rooms) != 1 || rooms[0].Name != "keep" || len(rooms[0].Participants) != 0 {
+		t.Errorf("rooms after closing: %+v", rooms)
+	}
+}

@@ -21,6 +21,9 @@ const audioReserve = 64_000
 // needs. Runs in the peer's allocator goroutine.
 func (p *Peer) allocate(now int64) {
 	downs := *p.downs.Load()
+	for _, d := range downs {
+		d.measure(now)
+	}
 	if !p.bwe.hasFeedback() {
 		// No TWCC feedback (a client without it): no estimate to go by.
 		for _, d := range downs {

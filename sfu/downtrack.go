@@ -47,6 +47,22 @@ type DownTrack struct {
 	nacks         atomic.Uint64 // NACK messages from the subscriber
 	retransmitted atomic.Uint64 // packets sent again
 	nackMisses    atomic.Uint64 // packets asked for that were no longer cached
+
+	rate atomic.Int64 // bits/s sent, measured by the subscriber's allocator
+	// owned by the allocator:
+	rateAt    int64
+	rateBytes uint64
+}
+
+// measure updates the subscription's bitrate (the allocator calls it).
+func (d *DownTrack) measure(now int64) {
+	b := d.bytes.Load()
+	if dt := now - d.rateAt; d.rateAt != 0 && dt >= rateInterval {
+		d.rate.Store(int64(b-d.rateBytes) * 8 * int64(time.Second) / dt)
+	} else if d.rateAt != 0 {
+		return
+	}
+	d.rateAt, d.rateBytes = now, b
 }
 
 const videoKind = webrtc.RTPCodecTypeVideo

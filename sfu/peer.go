@@ -68,6 +68,7 @@ type Peer struct {
 	candQueue []*webrtc.ICECandidateInit
 	closed    bool
 	failed    bool
+	history   []NegotiationEvent
 
 	// bwe estimates the subscriber's bandwidth; downs lists its attached
 	// subscriptions for the allocator (copy-on-write, written under negMu).
@@ -260,6 +261,7 @@ func (p *Peer) negotiate() {
 	p.offered = append(p.offered, p.releasing...)
 	p.releasing = nil
 	p.log.Debug("offer sent", "tracks", len(p.subs))
+	p.event("server offer sent (%d subscriptions)", len(p.subs))
 	p.h.SendOffer(offer.SDP)
 	p.localDescriptionSent()
 }
@@ -373,6 +375,7 @@ func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 	case webrtc.SignalingStateStable:
 	case webrtc.SignalingStateHaveLocalOffer:
 		p.negMu.Unlock()
+		p.event("client offer ignored: collides with the server's")
 		return ErrOfferCollision
 	default:
 		p.negMu.Unlock()
@@ -380,6 +383,12 @@ func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 	}
 	added, removed, err := p.applyOffer(sdp, reply)
 	p.negMu.Unlock()
+	if err != nil {
+		p.event("client offer refused: %v", err)
+		p.log.Info("negotiation failed: client offer refused", "err", err)
+	} else {
+		p.event("client offer answered (+%d -%d tracks)", len(added), len(removed))
+	}
 	for _, t := range removed {
 		t.close()
 		p.h.TrackUnpublished(t)
@@ -488,11 +497,16 @@ func (p *Peer) HandleAnswer(sdp string) error {
 		return ErrNoPendingOffer
 	}
 	if _, err := parseDescription(sdp, mids(p.pc.PendingLocalDescription()), nil); err != nil {
+		p.event("client answer refused: %v", err)
+		p.log.Info("negotiation failed: client answer refused", "err", err)
 		return err
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		p.event("client answer refused: %v", err)
+		p.log.Info("negotiation failed: client answer refused", "err", err)
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	p.event("client answer applied")
 	p.free = append(p.free, p.offered...)
 	p.offered = nil
 	p.applyRemoteCandidates()
@@ -644,6 +658,7 @@ func (p *Peer) fail(err error) {
 	p.failed = true
 	p.mu.Unlock()
 	p.log.Warn("peer failed", "err", err)
+	p.event("failed: %v", err)
 	go p.h.PeerFailed(err) // the handler may close the peer: not on a pion callback's stack
 }
 

@@ -261,6 +261,23 @@ func TestForwardVP8BetweenTwoPeers(t *testing.T) {
 	if d, ok := sub.server.DownTrack(up.ID()); !ok || d.Stats().Packets < 100 {
 		t.Errorf("subscription counted %+v packets, want at least the 100 read", d.Stats())
 	}
+	ps := pub.server.Stats()
+	if ps.Connection != "connected" || ps.ICE != "connected" || ps.DTLS != "connected" || ps.LocalCandidate == "" || ps.RemoteCandidate == "" {
+		t.Errorf("publisher stats: %+v", ps)
+	}
+	if len(ps.Published) != 1 || ps.Published[0].ID != up.ID() || ps.Published[0].Layers[0].Packets < 100 || ps.Published[0].Subscribers != 1 {
+		t.Errorf("published: %+v", ps.Published)
+	}
+	if len(ps.Negotiation) == 0 {
+		t.Error("no negotiation history")
+	}
+	ss := sub.server.Stats()
+	if len(ss.Subscribed) != 1 || ss.Subscribed[0].Track != up.ID() || ss.Subscribed[0].Publisher != pub.server.ID() || ss.Subscribed[0].Packets < 100 {
+		t.Errorf("subscribed: %+v", ss.Subscribed)
+	}
+	if raw := sub.server.RawStats(); len(raw) == 0 {
+		t.Error("no pion stats")
+	}
 	_ = first
 }
 

@@ -54,18 +54,56 @@ type UpTrack struct {
 
 // upLayer is one simulcast layer (or the only stream) of an UpTrack.
 type upLayer struct {
-	cache   *packetCache // video only; set before the layer's reader starts
-	ssrc    atomic.Uint32
-	lastAt  atomic.Int64 // unix ns of the last packet
-	lastPLI atomic.Int64 // unix ns of the last keyframe request sent upstream
-	packets atomic.Uint64
-	bytes   atomic.Uint64
-	plis    atomic.Uint64 // keyframe requests sent upstream
+	cache     *packetCache // video only; set before the layer's reader starts
+	clockRate uint32
+	ssrc      atomic.Uint32
+	lastAt    atomic.Int64 // unix ns of the last packet
+	lastPLI   atomic.Int64 // unix ns of the last keyframe request sent upstream
+	packets   atomic.Uint64
+	bytes     atomic.Uint64
+	plis      atomic.Uint64 // keyframe requests sent upstream
 
 	rate atomic.Int64 // bits/s over the last rateInterval
 	// owned by the layer's reader:
 	rateAt    int64
 	rateBytes uint64
+
+	recv receiveStats // owned by the layer's reader
+	// exported by the reader, once per rateInterval:
+	lost     atomic.Int64 // packets never received (RFC 3550 cumulative lost)
+	jitterUs atomic.Int64 // interarrival jitter, microseconds
+}
+
+// receiveStats computes loss and jitter the RFC 3550 way.
+type receiveStats struct {
+	started    bool
+	base, high uint32 // extended sequence numbers
+	received   uint64
+	transit    int64   // previous arrival - RTP time, in clock units
+	jitter     float64 // in clock units
+}
+
+func (r *receiveStats) update(seq uint16, ts uint32, now int64, clockRate uint32) {
+	if !r.started {
+		r.started, r.base, r.high = true, uint32(seq), uint32(seq)
+	} else if d := int16(seq - uint16(r.high)); d > 0 {
+		r.high += uint32(d)
+	}
+	r.received++
+	arrival := int64(uint64(now) * uint64(clockRate) / 1e9)
+	transit := arrival - int64(ts)
+	if r.transit != 0 {
+		d := float64(transit - r.transit)
+		if d < 0 {
+			d = -d
+		}
+		r.jitter += (d - r.jitter) / 16
+	}
+	r.transit = transit
+}
+
+func (r *receiveStats) lost() int64 {
+	return int64(r.high-r.base+1) - int64(r.received)
 }
 
 // rateInterval is how often a layer's bitrate is measured.
@@ -81,6 +119,8 @@ func (l *upLayer) measure(now int64) {
 		b := l.bytes.Load()
 		l.rate.Store(int64(b-l.rateBytes) * 8 * int64(time.Second) / d)
 		l.rateAt, l.rateBytes = now, b
+		l.lost.Store(max(0, l.recv.lost()))
+		l.jitterUs.Store(int64(l.recv.jitter * 1e6 / float64(l.clockRate)))
 	}
 }
 
@@ -113,8 +153,9 @@ func newUpTrack(p *Peer, m mediaInfo, codec webrtc.RTPCodecParameters) *UpTrack 
 	if id := m.extIDs[uriVideoOrientation]; id > 0 && id < 256 {
 		u.extOrientation = uint8(id)
 	}
-	if u.kind == videoKind {
-		for i := range u.layerCount() {
+	for i := range u.layerCount() {
+		u.layers[i].clockRate = codec.ClockRate
+		if u.kind == videoKind {
 			u.layers[i].cache = newPacketCache()
 		}
 	}
@@ -273,6 +314,7 @@ func (u *UpTrack) read(l int, track *webrtc.TrackRemote) {
 		layer.lastAt.Store(now)
 		layer.packets.Add(1)
 		layer.bytes.Add(uint64(n))
+		layer.recv.update(p.SequenceNumber, p.Timestamp, now, layer.clockRate)
 		layer.measure(now)
 		key := u.kind == webrtc.RTPCodecTypeAudio || isKeyframeStart(u.ck, p.Payload)
 		u.forward(l, &p, key, now)
@@ -316,6 +358,8 @@ type LayerStats struct {
 	RID                  string
 	SSRC                 uint32
 	Packets, Bytes, PLIs uint64
+	Lost                 int64 // packets never received
+	Jitter               time.Duration
 	Bitrate              int // bits/s
 	Active               bool
 }
@@ -328,6 +372,7 @@ func (u *UpTrack) Stats() []LayerStats {
 		l := &u.layers[i]
 		out[i] = LayerStats{
 			SSRC: l.ssrc.Load(), Packets: l.packets.Load(), Bytes: l.bytes.Load(), PLIs: l.plis.Load(),
+			Lost: l.lost.Load(), Jitter: time.Duration(l.jitterUs.Load()) * time.Microsecond,
 			Bitrate: l.bitrate(now), Active: l.active(now),
 		}
 		if i < len(u.rids) {

@@ -1,0 +1,135 @@
+package sfu
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// PeerStats is a snapshot of one peer, for inspection.
+type PeerStats struct {
+	ID         string
+	Connection string // PeerConnection state
+	ICE        string // ICE connection state
+	DTLS       string
+	Signaling  string
+	// The selected candidate pair ("" before ICE connects).
+	LocalCandidate, RemoteCandidate string
+	RTT                             time.Duration
+	// Estimate is the subscriber's estimated bandwidth, bits/s (0: the
+	// client sends no congestion feedback).
+	Estimate    int
+	Published   []UpTrackStats
+	Subscribed  []SubscriptionStats
+	Negotiation []NegotiationEvent // the last few, oldest first
+}
+
+// UpTrackStats describes a published track.
+type UpTrackStats struct {
+	ID, Kind, Mid, Codec string
+	Muted                bool
+	Subscribers          int
+	Layers               []LayerStats
+}
+
+// SubscriptionStats describes one subscription of a subscriber.
+type SubscriptionStats struct {
+	Track     string // track id
+	Publisher string // publisher's participant id
+	Kind      string
+	Layer     string // rid forwarded ("" without simulcast)
+	Bitrate   int    // bits/s sent
+	DownTrackStats
+}
+
+// NegotiationEvent is one step of the peer's negotiation history.
+type NegotiationEvent struct {
+	At   time.Time
+	What string
+}
+
+// maxNegotiationEvents is how much negotiation history a peer keeps.
+const maxNegotiationEvents = 12
+
+// event records a negotiation step.
+func (p *Peer) event(format string, args ...any) {
+	ev := NegotiationEvent{At: time.Now(), What: fmt.Sprintf(format, args...)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.history) == maxNegotiationEvents {
+		p.history = append(p.history[:0], p.history[1:]...)
+	}
+	p.history = append(p.history, ev)
+}
+
+// Stats takes a snapshot of the peer.
+func (p *Peer) Stats() PeerStats {
+	s := PeerStats{
+		ID:         p.id,
+		Connection: p.pc.ConnectionState().String(),
+		ICE:        p.pc.ICEConnectionState().String(),
+		Signaling:  p.pc.SignalingState().String(),
+		Estimate:   p.Estimate(),
+	}
+	if dtls := p.pc.SCTP().Transport(); dtls != nil {
+		s.DTLS = dtls.State().String()
+		ice := dtls.ICETransport()
+		if pair, err := ice.GetSelectedCandidatePair(); err == nil && pair != nil {
+			s.LocalCandidate = candidateString(pair.Local)
+			s.RemoteCandidate = candidateString(pair.Remote)
+		}
+		if ps, ok := ice.GetSelectedCandidatePairStats(); ok {
+			s.RTT = time.Duration(ps.CurrentRoundTripTime * float64(time.Second))
+		}
+	}
+	p.mu.Lock()
+	s.Negotiation = slices.Clone(p.history)
+	published := slicesOf(p.published)
+	p.mu.Unlock()
+	slices.SortFunc(published, func(a, b *UpTrack) int { return compareMid(a.mid, b.mid) })
+	for _, u := range published {
+		s.Published = append(s.Published, UpTrackStats{
+			ID: u.id, Kind: u.kind.String(), Mid: u.mid, Codec: u.codec.MimeType,
+			Muted: u.Muted(), Subscribers: u.Subscribers(), Layers: u.Stats(),
+		})
+	}
+	for _, d := range *p.downs.Load() {
+		s.Subscribed = append(s.Subscribed, SubscriptionStats{
+			Track: d.up.id, Publisher: d.up.publisher.id, Kind: d.up.kind.String(),
+			Layer: d.Layer(), Bitrate: int(d.rate.Load()), DownTrackStats: d.Stats(),
+		})
+	}
+	slices.SortFunc(s.Subscribed, func(a, b SubscriptionStats) int {
+		if a.Publisher != b.Publisher {
+			return compareMid(a.Publisher, b.Publisher)
+		}
+		return compareMid(a.Track, b.Track)
+	})
+	return s
+}
+
+// RawStats is pion's GetStats of the peer's PeerConnection: what
+// chrome://webrtc-internals would show of the server's side.
+func (p *Peer) RawStats() webrtc.StatsReport { return p.pc.GetStats() }
+
+func candidateString(c *webrtc.ICECandidate) string {
+	if c == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d %s %s", c.Address, c.Port, c.Protocol, c.Typ)
+}
+
+func compareMid(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
