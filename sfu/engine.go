@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -38,6 +40,10 @@ type Config struct {
 	MaxTracksPerPeer int
 	// Net replaces the operating system's network (tests use pion's vnet).
 	Net transport.Net
+	// OnNegotiation, when set, is told how long each negotiation took:
+	// kind "server-offer" from the server's offer to the client's answer,
+	// "client-offer" for applying a client's offer and answering it.
+	OnNegotiation func(kind string, d time.Duration)
 	// Logger receives the engine's and peers' logs (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -61,13 +67,20 @@ type Engine struct {
 	api *webrtc.API
 	mux ice.UDPMux // nil with ephemeral ports
 	log *slog.Logger
+
+	mu      sync.Mutex
+	peers   int                     // guarded by mu
+	ups     map[*UpTrack]struct{}   // live tracks, guarded by mu
+	downs   map[*DownTrack]struct{} // live subscriptions, guarded by mu
+	retired Totals                  // counts of what is gone, guarded by mu
+	iceFail atomic.Uint64
 }
 
 // NewEngine builds the shared webrtc.API. With a UDP port it binds the port
 // at once, so a port in use is reported here rather than at the first call.
 func NewEngine(cfg Config) (*Engine, error) {
 	cfg.fill()
-	e := &Engine{cfg: cfg, log: cfg.Logger}
+	e := &Engine{cfg: cfg, log: cfg.Logger, ups: map[*UpTrack]struct{}{}, downs: map[*DownTrack]struct{}{}}
 
 	m, err := newMediaEngine()
 	if err != nil {
@@ -229,4 +242,87 @@ func errorsIsAny(err error, targets ...error) bool {
 		}
 	}
 	return false
+}
+
+// Totals are the engine's counters since it started, for metrics: they
+// only grow (what ends is kept in them).
+type Totals struct {
+	Peers, Tracks, Subscriptions int // now
+
+	ReceivedPackets, ReceivedBytes   uint64 // from publishers
+	ForwardedPackets, ForwardedBytes uint64 // to subscribers
+	Retransmitted                    uint64 // packets resent to subscribers
+	NACKsReceived, PLIsReceived      uint64 // from subscribers
+	PLIsSent                         uint64 // keyframe requests to publishers
+	ICEFailures                      uint64
+}
+
+func (t *Totals) addUp(u *UpTrack) {
+	for i := range u.layerCount() {
+		l := &u.layers[i]
+		t.ReceivedPackets += l.packets.Load()
+		t.ReceivedBytes += l.bytes.Load()
+		t.PLIsSent += l.plis.Load()
+	}
+}
+
+func (t *Totals) addDown(d *DownTrack) {
+	s := d.Stats()
+	t.ForwardedPackets += s.Packets
+	t.ForwardedBytes += s.Bytes
+	t.Retransmitted += s.Retransmitted
+	t.NACKsReceived += s.NACKs
+	t.PLIsReceived += s.PLIs
+}
+
+// Totals sums the counters of live and ended tracks.
+func (e *Engine) Totals() Totals {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := e.retired
+	t.Peers, t.Tracks, t.Subscriptions = e.peers, len(e.ups), len(e.downs)
+	for u := range e.ups {
+		t.addUp(u)
+	}
+	for d := range e.downs {
+		t.addDown(d)
+	}
+	t.ICEFailures = e.iceFail.Load()
+	return t
+}
+
+func (e *Engine) track(u *UpTrack) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ups[u] = struct{}{}
+}
+
+func (e *Engine) untrack(u *UpTrack) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.ups[u]; ok {
+		delete(e.ups, u)
+		e.retired.addUp(u)
+	}
+}
+
+func (e *Engine) subscribe(d *DownTrack) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.downs[d] = struct{}{}
+}
+
+func (e *Engine) unsubscribe(d *DownTrack) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.downs[d]; ok {
+		delete(e.downs, d)
+		e.retired.addDown(d)
+	}
+}
+
+func (e *Engine) peerCount(delta int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.peers += delta
 }

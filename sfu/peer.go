@@ -59,6 +59,7 @@ type Peer struct {
 	free        []*webrtc.RTPTransceiver  // inactive in the session: reusable
 	remoteCands []webrtc.ICECandidateInit // arrived before a remote description
 	needOffer   bool                      // a change awaits an offer
+	offerAt     time.Time                 // when the outstanding server offer was sent
 
 	// mu guards the fields below. It is never held while calling out.
 	mu        sync.Mutex
@@ -120,6 +121,10 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	pc.OnICECandidate(p.onCandidate)
 	pc.OnTrack(p.onTrack)
 	pc.OnConnectionStateChange(p.onConnectionState)
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		p.log.Info("ice state", "state", s.String())
+	})
+	e.peerCount(1)
 	p.wg.Add(2)
 	go p.loop()
 	go p.allocator()
@@ -262,6 +267,7 @@ func (p *Peer) negotiate() {
 	p.releasing = nil
 	p.log.Debug("offer sent", "tracks", len(p.subs))
 	p.event("server offer sent (%d subscriptions)", len(p.subs))
+	p.offerAt = time.Now()
 	p.h.SendOffer(offer.SDP)
 	p.localDescriptionSent()
 }
@@ -280,6 +286,7 @@ func (p *Peer) reconcile() bool {
 		}
 		delete(p.subs, id)
 		s.down.up.removeDown(s.down)
+		p.e.unsubscribe(s.down)
 		if err := p.pc.RemoveTrack(s.sender); err != nil {
 			p.log.Warn("cannot remove track", "track", id, "err", err)
 		}
@@ -302,6 +309,7 @@ func (p *Peer) reconcile() bool {
 		}
 		p.subs[id] = s
 		d.up.addDown(d)
+		p.e.subscribe(d)
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -366,6 +374,7 @@ func (p *Peer) setCodecs(tr *webrtc.RTPTransceiver, up *UpTrack) {
 // error wrapping ErrBadSDP for an offer it cannot accept; the session is
 // then unchanged.
 func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
+	start := time.Now()
 	p.negMu.Lock()
 	if p.isClosed() {
 		p.negMu.Unlock()
@@ -388,9 +397,13 @@ func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 		p.log.Info("negotiation failed: client offer refused", "err", err)
 	} else {
 		p.event("client offer answered (+%d -%d tracks)", len(added), len(removed))
+		if f := p.e.cfg.OnNegotiation; f != nil {
+			f("client-offer", time.Since(start))
+		}
 	}
 	for _, t := range removed {
 		t.close()
+		p.e.untrack(t)
 		p.h.TrackUnpublished(t)
 	}
 	for _, t := range added {
@@ -449,6 +462,7 @@ func (p *Peer) applyOffer(sdp string, reply func(string)) (added, removed []*UpT
 			t = newUpTrack(p, m, codec)
 			p.published[m.mid] = t
 			added = append(added, t)
+			p.e.track(t)
 		}
 	}
 	p.mu.Unlock()
@@ -507,6 +521,9 @@ func (p *Peer) HandleAnswer(sdp string) error {
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	p.event("client answer applied")
+	if f := p.e.cfg.OnNegotiation; f != nil {
+		f("server-offer", time.Since(p.offerAt))
+	}
 	p.free = append(p.free, p.offered...)
 	p.offered = nil
 	p.applyRemoteCandidates()
@@ -596,7 +613,7 @@ func (p *Peer) localDescriptionSent() {
 }
 
 func (p *Peer) onConnectionState(s webrtc.PeerConnectionState) {
-	p.log.Info("connection state", "state", s.String())
+	p.log.Debug("connection state", "state", s.String())
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
 		p.mu.Lock()
@@ -659,6 +676,9 @@ func (p *Peer) fail(err error) {
 	p.mu.Unlock()
 	p.log.Warn("peer failed", "err", err)
 	p.event("failed: %v", err)
+	if errorsIsAny(err, ErrICEFailed, ErrICETimeout) {
+		p.e.iceFail.Add(1)
+	}
 	go p.h.PeerFailed(err) // the handler may close the peer: not on a pion callback's stack
 }
 
@@ -689,5 +709,15 @@ func (p *Peer) Close() error {
 		t.close()
 	}
 	p.wg.Wait()
+	// Counted only now: the readers and RTCP loops have stopped.
+	p.negMu.Lock()
+	for _, s := range p.subs {
+		p.e.unsubscribe(s.down)
+	}
+	p.negMu.Unlock()
+	for _, t := range published {
+		p.e.untrack(t)
+	}
+	p.e.peerCount(-1)
 	return err
 }

@@ -278,6 +278,15 @@ func TestForwardVP8BetweenTwoPeers(t *testing.T) {
 	if raw := sub.server.RawStats(); len(raw) == 0 {
 		t.Error("no pion stats")
 	}
+	tot := e.Totals()
+	if tot.Peers != 2 || tot.Tracks != 1 || tot.Subscriptions != 1 || tot.ForwardedPackets < 100 || tot.ReceivedPackets < tot.ForwardedPackets {
+		t.Errorf("totals: %+v", tot)
+	}
+	_ = sub.server.Close()
+	after := e.Totals()
+	if after.Subscriptions != 0 || after.ForwardedPackets < tot.ForwardedPackets {
+		t.Errorf("totals after the subscriber left: %+v (before %+v): counters must not shrink", after, tot)
+	}
 	_ = first
 }
 

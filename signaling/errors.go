@@ -25,6 +25,12 @@ const (
 	CodeInternal      Code = "internal"
 )
 
+// Codes lists every error code.
+var Codes = []Code{
+	CodeBadRequest, CodeNotJoined, CodeAlreadyJoined, CodeUnauthorized, CodeRoomNotFound,
+	CodeRoomFull, CodeBadSDP, CodeNotFound, CodeForbidden, CodeInternal,
+}
+
 // Errors of the protocol layer itself.
 var (
 	errBadRequest    = errors.New("bad request")

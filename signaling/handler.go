@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -60,6 +61,8 @@ type Handler struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
+	errors map[Code]*atomic.Uint64 // error replies by code; the map is fixed at construction
+
 	mu       sync.Mutex
 	sessions map[*session]struct{} // guarded by mu
 	closed   bool                  // guarded by mu
@@ -69,7 +72,10 @@ type Handler struct {
 // NewHandler creates the WebSocket handler for the registry.
 func NewHandler(cfg Config, reg rooms.Registry) *Handler {
 	cfg.fill()
-	h := &Handler{cfg: cfg, reg: reg, log: cfg.Logger, sessions: map[*session]struct{}{}}
+	h := &Handler{cfg: cfg, reg: reg, log: cfg.Logger, sessions: map[*session]struct{}{}, errors: map[Code]*atomic.Uint64{}}
+	for _, c := range Codes {
+		h.errors[c] = new(atomic.Uint64)
+	}
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
@@ -167,6 +173,15 @@ func (h *Handler) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// ErrorCounts returns how many error replies were sent, by code.
+func (h *Handler) ErrorCounts() map[Code]uint64 {
+	out := make(map[Code]uint64, len(h.errors))
+	for c, n := range h.errors {
+		out[c] = n.Load()
+	}
+	return out
 }
 
 func (h *Handler) iceServers() []ICEServer { return slices.Clone(h.cfg.ICEServers) }

@@ -171,6 +171,7 @@ func (s *session) offer(id string, m *offerMsg) error {
 
 func (s *session) replyError(id string, err error) {
 	code := codeOf(err)
+	s.h.errors[code].Add(1)
 	msg := err.Error()
 	if code == CodeInternal {
 		s.log.Error("request failed", "err", err)
