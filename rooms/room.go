@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/tessera-rtc/tessera/sfu"
 )
 
@@ -28,9 +29,10 @@ type room struct {
 	done     chan struct{} // closed when run returns
 
 	// Owned by run:
-	parts  []*Participant    // in join order
-	tracks map[string]*track // by track id
-	closed bool
+	parts    []*Participant    // in join order
+	tracks   map[string]*track // by track id
+	closed   bool
+	speakers []string // last announced, loudest first
 }
 
 // track is one entry of the pub-sub map.
@@ -61,6 +63,8 @@ func newRoom(reg *Local, name string, max int, listed bool) *room {
 
 func (r *room) run() {
 	defer close(r.done)
+	tick := time.NewTicker(speakerInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case op := <-r.ops:
@@ -69,9 +73,68 @@ func (r *room) run() {
 				r.reg.dropRoom(r)
 				return
 			}
+		case <-tick.C:
+			r.updateSpeakers()
 		case <-r.quit:
 			return
 		}
+	}
+}
+
+const (
+	// speakerInterval is how often speakers are ranked: events go out at
+	// most this often, and only when the ranking changes.
+	speakerInterval = 300 * time.Millisecond
+	// speakingLoudness is the smoothed audio level (dB above -127 dBov) from
+	// which a participant counts as speaking: -55 dBov, above room noise.
+	speakingLoudness = 127 - 55
+)
+
+// updateSpeakers ranks the participants speaking, loudest first; on a
+// change it tells everyone and gives the loudest one's video the first
+// share of subscribers' bandwidth.
+func (r *room) updateSpeakers() {
+	type speaker struct {
+		id   string
+		loud float64
+		p    *Participant
+	}
+	var list []speaker
+	for _, p := range r.parts {
+		loud := 0.0
+		for _, up := range p.published {
+			if up.Kind() == webrtc.RTPCodecTypeAudio {
+				loud = max(loud, up.Loudness())
+			}
+		}
+		if loud >= speakingLoudness {
+			list = append(list, speaker{p.id, loud, p})
+		}
+	}
+	slices.SortStableFunc(list, func(a, b speaker) int {
+		switch {
+		case a.loud > b.loud:
+			return -1
+		case a.loud < b.loud:
+			return 1
+		}
+		return 0
+	})
+	ids := make([]string, len(list))
+	for i, s := range list {
+		ids[i] = s.id
+	}
+	if slices.Equal(ids, r.speakers) {
+		return
+	}
+	r.speakers = ids
+	r.broadcast(Speakers{IDs: ids}, nil)
+	for _, t := range r.tracks {
+		prio := 0
+		if len(list) > 0 && t.owner == list[0].p && t.up.Kind() == webrtc.RTPCodecTypeVideo {
+			prio = 1
+		}
+		t.up.SetPriority(prio)
 	}
 }
 

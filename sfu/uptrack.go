@@ -48,6 +48,12 @@ type UpTrack struct {
 	// (higher first), e.g. the active speaker's camera or a screen share.
 	priority atomic.Int32
 
+	// Audio level (RFC 6464), smoothed by the reader: loudness in 1/16 dB
+	// above -127 dBov, and when it was last updated.
+	level  int32 // owned by the reader
+	loud   atomic.Int32
+	loudAt atomic.Int64
+
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -316,9 +322,35 @@ func (u *UpTrack) read(l int, track *webrtc.TrackRemote) {
 		layer.bytes.Add(uint64(n))
 		layer.recv.update(p.SequenceNumber, p.Timestamp, now, layer.clockRate)
 		layer.measure(now)
+		if u.extAudioLevel != 0 {
+			u.hearLevel(&p, now)
+		}
 		key := u.kind == webrtc.RTPCodecTypeAudio || isKeyframeStart(u.ck, p.Payload)
 		u.forward(l, &p, key, now)
 	}
+}
+
+// hearLevel folds a packet's audio level into the track's loudness, an
+// exponential average over about 20 packets (400 ms of Opus).
+func (u *UpTrack) hearLevel(p *rtp.Packet, now int64) {
+	v := p.GetExtension(u.extAudioLevel)
+	if len(v) == 0 {
+		return
+	}
+	loud := int32(127-v[0]&0x7f) << 4 // 1/16 dB above silence
+	u.level += (loud - u.level) / 20
+	u.loud.Store(u.level)
+	u.loudAt.Store(now)
+}
+
+// Loudness is the smoothed audio level of the track, in dB above -127 dBov
+// (127 is full scale, 0 silence); 0 for a track that is silent, muted or
+// without audio levels.
+func (u *UpTrack) Loudness() float64 {
+	if u.muted.Load() || time.Now().UnixNano()-u.loudAt.Load() > int64(time.Second) {
+		return 0
+	}
+	return float64(u.loud.Load()) / 16
 }
 
 // forward hands one packet to every subscriber.

@@ -205,3 +205,57 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 		}
 	}
 }
+
+// TestActiveSpeakers: of three publishers, the one sending the loudest
+// audio levels is first in `speakers` within a second, and the ranking
+// follows when another one becomes the loudest.
+func TestActiveSpeakers(t *testing.T) {
+	ctx := testContext(t)
+	srv := st.NewServer(t, st.Options{})
+	names := []string{"quiet", "loud", "medium"}
+	levels := []uint32{70, 20, 40} // -dBov: lower is louder; 70 is below speaking
+	synths := map[string]*client.Synth{}
+	ids := map[string]string{}
+	for i, n := range names {
+		c := srv.Join(ctx, "talk", client.Options{Name: n})
+		p := st.Publish(ctx, t, c, "audio")
+		p.Synth.Level.Store(levels[i])
+		synths[n], ids[n] = p.Synth, c.Self.ID
+	}
+	watcher := srv.Join(ctx, "talk", client.Options{Name: "watcher"})
+
+	start := time.Now()
+	ev := waitEvent(t, ctx, watcher, 0, "speakers led by the loudest", func(e client.Event) bool {
+		return e.Type == "speakers" && len(e.Speakers) == 2 && e.Speakers[0] == ids["loud"] && e.Speakers[1] == ids["medium"]
+	})
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the loudest led the speakers after %s, want within 1 s", d)
+	}
+	for _, id := range ev.Speakers {
+		if id == ids["quiet"] {
+			t.Error("a participant below the speaking level is listed")
+		}
+	}
+
+	mark := watcher.Mark()
+	synths["quiet"].Level.Store(5)
+	start = time.Now()
+	waitEvent(t, ctx, watcher, mark, "the new loudest first", func(e client.Event) bool {
+		return e.Type == "speakers" && len(e.Speakers) > 0 && e.Speakers[0] == ids["quiet"]
+	})
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the ranking followed after %s, want within 1 s", d)
+	}
+
+	// Only changes are announced, and at most a few a second.
+	time.Sleep(time.Second)
+	n := 0
+	for _, e := range watcher.Events() {
+		if e.Type == "speakers" {
+			n++
+		}
+	}
+	if n > 6 {
+		t.Errorf("%d speakers events for two changes of ranking", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -37,6 +38,13 @@ type Synth struct {
 	// tell the layers apart (pion's sender does not add them itself).
 	midID, ridID uint8
 	mid          string
+
+	// Level is the audio level (RFC 6464) audio packets carry, in -dBov:
+	// 0 is the loudest, 127 silence. Sent once UseTransceiver found the
+	// extension negotiated.
+	Level        atomic.Uint32
+	audioLevelID uint8
+	levelBuf     [1]byte
 }
 
 // MinSynthSize is the smallest payload a Synth sends.
@@ -70,6 +78,7 @@ func NewSynth(kind, trackID, streamID string, source uint32, size int, rid ...st
 	if len(rid) > 0 {
 		s.rid = rid[0]
 	}
+	s.Level.Store(127)
 	return s, nil
 }
 
@@ -110,6 +119,10 @@ func (s *Synth) Next(now time.Time) *rtp.Packet {
 		},
 		Payload: b,
 	}
+	if s.audioLevelID != 0 && !s.video {
+		s.levelBuf[0] = byte(s.Level.Load() & 0x7f)
+		_ = p.Header.SetExtension(s.audioLevelID, s.levelBuf[:])
+	}
 	if s.rid != "" && s.ridID != 0 {
 		_ = p.Header.SetExtension(s.ridID, []byte(s.rid))
 		if s.midID != 0 {
@@ -121,8 +134,10 @@ func (s *Synth) Next(now time.Time) *rtp.Packet {
 	return p
 }
 
-// UseTransceiver makes a simulcast layer carry the mid and rid header
-// extensions negotiated on tr, so that the server can tell the layers apart.
+// UseTransceiver makes the source carry the header extensions negotiated on
+// tr that pion's sender does not add itself: mid and rid for a simulcast
+// layer (so that the server can tell the layers apart), the audio level for
+// audio.
 func (s *Synth) UseTransceiver(tr *webrtc.RTPTransceiver) {
 	s.mid = tr.Mid()
 	for _, h := range tr.Sender().GetParameters().HeaderExtensions {
@@ -131,6 +146,8 @@ func (s *Synth) UseTransceiver(tr *webrtc.RTPTransceiver) {
 			s.midID = uint8(h.ID)
 		case sdp.SDESRTPStreamIDURI:
 			s.ridID = uint8(h.ID)
+		case sdp.AudioLevelURI:
+			s.audioLevelID = uint8(h.ID)
 		}
 	}
 }

@@ -135,10 +135,11 @@ func Publish(ctx context.Context, t testing.TB, c *client.Client, kind string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _, err := c.Publish(ctx, synth.Track)
+	id, tr, err := c.Publish(ctx, synth.Track)
 	if err != nil {
 		t.Fatalf("publish %s: %v", kind, err)
 	}
+	synth.UseTransceiver(tr)
 	interval := 20 * time.Millisecond
 	if kind == "video" {
 		interval = 10 * time.Millisecond
