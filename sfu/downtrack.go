@@ -50,8 +50,9 @@ type DownTrack struct {
 
 	rate atomic.Int64 // bits/s sent, measured by the subscriber's allocator
 	// owned by the allocator:
-	rateAt    int64
-	rateBytes uint64
+	rateAt     int64
+	rateBytes  uint64
+	lastReport int64 // when the last sender report went out
 }
 
 // measure updates the subscription's bitrate (the allocator calls it).

@@ -148,11 +148,16 @@ func NewEngine(cfg Config) (*Engine, error) {
 }
 
 // configureInterceptors installs what the forwarder relies on: NACKs
-// towards publishers for what the server lost, RTCP sender and receiver
-// reports, and TWCC feedback towards publishers (so browser bandwidth
-// estimation works for what they send). Subscribers' NACKs are answered by
-// the forwarder from one packet cache per published layer, not by pion's
-// responder, which would keep a copy of every packet per subscriber.
+// towards publishers for what the server lost, receiver reports to
+// publishers, and TWCC feedback towards publishers (so browser bandwidth
+// estimation works for what they send).
+//
+// What goes to subscribers passes no interceptor: their NACKs are answered
+// from one packet cache per published layer (pion's responder would keep a
+// copy of every packet per subscriber), and their sender reports are made
+// by the forwarder, mapped onto the publisher's clock (pion's would map
+// the rewritten timestamps onto the time the server sent them, which
+// breaks lip-sync).
 func configureInterceptors(m *webrtc.MediaEngine, reg *interceptor.Registry) error {
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
@@ -164,12 +169,7 @@ func configureInterceptors(m *webrtc.MediaEngine, reg *interceptor.Registry) err
 	if err != nil {
 		return err
 	}
-	sr, err := report.NewSenderInterceptor()
-	if err != nil {
-		return err
-	}
 	reg.Add(rr)
-	reg.Add(sr)
 
 	fb, err := twcc.NewSenderInterceptor()
 	if err != nil {

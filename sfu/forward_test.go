@@ -41,6 +41,12 @@ func fanout(n int, layers []string) (*UpTrack, []*sinkWriter) {
 	return up, sinks
 }
 
+func videoPacketTS(seq uint16, ts uint32, key bool) *rtp.Packet {
+	p := videoPacket(seq, key)
+	p.Timestamp = ts
+	return p
+}
+
 func videoPacket(seq uint16, key bool) *rtp.Packet {
 	payload := make([]byte, 1100)
 	payload[0] = 0x10

@@ -131,7 +131,8 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	return p, nil
 }
 
-// allocator shares out the subscriber's bandwidth every allocateInterval.
+// allocator shares out the subscriber's bandwidth every allocateInterval,
+// and sends the sender reports that are due.
 func (p *Peer) allocator() {
 	defer p.wg.Done()
 	t := time.NewTicker(allocateInterval)
@@ -142,6 +143,7 @@ func (p *Peer) allocator() {
 			return
 		case now := <-t.C:
 			p.allocate(now.UnixNano())
+			p.sendReports(now.UnixNano())
 		}
 	}
 }
@@ -654,7 +656,7 @@ func (p *Peer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		up.readRTCP(recv, tr.RID())
+		up.readRTCP(recv, tr.RID(), l)
 	}()
 	up.read(l, tr)
 }

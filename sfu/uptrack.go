@@ -74,6 +74,8 @@ type upLayer struct {
 	rateAt    int64
 	rateBytes uint64
 
+	sr atomic.Pointer[senderReport] // the publisher's last sender report
+
 	recv receiveStats // owned by the layer's reader
 	// exported by the reader, once per rateInterval:
 	lost     atomic.Int64 // packets never received (RFC 3550 cumulative lost)
@@ -369,18 +371,33 @@ func (u *UpTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 	u.fwdMu.Unlock()
 }
 
-// readRTCP drains the publisher's RTCP for one layer, so that the report
-// interceptors see its sender reports.
-func (u *UpTrack) readRTCP(receiver *webrtc.RTPReceiver, rid string) {
+// senderReport is what a publisher's sender report says: its RTP clock
+// stood at rtp at wall-clock time ntp.
+type senderReport struct {
+	ntp uint64 // NTP timestamp, 32.32 fixed point
+	rtp uint32
+}
+
+// readRTCP reads the publisher's RTCP for layer l: its sender reports,
+// which map the layer's RTP clock onto the publisher's wall clock, are
+// kept for the reports sent to subscribers (and seen by the receiver
+// report interceptor).
+func (u *UpTrack) readRTCP(receiver *webrtc.RTPReceiver, rid string, l int) {
 	for {
+		var pkts []rtcp.Packet
 		var err error
 		if rid == "" {
-			_, _, err = receiver.ReadRTCP()
+			pkts, _, err = receiver.ReadRTCP()
 		} else {
-			_, _, err = receiver.ReadSimulcastRTCP(rid)
+			pkts, _, err = receiver.ReadSimulcastRTCP(rid)
 		}
 		if err != nil {
 			return
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == u.layers[l].ssrc.Load() {
+				u.layers[l].sr.Store(&senderReport{ntp: sr.NTPTime, rtp: sr.RTPTime})
+			}
 		}
 	}
 }

@@ -259,3 +259,51 @@ func TestActiveSpeakers(t *testing.T) {
 		t.Errorf("%d speakers events for two changes of ranking", n)
 	}
 }
+
+// TestSenderReportsReachSubscribers: a subscriber gets sender reports for
+// the stream it receives, counting what it was sent.
+func TestSenderReportsReachSubscribers(t *testing.T) {
+	ctx := testContext(t)
+	srv := st.NewServer(t, st.Options{})
+	a := srv.Join(ctx, "sr")
+	st.Publish(ctx, t, a, "video")
+	b := srv.Join(ctx, "sr")
+	var recv *st.Received
+	for _, r := range receiveTracks(t, b, 1) {
+		recv = r
+	}
+	var receiver *webrtc.RTPReceiver
+	for _, tr := range b.PC().GetTransceivers() {
+		if r := tr.Receiver(); r != nil && r.Track() != nil && r.Track().SSRC() == recv.Track.SSRC() {
+			receiver = r
+		}
+	}
+	if receiver == nil {
+		t.Fatal("no receiver for the track")
+	}
+	got := make(chan *rtcp.SenderReport, 1)
+	go func() {
+		for {
+			pkts, _, err := receiver.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == uint32(recv.Track.SSRC()) {
+					select {
+					case got <- sr:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	select {
+	case sr := <-got:
+		if sr.PacketCount == 0 || int64(sr.PacketCount) > recv.Packets.Load()+50 {
+			t.Errorf("report counts %d packets; the subscriber received %d", sr.PacketCount, recv.Packets.Load())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no sender report within 5 s")
+	}
+}

@@ -1,0 +1,70 @@
+package sfu
+
+import (
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+// senderReportInterval is how often each subscription gets a sender report.
+const senderReportInterval = int64(time.Second)
+
+// ntpEpochOffset is the seconds between 1900 (NTP) and 1970 (Unix).
+const ntpEpochOffset = 2208988800
+
+func toNTP(unixNano int64) uint64 {
+	secs := uint64(unixNano/1e9) + ntpEpochOffset
+	frac := uint64(unixNano%1e9) << 32 / 1e9
+	return secs<<32 | frac
+}
+
+// senderReport describes the subscription's stream as sent: packet and
+// octet counts of what the subscriber got, and its rewritten RTP clock
+// mapped onto the publisher's wall clock through the publisher's own
+// sender report. Audio and video of one publisher are then mapped onto one
+// clock, so the subscriber can synchronize them, whatever the server did to
+// their timestamps. Before the publisher's first report, the server's
+// clock stands in. Returns nil before anything was sent.
+func (d *DownTrack) senderReport(now int64) *rtcp.SenderReport {
+	b := d.bound.Load()
+	if b == nil {
+		return nil
+	}
+	d.up.fwdMu.Lock()
+	if !d.rw.sent {
+		d.up.fwdMu.Unlock()
+		return nil
+	}
+	lastTS, lastAt, run := d.rw.lastTS, d.rw.lastAt, *d.rw.cur()
+	d.up.fwdMu.Unlock()
+
+	clock := int64(d.up.codec.ClockRate)
+	rtpNow := lastTS + uint32((now-lastAt)*clock/1e9)
+	ntp := toNTP(now)
+	if sr := d.up.layers[run.layer].sr.Load(); sr != nil && clock > 0 {
+		ticks := int64(int32(rtpNow - run.tsDelta - sr.rtp)) // since the publisher's report
+		ntp = uint64(int64(sr.ntp) + ticks<<32/clock)
+	}
+	return &rtcp.SenderReport{
+		SSRC: b.ssrc, NTPTime: ntp, RTPTime: rtpNow,
+		PacketCount: uint32(d.packets.Load()), OctetCount: uint32(d.bytes.Load()),
+	}
+}
+
+// sendReports sends the sender reports that are due, in one compound
+// packet. Runs in the allocator goroutine.
+func (p *Peer) sendReports(now int64) {
+	var pkts []rtcp.Packet
+	for _, d := range *p.downs.Load() {
+		if now-d.lastReport < senderReportInterval {
+			continue
+		}
+		if sr := d.senderReport(now); sr != nil {
+			pkts = append(pkts, sr)
+			d.lastReport = now
+		}
+	}
+	if len(pkts) > 0 {
+		_ = p.pc.WriteRTCP(pkts)
+	}
+}
