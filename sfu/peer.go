@@ -382,6 +382,14 @@ func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 		p.negMu.Unlock()
 		return ErrClosed
 	}
+	// A malformed offer is refused as such, collision or not.
+	infos, err := parseDescription(sdp, nil, mids(p.pc.CurrentRemoteDescription()))
+	if err != nil {
+		p.negMu.Unlock()
+		p.event("client offer refused: %v", err)
+		p.log.Info("negotiation failed: client offer refused", "err", err)
+		return err
+	}
 	switch st := p.pc.SignalingState(); st {
 	case webrtc.SignalingStateStable:
 	case webrtc.SignalingStateHaveLocalOffer:
@@ -392,7 +400,7 @@ func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 		p.negMu.Unlock()
 		return fmt.Errorf("%w: cannot take an offer in signaling state %s", ErrBadSDP, st)
 	}
-	added, removed, err := p.applyOffer(sdp, reply)
+	added, removed, err := p.applyOffer(sdp, infos, reply)
 	p.negMu.Unlock()
 	if err != nil {
 		p.event("client offer refused: %v", err)
@@ -415,11 +423,7 @@ func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 	return err
 }
 
-func (p *Peer) applyOffer(sdp string, reply func(string)) (added, removed []*UpTrack, err error) {
-	infos, err := parseDescription(sdp, nil, mids(p.pc.CurrentRemoteDescription()))
-	if err != nil {
-		return nil, nil, err
-	}
+func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (added, removed []*UpTrack, err error) {
 	// The client may send on a transceiver the server sends on (a browser's
 	// addTrack reuses one); that is not a publication.
 	ours := map[string]bool{}
