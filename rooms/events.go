@@ -53,6 +53,13 @@ type TrackMuted struct {
 // Speakers lists the participants speaking, loudest first.
 type Speakers struct{ IDs []string }
 
+// LayersWanted tells a publisher which simulcast layers of its track are
+// needed (lowest first); it may stop sending the others.
+type LayersWanted struct {
+	Track string
+	RIDs  []string
+}
+
 // Offer carries a server-initiated SDP offer.
 type Offer struct{ SDP string }
 
@@ -66,5 +73,6 @@ func (TrackPublished) isEvent()    {}
 func (TrackUnpublished) isEvent()  {}
 func (TrackMuted) isEvent()        {}
 func (Speakers) isEvent()          {}
+func (LayersWanted) isEvent()      {}
 func (Offer) isEvent()             {}
 func (Candidate) isEvent()         {}

@@ -210,5 +210,10 @@ func (p *Participant) TrackUnpublished(t *sfu.UpTrack) {
 	p.room.post(func() { p.room.unpublish(t) })
 }
 
+// LayersWanted implements sfu.Handler.
+func (p *Participant) LayersWanted(t *sfu.UpTrack, rids []string) {
+	p.conn.Send(LayersWanted{Track: t.ID(), RIDs: rids})
+}
+
 // PeerFailed implements sfu.Handler: the participant is removed.
 func (p *Participant) PeerFailed(err error) { p.remove(err) }

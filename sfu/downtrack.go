@@ -139,6 +139,7 @@ func (d *DownTrack) SetMaxLayer(rid string) error {
 		return fmt.Errorf("track %s has no layer %q", d.up.id, rid)
 	}
 	d.maxLayer.Store(int32(i))
+	d.up.updateNeeds()
 	return nil
 }
 

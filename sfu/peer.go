@@ -29,6 +29,9 @@ type Handler interface {
 	// PeerFailed reports that the connection failed (ICE failure or timeout);
 	// the peer should be closed.
 	PeerFailed(err error)
+	// LayersWanted tells the publisher of a simulcast track which layers
+	// subscribers need (lowest first): it may stop encoding the others.
+	LayersWanted(t *UpTrack, rids []string)
 }
 
 // PeerConfig configures one Peer.

@@ -130,6 +130,8 @@ func (p *pair) TrackUnpublished(t *UpTrack) {
 	p.unpublished = append(p.unpublished, t)
 }
 
+func (p *pair) LayersWanted(*UpTrack, []string) {}
+
 func (p *pair) PeerFailed(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

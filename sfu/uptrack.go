@@ -54,6 +54,10 @@ type UpTrack struct {
 	loud   atomic.Int32
 	loudAt atomic.Int64
 
+	// needMu serializes telling the publisher which layers are needed.
+	needMu   sync.Mutex
+	needMask uint32 // layers last announced as needed, guarded by needMu
+
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -257,24 +261,59 @@ func (u *UpTrack) SetMuted(muted bool) {
 
 func (u *UpTrack) addDown(d *DownTrack) {
 	u.downsMu.Lock()
-	defer u.downsMu.Unlock()
 	old := *u.downs.Load()
 	next := make([]*DownTrack, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, d)
 	u.downs.Store(&next)
+	u.downsMu.Unlock()
+	u.updateNeeds()
 }
 
 func (u *UpTrack) removeDown(d *DownTrack) {
 	u.downsMu.Lock()
-	defer u.downsMu.Unlock()
 	old := *u.downs.Load()
 	i := slices.Index(old, d)
 	if i < 0 {
+		u.downsMu.Unlock()
 		return
 	}
 	next := slices.Delete(slices.Clone(old), i, i+1)
 	u.downs.Store(&next)
+	u.downsMu.Unlock()
+	u.updateNeeds()
+}
+
+// updateNeeds tells the publisher of a simulcast track which layers its
+// subscribers need, when that changes: a layer is needed when a subscriber
+// wants it or a better one; the lowest is always needed, so that a new
+// subscriber starts at once. Bandwidth does not count: a subscriber held to
+// a lower layer by its link still needs the better one for when it widens.
+func (u *UpTrack) updateNeeds() {
+	if len(u.rids) < 2 {
+		return
+	}
+	u.needMu.Lock()
+	defer u.needMu.Unlock()
+	mask := uint32(1)
+	for _, d := range *u.downs.Load() {
+		mask |= 1<<(d.maxLayer.Load()+1) - 1
+	}
+	if mask == u.needMask {
+		return
+	}
+	if u.needMask == 0 && mask == 1<<len(u.rids)-1 {
+		u.needMask = mask // all layers: what the publisher sends anyway
+		return
+	}
+	u.needMask = mask
+	var rids []string
+	for i, r := range u.rids {
+		if mask&(1<<i) != 0 {
+			rids = append(rids, r)
+		}
+	}
+	u.publisher.h.LayersWanted(u, rids)
 }
 
 // Subscribers counts the track's subscriptions.

@@ -270,6 +270,11 @@ type (
 		Track string `json:"track"`
 		Muted bool   `json:"muted"`
 	}
+	layersOut struct {
+		Type   string   `json:"type"`
+		Track  string   `json:"track"`
+		Active []string `json:"active"`
+	}
 	speakersOut struct {
 		Type         string   `json:"type"`
 		Participants []string `json:"participants"`

@@ -143,6 +143,7 @@ func TestRenderedMessages(t *testing.T) {
 		{rooms.TrackMuted{ID: "t1", Muted: true}, `{"type":"track-muted","track":"t1","muted":true}`},
 		{rooms.Speakers{IDs: []string{"p1", "p2"}}, `{"type":"speakers","participants":["p1","p2"]}`},
 		{rooms.Offer{SDP: "v=0"}, `{"type":"offer","sdp":"v=0"}`},
+		{rooms.LayersWanted{Track: "t1", RIDs: []string{"q"}}, `{"type":"layers","track":"t1","active":["q"]}`},
 		{rooms.Candidate{}, `{"type":"candidate","candidate":null}`},
 		{sdpOut{Type: "answer", ID: "5", SDP: "v=0"}, `{"type":"answer","id":"5","sdp":"v=0"}`},
 		{errorOut{Type: "error", ID: "5", Code: CodeRoomFull, Message: "full"}, `{"type":"error","id":"5","code":"room-full","message":"full"}`},

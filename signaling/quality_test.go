@@ -2,6 +2,7 @@ package signaling_test
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -306,4 +307,49 @@ func TestSenderReportsReachSubscribers(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no sender report within 5 s")
 	}
+}
+
+// TestLayerPreference: a `layer` request for q is honoured within a
+// keyframe interval (1 s here), the other subscriber keeps f, and the
+// publisher is told which layers are needed as preferences change.
+func TestLayerPreference(t *testing.T) {
+	ctx := testContext(t)
+	srv := st.NewServer(t, st.Options{})
+	a := srv.Join(ctx, "pref")
+	trackID, layers := simulcastPublisher(ctx, t, a, 200)
+	q, h, f := layers[0].Source, layers[1].Source, layers[2].Source
+	b := srv.Join(ctx, "pref")
+	c := srv.Join(ctx, "pref")
+	rb, rc := receiveTracks(t, b, 1)[trackID], receiveTracks(t, c, 1)[trackID]
+	eventually(t, 5*time.Second, "both get f", func() bool { return rb.LastSource.Load() == f && rc.LastSource.Load() == f })
+
+	start := time.Now()
+	if err := b.Call(ctx, map[string]any{"type": "layer", "track": trackID, "rid": "q"}, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 1500*time.Millisecond, "b on q within a keyframe interval", func() bool { return rb.LastSource.Load() == q })
+	t.Logf("b on q after %s", time.Since(start).Round(10*time.Millisecond))
+	if rc.LastSource.Load() != f {
+		t.Error("c left f")
+	}
+
+	// c asks for h: nobody needs f any more.
+	mark := a.Mark()
+	if err := c.Call(ctx, map[string]any{"type": "layer", "track": trackID, "rid": "h"}, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, a, mark, "layers q,h for the publisher", func(e client.Event) bool {
+		return e.Type == "layers" && e.TrackID == trackID && slices.Equal(e.Active, []string{"q", "h"})
+	})
+	eventually(t, 2*time.Second, "c on h", func() bool { return rc.LastSource.Load() == h })
+
+	// Back up to f: the publisher is told f is needed again.
+	mark = a.Mark()
+	if err := b.Call(ctx, map[string]any{"type": "layer", "track": trackID, "rid": "f"}, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, a, mark, "layers q,h,f for the publisher", func(e client.Event) bool {
+		return e.Type == "layers" && slices.Equal(e.Active, []string{"q", "h", "f"})
+	})
+	eventually(t, 2*time.Second, "b back on f", func() bool { return rb.LastSource.Load() == f })
 }

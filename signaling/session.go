@@ -309,6 +309,8 @@ func (s *session) render(m any) any {
 		return trackMutedOut{Type: "track-muted", Track: ev.ID, Muted: ev.Muted}
 	case rooms.Speakers:
 		return speakersOut{Type: "speakers", Participants: ev.IDs}
+	case rooms.LayersWanted:
+		return layersOut{Type: "layers", Track: ev.Track, Active: ev.RIDs}
 	case rooms.Offer:
 		return sdpOut{Type: "offer", SDP: ev.SDP}
 	case rooms.Candidate:

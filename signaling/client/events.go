@@ -51,6 +51,7 @@ type Event struct {
 	TrackID      string                   // track-unpublished, track-muted
 	Muted        bool                     // track-muted
 	Speakers     []string                 // speakers
+	Active       []string                 // layers
 	Error        *Error                   // error
 }
 
@@ -64,13 +65,14 @@ func parseEvent(data []byte) (Event, error) {
 		Participants json.RawMessage          `json:"participants"`
 		Track        json.RawMessage          `json:"track"`
 		Muted        bool                     `json:"muted"`
+		Active       []string                 `json:"active"`
 		Code         string                   `json:"code"`
 		Message      string                   `json:"message"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return Event{}, err
 	}
-	ev := Event{Type: raw.Type, ID: raw.ID, Raw: data, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted}
+	ev := Event{Type: raw.Type, ID: raw.ID, Raw: data, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active}
 	var err error
 	switch raw.Type {
 	case "joined":
@@ -83,7 +85,7 @@ func parseEvent(data []byte) (Event, error) {
 		err = json.Unmarshal(raw.Participant, &ev.LeftID)
 	case "track-published":
 		err = json.Unmarshal(raw.Track, &ev.Track)
-	case "track-unpublished", "track-muted":
+	case "track-unpublished", "track-muted", "layers":
 		err = json.Unmarshal(raw.Track, &ev.TrackID)
 	case "speakers":
 		err = json.Unmarshal(raw.Participants, &ev.Speakers)

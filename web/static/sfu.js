@@ -153,6 +153,8 @@ class Session {
  * - `track-unpublished` `{id, track: TrackInfo|undefined}`
  * - `track-muted` `{id, muted, track: TrackInfo|undefined}`
  * - `speakers` `{participants: string[]}` loudest first
+ * - `layers` `{id, active: string[]}`: which simulcast layers of our track `id`
+ *   somebody needs; the others were switched off
  * - `error` `ServerError`
  * - `connectionstatechange` `{state: ConnectionState}`
  * - `reconnecting` `{attempt, delay}`
@@ -544,12 +546,40 @@ export class SFUClient extends EventTarget {
       case 'speakers':
         this.emit('speakers', { participants: Array.isArray(msg.participants) ? msg.participants : [] });
         break;
+      case 'layers':
+        this.enqueue(s, async () => this.onLayers(msg.track, Array.isArray(msg.active) ? msg.active : []));
+        break;
       case 'error':
         this.onError(s, msg);
         break;
       default:
         break; // newer servers may send more
     }
+  }
+
+  /**
+   * The server says which simulcast layers of one of our tracks somebody
+   * needs: the others stop being encoded (and sent) until needed again.
+   * @private
+   * @param {string} trackId
+   * @param {string[]} active
+   */
+  async onLayers(trackId, active) {
+    const pub = this.publications.find((p) => p.id === trackId);
+    const sender = pub?.transceiver?.sender;
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    let changed = false;
+    for (const enc of params.encodings) {
+      const on = !enc.rid || active.includes(enc.rid);
+      if (enc.active !== on) {
+        enc.active = on;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(params);
+    this.emit('layers', { id: trackId, active });
   }
 
   /**
