@@ -4,8 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/rtcp"
 )
 
 // The bandwidth estimator of one subscriber, from its transport-wide
@@ -40,7 +38,7 @@ type bwe struct {
 }
 
 const (
-	bweHistory      = 8192
+	bweHistory      = 2048
 	bweInitial      = 1_500_000 // bps: optimistic; a congested link corrects it within a second
 	bweMin          = 100_000
 	bweMax          = 50_000_000
@@ -125,50 +123,32 @@ func (b *bwe) unsent(seq uint16) {
 	}
 }
 
-// onFeedback folds in one TWCC feedback packet.
-func (b *bwe) onFeedback(fb *rtcp.TransportLayerCC, now int64) {
+// onFeedback folds in one TWCC feedback.
+func (b *bwe) onFeedback(fb *twccFeedback, now int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := &b.st
 	st.feedbacks++
-	arrival := int64(fb.ReferenceTime) * 64 * int64(time.Millisecond)
-	seq := fb.BaseSequenceNumber
-	deltas := fb.RecvDeltas
-	add := func(received bool) {
+	arrival := fb.refTime * int64(time.Microsecond)
+	deltas := fb.deltas
+	seq := fb.base
+	for _, status := range fb.statuses {
+		received := status == twccSmallDelta || status == twccLargeDelta
+		if received && len(deltas) > 0 {
+			arrival += deltas[0] * int64(time.Microsecond)
+			deltas = deltas[1:]
+		}
 		s := &b.sent[seq%bweHistory]
 		m := s.meta.Load()
 		at := s.at.Load()
 		if m&(1<<17-1) == uint64(seq)+1 && s.meta.Load() == m {
 			o := observation{sentAt: at, size: int(m >> 17 & (1<<24 - 1)), probe: m&(1<<41) != 0}
-			if received && len(deltas) > 0 {
-				arrival += deltas[0].Delta * int64(time.Microsecond)
-				deltas = deltas[1:]
+			if received {
 				o.arrival = arrival
 			}
 			st.add(o)
-		} else if received && len(deltas) > 0 {
-			arrival += deltas[0].Delta * int64(time.Microsecond)
-			deltas = deltas[1:]
 		}
 		seq++
-	}
-	remaining := int(fb.PacketStatusCount)
-	for _, c := range fb.PacketChunks {
-		switch c := c.(type) {
-		case *rtcp.RunLengthChunk:
-			for i := 0; i < int(c.RunLength) && remaining > 0; i++ {
-				add(c.PacketStatusSymbol != rtcp.TypeTCCPacketNotReceived)
-				remaining--
-			}
-		case *rtcp.StatusVectorChunk:
-			for _, sym := range c.SymbolList {
-				if remaining == 0 {
-					break
-				}
-				add(sym != rtcp.TypeTCCPacketNotReceived)
-				remaining--
-			}
-		}
 	}
 	b.update(now)
 }

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -38,8 +37,8 @@ type DownTrack struct {
 	hdr       rtp.Header // scratch header for the packet being written
 	twcc      [2]byte    // scratch transport-wide sequence number
 
-	rtx   retransmitter // owned by the RTCP goroutine
-	probe prober        // owned by the subscriber's allocator
+	rtx   *retransmitter // owned by the RTCP goroutine, made at the first NACK
+	probe prober         // owned by the subscriber's allocator
 
 	packets       atomic.Uint64
 	bytes         atomic.Uint64
@@ -293,27 +292,30 @@ func (d *DownTrack) write(h *rtp.Header, b *binding, tw *[2]byte, numbered bool,
 // publisher's packet cache.
 func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
+	var fb feedback
+	var tw twccFeedback
 	for {
 		n, _, err := sender.Read(buf)
 		if err != nil {
 			return
 		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
+		if !parseFeedback(buf[:n], &fb) {
 			continue
 		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.plis.Add(1)
-				if l := int(d.layer.Load()); l >= 0 {
-					d.up.requestKeyframe(l, time.Now().UnixNano())
-				}
-			case *rtcp.TransportLayerNack:
-				d.nacks.Add(1)
-				d.handleNACK(p, time.Now().UnixNano())
-			case *rtcp.TransportLayerCC:
-				d.sub.bwe.onFeedback(p, time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		if fb.keyframe {
+			d.plis.Add(1)
+			if l := int(d.layer.Load()); l >= 0 {
+				d.up.requestKeyframe(l, now)
+			}
+		}
+		if len(fb.nacks) > 0 {
+			d.nacks.Add(1)
+			d.handleNACK(fb.nacks, now)
+		}
+		for _, fci := range fb.twcc {
+			if parseTWCC(fci, &tw) {
+				d.sub.bwe.onFeedback(&tw, now)
 			}
 		}
 	}

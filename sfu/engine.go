@@ -14,7 +14,6 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
-	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
@@ -65,7 +64,7 @@ func (c *Config) fill() {
 type Engine struct {
 	cfg Config
 	api *webrtc.API
-	mux ice.UDPMux // nil with ephemeral ports
+	mux *udpMux // nil with ephemeral ports
 	log *slog.Logger
 
 	mu      sync.Mutex
@@ -111,33 +110,17 @@ func NewEngine(cfg Config) (*Engine, error) {
 		se.SetIPFilter(ipFilter)
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	// A server has nothing to hide behind mDNS names, and a browser's
+	// .local candidates are learnt as peer-reflexive when its checks arrive:
+	// no mDNS socket and goroutines per peer.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if cfg.Net != nil {
 		se.SetNet(cfg.Net)
-		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
 	if cfg.UDPPort > 0 {
-		opts := []ice.UDPMuxFromPortOption{
-			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
-			ice.UDPMuxFromPortWithReadBufferSize(4 << 20),
-			ice.UDPMuxFromPortWithWriteBufferSize(4 << 20),
-			ice.UDPMuxFromPortWithLogger(se.LoggerFactory.NewLogger("udpmux")),
-		}
-		if cfg.Loopback {
-			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
-		}
-		if ifFilter != nil {
-			opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(ifFilter))
-		}
-		if ipFilter != nil {
-			opts = append(opts, ice.UDPMuxFromPortWithIPFilter(ipFilter))
-		}
-		mux, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
+		mux, err := listenUDPMux(cfg, ifFilter, ipFilter, se.LoggerFactory.NewLogger("udpmux"))
 		if err != nil {
 			return nil, fmt.Errorf("ice udp port %d: %w", cfg.UDPPort, err)
-		}
-		if len(mux.GetListenAddresses()) == 0 {
-			_ = mux.Close()
-			return nil, fmt.Errorf("ice udp port %d: no interface left after the interface and ip filters", cfg.UDPPort)
 		}
 		e.mux = mux
 		se.SetICEUDPMux(mux)
@@ -148,28 +131,22 @@ func NewEngine(cfg Config) (*Engine, error) {
 }
 
 // configureInterceptors installs what the forwarder relies on: NACKs
-// towards publishers for what the server lost, receiver reports to
-// publishers, and TWCC feedback towards publishers (so browser bandwidth
-// estimation works for what they send).
+// towards publishers for what the server lost, and TWCC feedback towards
+// publishers (so browser bandwidth estimation works for what they send).
 //
-// What goes to subscribers passes no interceptor: their NACKs are answered
-// from one packet cache per published layer (pion's responder would keep a
-// copy of every packet per subscriber), and their sender reports are made
-// by the forwarder, mapped onto the publisher's clock (pion's would map
-// the rewritten timestamps onto the time the server sent them, which
-// breaks lip-sync).
+// The rest is the forwarder's own. Subscribers' NACKs are answered from one
+// packet cache per published layer (pion's responder would keep a copy of
+// every packet per subscriber). Sender reports are mapped onto the
+// publisher's clock (pion's would map the rewritten timestamps onto the
+// time the server sent them, which breaks lip-sync), and receiver reports
+// come from the loss and jitter the readers compute anyway (pion's
+// receiver interceptor parses every RTCP packet of every subscriber).
 func configureInterceptors(m *webrtc.MediaEngine, reg *interceptor.Registry) error {
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
 		return err
 	}
 	reg.Add(gen)
-
-	rr, err := report.NewReceiverInterceptor()
-	if err != nil {
-		return err
-	}
-	reg.Add(rr)
 
 	fb, err := twcc.NewSenderInterceptor()
 	if err != nil {

@@ -28,7 +28,7 @@ func (w *sinkWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 // fanout builds one video track forwarded to n bound subscriptions.
 func fanout(n int, layers []string) (*UpTrack, []*sinkWriter) {
-	pub := &Peer{id: "p-pub"}
+	pub := &Peer{id: "p-pub", e: &Engine{}}
 	up := newUpTrack(pub, mediaInfo{mid: "0", kind: webrtc.RTPCodecTypeVideo, rids: layers},
 		webrtc.RTPCodecParameters{PayloadType: 96, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}})
 	sinks := make([]*sinkWriter, n)

@@ -3,6 +3,7 @@ package sfu
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/binary"
 )
 
 var idEncoding = base32.NewEncoding("abcdefghijkmnpqrstuvwxyz23456789").WithPadding(base32.NoPadding)
@@ -13,4 +14,11 @@ func NewID(prefix string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand documents it)
 	return prefix + idEncoding.EncodeToString(b[:])[:12]
+}
+
+// randUint32 returns a random SSRC.
+func randUint32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
 }

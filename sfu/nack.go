@@ -1,9 +1,6 @@
 package sfu
 
-import (
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
-)
+import "github.com/pion/rtp"
 
 // Each packet is resent to a subscriber at most retransmitMax times, and
 // not twice within retransmitMinGap: a NACK repeated sooner is a duplicate,
@@ -44,29 +41,28 @@ type nackRef struct {
 // and pion (v4.2) delivers no RTCP addressed to a sender's RTX SSRC, so RTX
 // would hide part of the feedback from the bandwidth estimator. Subscribers
 // are therefore not offered RTX at all.
-func (d *DownTrack) handleNACK(n *rtcp.TransportLayerNack, now int64) {
+func (d *DownTrack) handleNACK(entries [][4]byte, now int64) {
 	b := d.bound.Load()
 	if b == nil || d.up.kind != videoKind {
 		return
 	}
-	r := &d.rtx
+	if d.rtx == nil {
+		d.rtx = &retransmitter{buf: make([]byte, 1500)}
+	}
+	r := d.rtx
 	r.want = r.want[:0]
 	d.up.fwdMu.Lock() // the mapping is the forwarding goroutine's
-	for i := range n.Nacks {
-		n.Nacks[i].Range(func(out uint16) bool {
+	for _, e := range entries {
+		nackSeqs(e, func(out uint16) {
 			if layer, in, tsDelta, ok := d.rw.lookup(out); ok {
 				r.want = append(r.want, nackRef{layer: layer, in: in, out: out, tsDelta: tsDelta})
 			} else {
 				d.nackMisses.Add(1)
 			}
-			return true
 		})
 	}
 	d.up.fwdMu.Unlock()
 
-	if cap(r.buf) == 0 {
-		r.buf = make([]byte, 1500)
-	}
 	for _, w := range r.want {
 		slot := w.out % cacheSize
 		if r.lastSeq[slot] != w.out || r.count[slot] == 0 {

@@ -81,6 +81,8 @@ type Peer struct {
 	// Owned by the allocator goroutine:
 	scratchVideo  []*DownTrack
 	scratchChoice []int
+	lastRR        int64  // when receiver reports last went out
+	rtcpSSRC      uint32 // the SSRC the server's receiver reports come from
 
 	connectTimer *time.Timer
 	kick         chan struct{}
@@ -119,6 +121,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		kick:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		bwe:       newBWE(),
+		rtcpSSRC:  randUint32(),
 	}
 	p.downs.Store(&[]*DownTrack{})
 	pc.OnICECandidate(p.onCandidate)

@@ -51,10 +51,52 @@ func (d *DownTrack) senderReport(now int64) *rtcp.SenderReport {
 	}
 }
 
-// sendReports sends the sender reports that are due, in one compound
-// packet. Runs in the allocator goroutine.
+// receptionReport describes the reception of one published layer since
+// the last report (RFC 3550 section 6.4.1), from its reader's counters.
+// Called by the allocator goroutine, which owns the rr fields.
+func (l *upLayer) receptionReport(now int64) (rtcp.ReceptionReport, bool) {
+	ssrc, received := l.ssrc.Load(), l.recvCount.Load()
+	if ssrc == 0 || received == 0 {
+		return rtcp.ReceptionReport{}, false
+	}
+	high := l.recvHigh.Load()
+	expected := uint64(high-l.recvBase.Load()) + 1
+	rr := rtcp.ReceptionReport{
+		SSRC:               ssrc,
+		TotalLost:          uint32(min(max(int64(expected)-int64(received), 0), 1<<23-1)),
+		LastSequenceNumber: high,
+		Jitter:             uint32(l.jitterUs.Load() * int64(l.clockRate) / 1e6),
+	}
+	if dExp, dRecv := expected-l.rrExpected, received-l.rrReceived; dExp > 0 && dExp > dRecv {
+		rr.FractionLost = uint8(min((dExp-dRecv)<<8/dExp, 255))
+	}
+	l.rrExpected, l.rrReceived = expected, received
+	if sr := l.sr.Load(); sr != nil {
+		rr.LastSenderReport = uint32(sr.ntp >> 16)
+		rr.Delay = uint32((now - sr.at) << 16 / 1e9) // in 1/65536 s
+	}
+	return rr, true
+}
+
+// sendReports sends the reports that are due, in one compound packet:
+// sender reports for the subscriptions, receiver reports for what the peer
+// publishes. Runs in the allocator goroutine.
 func (p *Peer) sendReports(now int64) {
 	var pkts []rtcp.Packet
+	if now-p.lastRR >= senderReportInterval {
+		p.lastRR = now
+		rr := &rtcp.ReceiverReport{SSRC: p.rtcpSSRC}
+		for _, u := range p.Published() {
+			for i := range u.layerCount() {
+				if r, ok := u.layers[i].receptionReport(now); ok && len(rr.Reports) < 31 {
+					rr.Reports = append(rr.Reports, r)
+				}
+			}
+		}
+		if len(rr.Reports) > 0 {
+			pkts = append(pkts, rr)
+		}
+	}
 	for _, d := range *p.downs.Load() {
 		if now-d.lastReport < senderReportInterval {
 			continue

@@ -82,8 +82,14 @@ type upLayer struct {
 
 	recv receiveStats // owned by the layer's reader
 	// exported by the reader, once per rateInterval:
-	lost     atomic.Int64 // packets never received (RFC 3550 cumulative lost)
-	jitterUs atomic.Int64 // interarrival jitter, microseconds
+	lost      atomic.Int64  // packets never received (RFC 3550 cumulative lost)
+	jitterUs  atomic.Int64  // interarrival jitter, microseconds
+	recvHigh  atomic.Uint32 // extended highest sequence number received
+	recvCount atomic.Uint64 // packets received
+	recvBase  atomic.Uint32 // first sequence number
+
+	// Owned by the publisher's allocator, for receiver reports:
+	rrExpected, rrReceived uint64
 }
 
 // receiveStats computes loss and jitter the RFC 3550 way.
@@ -133,6 +139,9 @@ func (l *upLayer) measure(now int64) {
 		l.rateAt, l.rateBytes = now, b
 		l.lost.Store(max(0, l.recv.lost()))
 		l.jitterUs.Store(int64(l.recv.jitter * 1e6 / float64(l.clockRate)))
+		l.recvHigh.Store(l.recv.high)
+		l.recvBase.Store(l.recv.base)
+		l.recvCount.Store(l.recv.received)
 	}
 }
 
@@ -403,6 +412,12 @@ func (u *UpTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 	if len(downs) == 0 {
 		return
 	}
+	// With one UDP port, the packets of this fan-out go out in one system
+	// call when it ends.
+	if m := u.publisher.e.mux; m != nil {
+		m.begin()
+		defer m.end()
+	}
 	u.fwdMu.Lock()
 	for _, d := range downs {
 		d.forward(l, p, key, now)
@@ -415,12 +430,13 @@ func (u *UpTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 type senderReport struct {
 	ntp uint64 // NTP timestamp, 32.32 fixed point
 	rtp uint32
+	at  int64 // when it arrived, unix ns
 }
 
 // readRTCP reads the publisher's RTCP for layer l: its sender reports,
 // which map the layer's RTP clock onto the publisher's wall clock, are
-// kept for the reports sent to subscribers (and seen by the receiver
-// report interceptor).
+// kept for the reports sent to subscribers and for the receiver reports
+// sent back.
 func (u *UpTrack) readRTCP(receiver *webrtc.RTPReceiver, rid string, l int) {
 	for {
 		var pkts []rtcp.Packet
@@ -435,7 +451,7 @@ func (u *UpTrack) readRTCP(receiver *webrtc.RTPReceiver, rid string, l int) {
 		}
 		for _, p := range pkts {
 			if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == u.layers[l].ssrc.Load() {
-				u.layers[l].sr.Store(&senderReport{ntp: sr.NTPTime, rtp: sr.RTPTime})
+				u.layers[l].sr.Store(&senderReport{ntp: sr.NTPTime, rtp: sr.RTPTime, at: time.Now().UnixNano()})
 			}
 		}
 	}

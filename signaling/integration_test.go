@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling/client"
 	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
 )
@@ -61,8 +63,24 @@ func waitEvent(t *testing.T, ctx context.Context, c *client.Client, mark int, wh
 }
 
 func TestThreeParticipantsExchangeMedia(t *testing.T) {
+	t.Run("ephemeral ports", func(t *testing.T) { threeParticipants(t, st.Options{}) })
+	// One UDP port: the ICE mux and the batched sending of fan-outs.
+	t.Run("one port", func(t *testing.T) { threeParticipants(t, st.Options{SFU: sfu.Config{UDPPort: freeUDPPort(t)}}) })
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+func threeParticipants(t *testing.T, opts st.Options) {
 	ctx := testContext(t)
-	srv := st.NewServer(t, st.Options{})
+	srv := st.NewServer(t, opts)
 	clients := make([]*client.Client, 3)
 	pubs := map[string]*st.Publisher{} // by track id
 	for i := range clients {

@@ -261,13 +261,42 @@ func TestActiveSpeakers(t *testing.T) {
 	}
 }
 
-// TestSenderReportsReachSubscribers: a subscriber gets sender reports for
-// the stream it receives, counting what it was sent.
-func TestSenderReportsReachSubscribers(t *testing.T) {
+// TestReports: a subscriber gets sender reports for the stream it
+// receives, counting what it was sent; a publisher gets receiver reports
+// for what it sends.
+func TestReports(t *testing.T) {
 	ctx := testContext(t)
 	srv := st.NewServer(t, st.Options{})
 	a := srv.Join(ctx, "sr")
-	st.Publish(ctx, t, a, "video")
+	pub := st.Publish(ctx, t, a, "video")
+	var sender *webrtc.RTPSender
+	for _, tr := range a.PC().GetTransceivers() {
+		if s := tr.Sender(); s != nil && s.Track() == webrtc.TrackLocal(pub.Synth.Track) {
+			sender = s
+		}
+	}
+	if sender == nil {
+		t.Fatal("no sender for the published track")
+	}
+	rrs := make(chan rtcp.ReceptionReport, 1)
+	go func() {
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if rr, ok := p.(*rtcp.ReceiverReport); ok {
+					for _, r := range rr.Reports {
+						select {
+						case rrs <- r:
+						default:
+						}
+					}
+				}
+			}
+		}
+	}()
 	b := srv.Join(ctx, "sr")
 	var recv *st.Received
 	for _, r := range receiveTracks(t, b, 1) {
@@ -306,6 +335,14 @@ func TestSenderReportsReachSubscribers(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no sender report within 5 s")
+	}
+	select {
+	case rr := <-rrs:
+		if rr.SSRC != uint32(sender.GetParameters().Encodings[0].SSRC) || rr.LastSequenceNumber == 0 || rr.TotalLost != 0 {
+			t.Errorf("receiver report %+v", rr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no receiver report within 5 s")
 	}
 }
 

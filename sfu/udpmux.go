@@ -1,0 +1,262 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/logging"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// The UDP port all ICE traffic shares: one socket per local address, each
+// under pion's ICE UDP mux, each wrapped in a batchConn.
+//
+// A batchConn turns the packets written while a fan-out is in progress into
+// one sendmmsg call: forwarding a packet to fifty subscribers costs one
+// system call instead of fifty. pion writes each SRTP packet down to the
+// socket synchronously, on the forwarding goroutine, so the packets of one
+// fan-out reach the socket between the forwarder's begin and end, which
+// flushes them.
+
+// batchSize bounds one sendmmsg call.
+const batchSize = 64
+
+// batchConn is a UDP socket that queues writes while a batch is open.
+type batchConn struct {
+	*net.UDPConn
+	send func([]ipv4.Message) (int, error) // sendmmsg on this socket
+
+	open atomic.Int32 // open batches; changed under mu
+
+	mu    sync.Mutex
+	cur   *batch   // guarded by mu
+	spare []*batch // guarded by mu
+}
+
+// batch is a set of queued packets; its buffers are reused.
+type batch struct {
+	msgs  []ipv4.Message
+	bufs  [batchSize][]byte
+	addrs [batchSize]net.UDPAddr
+	ips   [batchSize][16]byte
+	n     int
+}
+
+func newBatchConn(c *net.UDPConn, v6 bool) *batchConn {
+	b := &batchConn{UDPConn: c}
+	if v6 {
+		p := ipv6.NewPacketConn(c)
+		b.send = func(ms []ipv4.Message) (int, error) { return p.WriteBatch(ms, 0) }
+	} else {
+		p := ipv4.NewPacketConn(c)
+		b.send = func(ms []ipv4.Message) (int, error) { return p.WriteBatch(ms, 0) }
+	}
+	b.cur = newBatch()
+	return b
+}
+
+func newBatch() *batch {
+	b := &batch{msgs: make([]ipv4.Message, batchSize)}
+	for i := range b.bufs {
+		b.bufs[i] = make([]byte, 0, 1500)
+		b.msgs[i].Buffers = [][]byte{nil}
+		b.msgs[i].Addr = &b.addrs[i]
+	}
+	return b
+}
+
+// ReadFromAddrPort implements ice.AddrPortReaderWriter.
+func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	return c.ReadFromUDPAddrPort(b)
+}
+
+// WriteToAddrPort implements ice.AddrPortReaderWriter: the write is queued
+// when a batch is open, sent at once otherwise.
+func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	if c.open.Load() == 0 || len(b) > 1500 {
+		return c.WriteToUDPAddrPort(b, addr)
+	}
+	c.mu.Lock()
+	if c.open.Load() == 0 { // the batch closed meanwhile
+		c.mu.Unlock()
+		return c.WriteToUDPAddrPort(b, addr)
+	}
+	q := c.cur
+	i := q.n
+	q.bufs[i] = append(q.bufs[i][:0], b...)
+	q.msgs[i].Buffers[0] = q.bufs[i]
+	a := addr.Addr().Unmap()
+	if a.Is4() {
+		ip4 := a.As4()
+		copy(q.ips[i][:4], ip4[:])
+		q.addrs[i].IP = q.ips[i][:4]
+	} else {
+		q.ips[i] = a.As16()
+		q.addrs[i].IP = q.ips[i][:16]
+	}
+	q.addrs[i].Port = int(addr.Port())
+	q.n++
+	full := q.n == batchSize
+	var out *batch
+	if full {
+		out = c.take()
+	}
+	c.mu.Unlock()
+	if out != nil {
+		c.flush(out)
+	}
+	return len(b), nil
+}
+
+// WriteTo implements net.PacketConn for writes that come with a net.Addr.
+func (c *batchConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		return c.WriteToAddrPort(b, ua.AddrPort())
+	}
+	return c.UDPConn.WriteTo(b, addr)
+}
+
+// begin opens a batch: writes are queued until the matching end.
+func (c *batchConn) begin() {
+	c.mu.Lock()
+	c.open.Add(1)
+	c.mu.Unlock()
+}
+
+// end closes a batch and sends what is queued.
+func (c *batchConn) end() {
+	c.mu.Lock()
+	c.open.Add(-1)
+	var out *batch
+	if c.cur.n > 0 {
+		out = c.take()
+	}
+	c.mu.Unlock()
+	if out != nil {
+		c.flush(out)
+	}
+}
+
+// take swaps the current batch for a spare one. Called with mu held.
+func (c *batchConn) take() *batch {
+	out := c.cur
+	if n := len(c.spare); n > 0 {
+		c.cur, c.spare = c.spare[n-1], c.spare[:n-1]
+	} else {
+		c.cur = newBatch()
+	}
+	return out
+}
+
+// flush sends a batch and returns it to the spares. Errors are those of
+// UDP: the packets are lost, as a failed sendto would lose them.
+func (c *batchConn) flush(q *batch) {
+	for sent := 0; sent < q.n; {
+		n, err := c.send(q.msgs[sent:q.n])
+		if err != nil || n <= 0 {
+			break
+		}
+		sent += n
+	}
+	q.n = 0
+	c.mu.Lock()
+	c.spare = append(c.spare, q)
+	c.mu.Unlock()
+}
+
+// udpMux is the ICE UDP mux over batching sockets on one port.
+type udpMux struct {
+	*ice.MultiUDPMuxDefault
+	conns []*batchConn
+}
+
+// begin opens a batch on every socket.
+func (m *udpMux) begin() {
+	for _, c := range m.conns {
+		c.begin()
+	}
+}
+
+// end closes the batch on every socket, sending what was queued.
+func (m *udpMux) end() {
+	for _, c := range m.conns {
+		c.end()
+	}
+}
+
+// listenUDPMux binds port on every local address that the interface and IP
+// filters (and the loopback setting) allow.
+func listenUDPMux(cfg Config, ifFilter func(string) bool, ipFilter func(net.IP) bool, logger logging.LeveledLogger) (*udpMux, error) {
+	addrs, err := localAddrs(cfg.Loopback, ifFilter, ipFilter)
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("no interface left after the interface and ip filters")
+	}
+	m := &udpMux{}
+	var muxes []ice.UDPMux
+	for _, a := range addrs {
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, uint16(cfg.UDPPort))))
+		if err != nil {
+			for _, b := range m.conns {
+				_ = b.Close()
+			}
+			return nil, fmt.Errorf("listen on %s: %w", a, err)
+		}
+		_ = c.SetReadBuffer(4 << 20)
+		_ = c.SetWriteBuffer(4 << 20)
+		b := newBatchConn(c, !a.Is4())
+		m.conns = append(m.conns, b)
+		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: b}))
+	}
+	m.MultiUDPMuxDefault = ice.NewMultiUDPMuxDefault(muxes...)
+	return m, nil
+}
+
+// localAddrs lists the addresses of the interfaces that are up, as ICE
+// would gather them: loopback only when asked for, no IPv6 link-local.
+func localAddrs(loopback bool, ifFilter func(string) bool, ipFilter func(net.IP) bool) ([]netip.Addr, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, ifi := range ifaces {
+		if ifi.Flags&net.FlagUp == 0 || (ifi.Flags&net.FlagLoopback != 0 && !loopback) {
+			continue
+		}
+		if ifFilter != nil && !ifFilter(ifi.Name) {
+			continue
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(ipn.IP)
+			if !ok {
+				continue
+			}
+			ip = ip.Unmap()
+			if ip.IsLinkLocalUnicast() || (ip.IsLoopback() && !loopback) {
+				continue
+			}
+			if ipFilter != nil && !ipFilter(ipn.IP) {
+				continue
+			}
+			out = append(out, ip)
+		}
+	}
+	return out, nil
+}
