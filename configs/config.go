@@ -6,18 +6,24 @@
 // Config into the settings of the media, room and signaling packages.
 package configs
 
-import "time"
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
 
 // Config is the whole of rooms.yaml.
 type Config struct {
-	// Listen is the HTTP address serving the WebSocket (/ws), the web client (/)
-	// and /healthz.
+	// Listen is the HTTP address serving the WebSocket (/ws), the web client (/),
+	// /healthz and the operator's endpoints (see Admin).
 	Listen    string    `yaml:"listen"`
 	Log       Log       `yaml:"log"`
 	TLS       TLS       `yaml:"tls"`
 	WebSocket WebSocket `yaml:"websocket"`
 	ICE       ICE       `yaml:"ice"`
 	Rooms     Rooms     `yaml:"rooms"`
+	Admin     Admin     `yaml:"admin"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -98,6 +104,25 @@ type Room struct {
 	MaxParticipants int    `yaml:"max_participants"`
 }
 
+// Admin protects the operator's endpoints: /debug (the inspection page,
+// /debug/rooms, raw stats, pprof), /metrics and the /admin API.
+type Admin struct {
+	// Token is the credential they require: "Authorization: Bearer <token>"
+	// (or, from a browser, HTTP Basic with the token as password). At least
+	// MinAdminTokenLen characters; empty leaves the endpoints closed unless
+	// Open is set.
+	Token string `yaml:"token"`
+	// Open serves them without a credential: only for a server that
+	// nothing but its own machine can reach.
+	Open bool `yaml:"open"`
+}
+
+// MinAdminTokenLen is the shortest admin token accepted.
+const MinAdminTokenLen = 16
+
+// Enabled reports whether the operator's endpoints can be used at all.
+func (a Admin) Enabled() bool { return a.Open || a.Token != "" }
+
 // Defaults returns the values used for every key a file leaves out.
 func Defaults() Config {
 	return Config{
@@ -125,4 +150,19 @@ func (r Rooms) Room(name string) (Room, bool) {
 		return Room{}, false
 	}
 	return Room{Name: name, MaxParticipants: r.MaxParticipants}, true
+}
+
+// LoopbackOnly reports whether the listen address accepts connections from
+// this machine only: a loopback IP or "localhost". An empty host (":8080")
+// listens on every interface.
+func (c Config) LoopbackOnly() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil || host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }

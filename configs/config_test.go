@@ -23,6 +23,9 @@ func TestDefaultIsLoopbackFriendly(t *testing.T) {
 	if cfg.TLS.Enabled() {
 		t.Error("default enables TLS")
 	}
+	if !cfg.Admin.Open || cfg.Admin.Token != "" || !cfg.LoopbackOnly() {
+		t.Errorf("default admin = %+v on %q, want open on loopback", cfg.Admin, cfg.Listen)
+	}
 }
 
 func TestExampleFileLoads(t *testing.T) {
@@ -38,6 +41,38 @@ func TestExampleFileLoads(t *testing.T) {
 	}
 	if r, ok := cfg.Rooms.Room("lobby"); !ok || r.MaxParticipants != 100 {
 		t.Errorf("lobby = %+v, %v", r, ok)
+	}
+	if cfg.Admin.Open || cfg.Admin.Token != "" || cfg.Admin.Enabled() {
+		t.Errorf("example admin = %+v, want closed", cfg.Admin)
+	}
+}
+
+func TestFileWithoutAdminIsClosed(t *testing.T) {
+	cfg, err := Parse("test.yaml", []byte("listen: \":9000\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Admin.Open || cfg.Admin.Enabled() {
+		t.Errorf("admin = %+v: a file that says nothing must not open the endpoints", cfg.Admin)
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	for listen, want := range map[string]bool{
+		"127.0.0.1:8080": true,
+		"127.0.0.2:80":   true,
+		"[::1]:8080":     true,
+		"localhost:8080": true,
+		":8080":          false,
+		"0.0.0.0:8080":   false,
+		"[::]:8080":      false,
+		"10.0.0.5:8080":  false,
+		"meet.example:1": false,
+		"nonsense":       false,
+	} {
+		if got := (Config{Listen: listen}).LoopbackOnly(); got != want {
+			t.Errorf("LoopbackOnly(%q) = %v, want %v", listen, got, want)
+		}
 	}
 }
 
@@ -154,6 +189,49 @@ func TestParse(t *testing.T) {
 			name: "tiny frame limit",
 			yaml: "websocket:\n  max_message_bytes: 10\n",
 			errs: []string{"line 2: websocket.max_message_bytes: 10 is too small"},
+		},
+		{
+			name: "admin token",
+			yaml: "admin:\n  token: 0123456789abcdef\n",
+			check: func(t *testing.T, c Config) {
+				if c.Admin.Token != "0123456789abcdef" || c.Admin.Open || !c.Admin.Enabled() {
+					t.Errorf("admin = %+v", c.Admin)
+				}
+			},
+		},
+		{
+			name: "admin open",
+			yaml: "admin:\n  open: true\n",
+			check: func(t *testing.T, c Config) {
+				if !c.Admin.Open || !c.Admin.Enabled() {
+					t.Errorf("admin = %+v", c.Admin)
+				}
+			},
+		},
+		{
+			name: "admin token too short",
+			yaml: "listen: \":1\"\nadmin:\n  token: secret\n",
+			errs: []string{"line 3: admin.token: too short (6 characters; at least 16)"},
+		},
+		{
+			name: "admin token with a space",
+			yaml: "admin:\n  token: \"0123456789 abcdef\"\n",
+			errs: []string{"line 2: admin.token: may hold only printable ASCII"},
+		},
+		{
+			name: "admin open with a token",
+			yaml: "admin:\n  open: true\n  token: 0123456789abcdef\n",
+			errs: []string{"line 1: admin: open and token exclude each other"},
+		},
+		{
+			name: "admin unknown key",
+			yaml: "admin:\n  tokens: x\n",
+			errs: []string{`line 2: admin: unknown key "tokens" (did you mean "token"?)`},
+		},
+		{
+			name: "admin open must be a boolean",
+			yaml: "admin:\n  open: sometimes\n",
+			errs: []string{"line 2:", "cannot unmarshal"},
 		},
 		{
 			name: "two documents",

@@ -133,6 +133,15 @@ func (c Config) validate(name string, lines map[string]int) error {
 		}
 	}
 
+	switch {
+	case c.Admin.Open && c.Admin.Token != "":
+		v.addf("admin", "open and token exclude each other: open serves without the token")
+	case c.Admin.Token != "" && len(c.Admin.Token) < MinAdminTokenLen:
+		v.addf("admin.token", "too short (%d characters; at least %d)", len(c.Admin.Token), MinAdminTokenLen)
+	case strings.ContainsFunc(c.Admin.Token, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+		v.addf("admin.token", "may hold only printable ASCII characters, no spaces")
+	}
+
 	if c.ShutdownTimeout < 0 {
 		v.addf("shutdown_timeout", "%s must not be negative", c.ShutdownTimeout)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
 	"github.com/tessera-rtc/tessera/configs"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
@@ -37,8 +38,10 @@ type server struct {
 }
 
 // newServer builds every part from the configuration, by hand: config, then
-// the media engine, the room registry, the signaling handler and the mux.
+// the metrics registry, the media engine, the room registry, the signaling
+// handler, the operator endpoints and the mux.
 func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
+	metrics := inspect.NewMetrics()
 	ips := make([]netip.Prefix, 0, len(cfg.ICE.IPs))
 	for _, s := range cfg.ICE.IPs {
 		p, err := configs.ParsePrefix(s)
@@ -54,6 +57,7 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		Loopback:       cfg.ICE.Loopback,
 		NAT1To1IPs:     cfg.ICE.NAT1To1IPs,
 		ConnectTimeout: cfg.ICE.ConnectTimeout,
+		OnNegotiation:  metrics.ObserveNegotiation,
 		Logger:         log,
 	})
 	if err != nil {
@@ -86,13 +90,27 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		Logger:          log,
 	}, reg)
 
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", sig)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	ins, err := inspect.New(inspect.Config{
+		Rooms: reg, Engine: engine, Signaling: sig, Metrics: metrics,
+		Token: cfg.Admin.Token, Open: cfg.Admin.Open, Logger: log,
+	})
+	if err != nil {
+		_ = engine.Close()
+		return nil, err
+	}
+
+	app := http.NewServeMux()
+	app.Handle("GET /ws", sig)
+	app.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /", web.Handler())
+	app.Handle("GET /", web.Handler())
+	// The operator endpoints answer every method themselves (JSON errors),
+	// so they sit beside the application rather than in its GET routes.
+	mux := http.NewServeMux()
+	mux.Handle("/", app)
+	ins.Register(mux)
 
 	return &server{
 		cfg: cfg, log: log, engine: engine, reg: reg, sig: sig,
@@ -122,6 +140,7 @@ func (s *server) serve(ctx context.Context, ready func(addr string)) error {
 		attrs = append(attrs, "ice_addresses", fmt.Sprint(addrs))
 	}
 	s.log.Info("server listening", attrs...)
+	s.warnAdmin()
 
 	errc := make(chan error, 1)
 	go func() {
@@ -142,6 +161,23 @@ func (s *server) serve(ctx context.Context, ready func(addr string)) error {
 	case <-ctx.Done():
 	}
 	return s.shutdown()
+}
+
+// warnAdmin says at startup how the operator endpoints are protected, and
+// warns when they are exposed.
+func (s *server) warnAdmin() {
+	a := s.cfg.Admin
+	switch {
+	case a.Open && !s.cfg.LoopbackOnly():
+		s.log.Warn("admin endpoints open to anyone who can reach this address: set admin.token, or listen on 127.0.0.1",
+			"listen", s.cfg.Listen, "endpoints", "/debug /metrics /admin")
+	case a.Open:
+		s.log.Info("admin endpoints open on loopback", "endpoints", "/debug /metrics /admin")
+	case a.Token == "":
+		s.log.Info("admin endpoints disabled: set admin.token to use them", "endpoints", "/debug /metrics /admin")
+	case !s.cfg.TLS.Enabled() && !s.cfg.LoopbackOnly():
+		s.log.Warn("admin token sent in clear: serve over TLS to protect it", "listen", s.cfg.Listen)
+	}
 }
 
 func (s *server) shutdown() error {
