@@ -2,7 +2,6 @@ package rooms
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -12,8 +11,9 @@ import (
 	"github.com/tessera-rtc/tessera/sfu"
 )
 
-// errRoomClosed reports a room that emptied and closed; Join retries.
-var errRoomClosed = errors.New("room closed")
+// errRoomClosed reports a room that emptied and closed; Join retries, and
+// to anyone else the room is not found.
+var errRoomClosed = fmt.Errorf("%w: room closed", ErrRoomNotFound)
 
 // room is owned by the goroutine running run: every field below ops is
 // touched only inside functions passed to do or post.

@@ -404,7 +404,10 @@ func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 		return ErrOfferCollision
 	default:
 		p.negMu.Unlock()
-		return fmt.Errorf("%w: cannot take an offer in signaling state %s", ErrBadSDP, st)
+		err := fmt.Errorf("%w: cannot take an offer in signaling state %s", ErrBadSDP, st)
+		p.event("client offer refused: %v", err)
+		p.log.Info("negotiation failed: client offer refused", "err", err)
+		return err
 	}
 	added, removed, err := p.applyOffer(sdp, infos, reply)
 	p.negMu.Unlock()
@@ -520,6 +523,8 @@ func (p *Peer) HandleAnswer(sdp string) error {
 		return ErrClosed
 	}
 	if p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		p.event("client answer refused: no offer outstanding")
+		p.log.Info("negotiation failed: answer with no offer outstanding")
 		return ErrNoPendingOffer
 	}
 	if _, err := parseDescription(sdp, mids(p.pc.PendingLocalDescription()), nil); err != nil {

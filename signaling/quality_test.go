@@ -14,31 +14,21 @@ import (
 	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
 )
 
-// feedbackCounter counts the keyframe requests and NACKs a publisher's
-// sender receives from the server.
+// feedbackCounter counts the keyframe requests and NACKs a publisher
+// receives from the server; its observe is a client.Options.OnRTCP.
 type feedbackCounter struct {
 	plis, nacks atomic.Int64
 }
 
-func countFeedback(sender *webrtc.RTPSender) *feedbackCounter {
-	f := &feedbackCounter{}
-	go func() {
-		for {
-			pkts, _, err := sender.ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, p := range pkts {
-				switch p.(type) {
-				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					f.plis.Add(1)
-				case *rtcp.TransportLayerNack:
-					f.nacks.Add(1)
-				}
-			}
+func (f *feedbackCounter) observe(_ *webrtc.RTPSender, pkts []rtcp.Packet) {
+	for _, p := range pkts {
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			f.plis.Add(1)
+		case *rtcp.TransportLayerNack:
+			f.nacks.Add(1)
 		}
-	}()
-	return f
+	}
 }
 
 // TestRetransmissionUnderLoss puts 5% random loss, both ways, on one
@@ -52,17 +42,17 @@ func TestRetransmissionUnderLoss(t *testing.T) {
 	srv := st.NewServer(t, st.Options{SFU: sfu.Config{Net: vn.Host("10.0.0.1")}})
 	pubNet, subNet := vn.Host("10.0.0.2"), vn.Host("10.0.0.3")
 
-	a := srv.Join(ctx, "loss", client.Options{API: vn.API(pubNet)})
+	fb := &feedbackCounter{}
+	a := srv.Join(ctx, "loss", client.Options{API: vn.API(pubNet), OnRTCP: fb.observe})
 	synth, err := client.NewSynth("video", "v", a.Self.ID, 77, 900)
 	if err != nil {
 		t.Fatal(err)
 	}
 	synth.KeyframeEvery = 100 // a keyframe a second at 100 packets/s
-	trackID, tr, err := a.Publish(ctx, synth.Track)
+	trackID, _, err := a.Publish(ctx, synth.Track)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb := countFeedback(tr.Sender())
 	go synth.Run(ctx, 10*time.Millisecond)
 
 	b := srv.Join(ctx, "loss", client.Options{API: vn.API(subNet)})
@@ -267,36 +257,22 @@ func TestActiveSpeakers(t *testing.T) {
 func TestReports(t *testing.T) {
 	ctx := testContext(t)
 	srv := st.NewServer(t, st.Options{})
-	a := srv.Join(ctx, "sr")
-	pub := st.Publish(ctx, t, a, "video")
-	var sender *webrtc.RTPSender
-	for _, tr := range a.PC().GetTransceivers() {
-		if s := tr.Sender(); s != nil && s.Track() == webrtc.TrackLocal(pub.Synth.Track) {
-			sender = s
-		}
-	}
-	if sender == nil {
-		t.Fatal("no sender for the published track")
-	}
 	rrs := make(chan rtcp.ReceptionReport, 1)
-	go func() {
-		for {
-			pkts, _, err := sender.ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, p := range pkts {
-				if rr, ok := p.(*rtcp.ReceiverReport); ok {
-					for _, r := range rr.Reports {
-						select {
-						case rrs <- r:
-						default:
-						}
+	var sender atomic.Pointer[webrtc.RTPSender]
+	a := srv.Join(ctx, "sr", client.Options{OnRTCP: func(s *webrtc.RTPSender, pkts []rtcp.Packet) {
+		sender.Store(s)
+		for _, p := range pkts {
+			if rr, ok := p.(*rtcp.ReceiverReport); ok {
+				for _, r := range rr.Reports {
+					select {
+					case rrs <- r:
+					default:
 					}
 				}
 			}
 		}
-	}()
+	}})
+	st.Publish(ctx, t, a, "video")
 	b := srv.Join(ctx, "sr")
 	var recv *st.Received
 	for _, r := range receiveTracks(t, b, 1) {
@@ -338,7 +314,7 @@ func TestReports(t *testing.T) {
 	}
 	select {
 	case rr := <-rrs:
-		if rr.SSRC != uint32(sender.GetParameters().Encodings[0].SSRC) || rr.LastSequenceNumber == 0 || rr.TotalLost != 0 {
+		if rr.SSRC != uint32(sender.Load().GetParameters().Encodings[0].SSRC) || rr.LastSequenceNumber == 0 || rr.TotalLost != 0 {
 			t.Errorf("receiver report %+v", rr)
 		}
 	case <-time.After(5 * time.Second):

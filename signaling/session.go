@@ -30,6 +30,7 @@ type session struct {
 	h      *Handler
 	ws     *websocket.Conn
 	log    *slog.Logger
+	remote string
 	ctx    context.Context // ends with the session
 	cancel context.CancelFunc
 
@@ -49,7 +50,7 @@ type session struct {
 func newSession(h *Handler, ws *websocket.Conn, r *http.Request) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
-		h: h, ws: ws, ctx: ctx, cancel: cancel,
+		h: h, ws: ws, ctx: ctx, cancel: cancel, remote: r.RemoteAddr,
 		log:        h.log.With("remote", r.RemoteAddr),
 		out:        make(chan any, h.cfg.QueueSize),
 		closing:    make(chan struct{}),
@@ -152,7 +153,7 @@ func (s *session) join(id string, m *joinMsg) error {
 		return err
 	}
 	s.part = p
-	s.log = p.Logger()
+	s.log = p.Logger().With("remote", s.remote)
 	return nil
 }
 

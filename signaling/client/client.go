@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
@@ -38,6 +39,9 @@ type Options struct {
 	Header http.Header
 	// API creates the PeerConnection; nil uses DefaultAPI.
 	API *webrtc.API
+	// OnRTCP, when set, receives the RTCP the server sends about the
+	// client's published tracks (from the goroutine reading it).
+	OnRTCP func(s *webrtc.RTPSender, pkts []rtcp.Packet)
 }
 
 // Client is one participant.
@@ -373,6 +377,7 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, init ...w
 	if err != nil {
 		return "", nil, err
 	}
+	c.drainRTCP(tr.Sender())
 	// pion assigns mids when it creates an offer, and an offer dropped in a
 	// collision cannot give them back: numeric mids could then clash with
 	// the ones the server assigns. The client's own mids are not numeric.
@@ -403,6 +408,7 @@ func (c *Client) PublishSimulcast(ctx context.Context, layers ...webrtc.TrackLoc
 	if err != nil {
 		return "", nil, err
 	}
+	c.drainRTCP(tr.Sender())
 	if err := tr.SetMid(fmt.Sprintf("c%d", c.nextMid.Add(1))); err != nil {
 		return "", nil, err
 	}
@@ -421,6 +427,25 @@ func (c *Client) PublishSimulcast(ctx context.Context, layers ...webrtc.TrackLoc
 		return "", nil, fmt.Errorf("waiting for track-published: %w", err)
 	}
 	return ev.Track.ID, tr, nil
+}
+
+// drainRTCP reads a sender's RTCP, so that pion's interceptors answer the
+// server's NACKs; with OnRTCP set the packets are also handed over.
+func (c *Client) drainRTCP(s *webrtc.RTPSender) {
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := s.Read(buf)
+			if err != nil {
+				return
+			}
+			if f := c.opt.OnRTCP; f != nil {
+				if pkts, err := rtcp.Unmarshal(buf[:n]); err == nil {
+					f(s, pkts)
+				}
+			}
+		}
+	}()
 }
 
 // Leave sends `leave`; the server removes the participant and closes the socket.
