@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/tessera-rtc/tessera/sfu"
 )
@@ -50,6 +51,11 @@ type Config struct {
 	OnDemand bool
 	// MaxParticipants limits on-demand rooms and listed rooms without a limit.
 	MaxParticipants int
+	// MaxRooms limits how many rooms exist at once (0: no limit).
+	MaxRooms int
+	// ResumeGrace is how long a participant whose socket dropped (without a
+	// close frame) is kept for a new socket to resume it; 0 disables resume.
+	ResumeGrace time.Duration
 	// Listed rooms always exist.
 	Listed []RoomConfig
 }

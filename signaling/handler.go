@@ -30,7 +30,14 @@ type Config struct {
 	QueueSize int
 	// ICEServers are handed to clients in `joined`.
 	ICEServers []ICEServer
-	Logger     *slog.Logger
+	// MessagesPerSecond limits what one socket may send, with bursts of
+	// twice as much; a socket that keeps going far over it is closed.
+	MessagesPerSecond int
+	// ConnectionsPerIP limits the sockets open from one address at once.
+	ConnectionsPerIP int
+	// JoinTimeout is how long a socket may stay open without joining.
+	JoinTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 func (c *Config) fill() {
@@ -48,6 +55,15 @@ func (c *Config) fill() {
 	}
 	if c.ICEServers == nil {
 		c.ICEServers = []ICEServer{}
+	}
+	if c.MessagesPerSecond <= 0 {
+		c.MessagesPerSecond = 50
+	}
+	if c.ConnectionsPerIP <= 0 {
+		c.ConnectionsPerIP = 32
+	}
+	if c.JoinTimeout <= 0 {
+		c.JoinTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
