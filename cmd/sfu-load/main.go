@@ -8,6 +8,7 @@
 //	         [--video-bitrate 2M] [--packet-size 1200] [--audio] [--simulcast]
 //	         [--ramp 10/s] [--warmup 3s] [--duration 10s] [--json]
 //	         [--server-pid PID | --spawn "path/to/sfu --config load.yaml"]
+//	sfu-load plot [summaries.jsonl...] > curve.svg
 //
 // See docs/load.md.
 package main
@@ -29,6 +30,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "plot" {
+		if err := plotMain(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "sfu-load plot:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
