@@ -62,10 +62,12 @@ func (c *Config) fill() {
 // Engine holds what all peers share: the webrtc.API (codecs, interceptors,
 // ICE settings) and the UDP mux.
 type Engine struct {
-	cfg Config
-	api *webrtc.API
-	mux *udpMux // nil with ephemeral ports
-	log *slog.Logger
+	cfg        Config
+	api        *webrtc.API
+	mux        *udpMux // nil with ephemeral ports
+	fanout     *fanoutPool
+	fanoutOnce sync.Once
+	log        *slog.Logger
 
 	mu      sync.Mutex
 	peers   int                     // guarded by mu
@@ -126,6 +128,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		se.SetICEUDPMux(mux)
 	}
 
+	e.fanout = newFanoutPool()
 	e.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return e, nil
 }
@@ -156,8 +159,12 @@ func configureInterceptors(m *webrtc.MediaEngine, reg *interceptor.Registry) err
 	return nil
 }
 
-// Close releases the UDP port. Peers must be closed first.
+// Close releases the UDP port and the fan-out workers. Peers must be
+// closed first.
 func (e *Engine) Close() error {
+	if e.fanout != nil {
+		e.fanoutOnce.Do(e.fanout.close)
+	}
 	if e.mux != nil {
 		return e.mux.Close()
 	}

@@ -21,4 +21,7 @@ var (
 	ErrICEFailed = errors.New("ice failed")
 	// ErrTooManyTracks reports an offer publishing more tracks than allowed.
 	ErrTooManyTracks = errors.New("too many published tracks")
+	// ErrNotAllowed reports an offer publishing from a peer that may not
+	// publish (PeerConfig.NoPublish).
+	ErrNotAllowed = errors.New("not allowed")
 )

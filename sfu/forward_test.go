@@ -26,9 +26,14 @@ func (w *sinkWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 
 func (w *sinkWriter) Write(b []byte) (int, error) { return len(b), nil }
 
-// fanout builds one video track forwarded to n bound subscriptions.
-func fanout(n int, layers []string) (*UpTrack, []*sinkWriter) {
-	pub := &Peer{id: "p-pub", e: &Engine{}}
+// fanout builds one video track forwarded to n bound subscriptions, by one
+// goroutine (pool nil) or spread over a worker pool.
+func fanout(n int, layers []string, pool ...*fanoutPool) (*UpTrack, []*sinkWriter) {
+	e := &Engine{}
+	if len(pool) > 0 {
+		e.fanout = pool[0]
+	}
+	pub := &Peer{id: "p-pub", e: e}
 	up := newUpTrack(pub, mediaInfo{mid: "0", kind: webrtc.RTPCodecTypeVideo, rids: layers},
 		webrtc.RTPCodecParameters{PayloadType: 96, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}})
 	sinks := make([]*sinkWriter, n)
@@ -82,6 +87,32 @@ func TestFanoutRewritesPerSubscriber(t *testing.T) {
 	}
 }
 
+// TestParallelFanout: past fanoutChunk subscriptions the fan-out is shared
+// among workers; every subscriber still gets every packet, rewritten as
+// its own, and nothing is allocated.
+func TestParallelFanout(t *testing.T) {
+	pool := newFanoutPool()
+	defer pool.close()
+	const n = 3*fanoutChunk + 7
+	up, sinks := fanout(n, nil, pool)
+	now := time.Now().UnixNano()
+	for seq := uint16(0); seq < 50; seq++ {
+		up.forward(0, videoPacket(seq, seq == 0), seq == 0, now)
+	}
+	for i, s := range sinks {
+		if s.packets != 50 || s.last.SequenceNumber != 49 || s.last.SSRC != uint32(1000+i) {
+			t.Fatalf("subscriber %d: %d packets, last %+v", i, s.packets, s.last)
+		}
+	}
+	p := videoPacket(50, false)
+	if a := testing.AllocsPerRun(200, func() {
+		p.SequenceNumber++
+		up.forward(0, p, false, now)
+	}); a != 0 && !raceEnabled {
+		t.Errorf("a parallel fan-out allocates %.1f times", a)
+	}
+}
+
 func TestFanoutAllocatesNothing(t *testing.T) {
 	up, _ := fanout(10, nil)
 	now := time.Now().UnixNano()
@@ -100,12 +131,16 @@ func TestFanoutAllocatesNothing(t *testing.T) {
 }
 
 // BenchmarkFanout forwards one published video track to N subscriptions,
-// down to the TrackLocalWriter (pion's SRTP path is not included). ns/op is
-// per incoming packet; ns/fwd per forwarded packet.
+// down to the TrackLocalWriter (pion's SRTP path is not included); past
+// fanoutChunk subscriptions the work is shared among the cores. ns/op is
+// per incoming packet (the latency of a fan-out); ns/fwd per forwarded
+// packet.
 func BenchmarkFanout(b *testing.B) {
-	for _, n := range []int{1, 10, 100} {
+	pool := newFanoutPool()
+	defer pool.close()
+	for _, n := range []int{1, 10, 100, 400} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			up, _ := fanout(n, nil)
+			up, _ := fanout(n, nil, pool)
 			now := time.Now().UnixNano()
 			p := videoPacket(0, true)
 			up.forward(0, p, true, now)

@@ -39,6 +39,9 @@ type PeerConfig struct {
 	ID      string // the participant id: stream id of the peer's tracks
 	Handler Handler
 	Logger  *slog.Logger
+	// NoPublish refuses every offer that sends anything (ErrNotAllowed):
+	// the participant may only receive.
+	NoPublish bool
 }
 
 // Peer is one participant's PeerConnection. The server is the impolite peer
@@ -51,6 +54,8 @@ type Peer struct {
 	pc  *webrtc.PeerConnection
 	h   Handler
 	log *slog.Logger
+
+	noPublish bool // PeerConfig.NoPublish
 
 	// negMu serializes negotiation: every Set*Description, transceiver
 	// change and candidate applied to pc.
@@ -114,7 +119,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	p := &Peer{
-		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log,
+		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log, noPublish: cfg.NoPublish,
 		subs:      map[string]*subscription{},
 		published: map[string]*UpTrack{},
 		wanted:    map[string]*DownTrack{},
@@ -168,17 +173,35 @@ func (p *Peer) ID() string { return p.id }
 
 // loop runs the server's side of negotiation whenever subscriptions change
 // or a negotiation ends with changes waiting.
+//
+// A change waits negotiateDelay before it is offered, so that a burst of
+// changes (a room joining at once, a participant publishing camera and
+// microphone) goes out as one offer.
 func (p *Peer) loop() {
 	defer p.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
 	for {
 		select {
 		case <-p.done:
+			timer.Stop()
 			return
 		case <-p.kick:
+			if !armed {
+				timer.Reset(negotiateDelay)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
 			p.negotiate()
 		}
 	}
 }
+
+// negotiateDelay is how long a subscription change waits for others to
+// share its offer.
+const negotiateDelay = 20 * time.Millisecond
 
 func (p *Peer) wake() {
 	select {
@@ -450,6 +473,9 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 			publishing++
 		}
 	}
+	if publishing > 0 && p.noPublish {
+		return nil, nil, fmt.Errorf("%w: this participant may not publish (%d sending sections)", ErrNotAllowed, publishing)
+	}
 	if publishing > p.e.cfg.MaxTracksPerPeer {
 		return nil, nil, fmt.Errorf("%w: %d tracks (at most %d)", ErrTooManyTracks, publishing, p.e.cfg.MaxTracksPerPeer)
 	}
@@ -512,6 +538,20 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 		p.log.Info("track published", "track", t.id, "kind", t.kind.String(), "codec", t.codec.MimeType, "layers", strings.Join(t.rids, ","))
 	}
 	return added, removed, nil
+}
+
+// ResendOffer sends the outstanding server offer again, if there is one:
+// the client may have missed it (its connection to the server changed).
+func (p *Peer) ResendOffer() {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		return
+	}
+	if d := p.pc.PendingLocalDescription(); d != nil {
+		p.event("server offer sent again")
+		p.h.SendOffer(d.SDP)
+	}
 }
 
 // HandleAnswer applies the client's answer to the outstanding server offer.

@@ -175,3 +175,59 @@ func TestRewriterLongRun(t *testing.T) {
 		want++
 	}
 }
+
+// FuzzRewriter drives a rewriter with restarts on three layers, packets with
+// gaps, and inserted padding: every packet sent continues the output
+// sequence by its input gap, and maps back to where it came from.
+func FuzzRewriter(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 1, 0, 1, 1, 0, 1, 2, 0, 0, 1, 0, 1, 0, 1, 50, 1, 1, 1, 2, 0, 0, 2, 0, 0, 1, 0, 3})
+	f.Add([]byte{0, 2, 255, 1, 0, 0, 0, 1, 0, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		r := rewriter{clockRate: 90000}
+		seq := [3]uint16{100, 5000, 65530}
+		ts := [3]uint32{1000, 2_000_000, 4_294_000_000}
+		started := false
+		var last uint16
+		now := int64(0)
+		for i := 0; i+2 < len(ops); i += 3 {
+			op, layer, step := ops[i]%3, int(ops[i+1]%3), ops[i+2]
+			now += 1_000_000
+			switch op {
+			case 0: // a restart (keyframe, switch) on layer
+				seq[layer] += uint16(step)
+				ts[layer] += uint32(step) * 3000
+				r.restart(layer, seq[layer], ts[layer], now)
+				out, _, ok := r.rewrite(layer, seq[layer], ts[layer], now)
+				if !ok || (started && out != last+1) {
+					t.Fatalf("restart: out %d ok %v, last %d", out, ok, last)
+				}
+				last, started = out, true
+			case 1: // the next packet of the layer being forwarded
+				if !started {
+					continue
+				}
+				cl := r.cur().layer
+				gap := uint16(step%4) + 1
+				seq[cl] += gap
+				ts[cl] += 3000
+				out, _, ok := r.rewrite(cl, seq[cl], ts[cl], now)
+				if !ok || out != last+gap {
+					t.Fatalf("packet: out %d ok %v, want %d", out, ok, last+gap)
+				}
+				last = out
+				if l, in, _, ok := r.lookup(out); !ok || l != cl || in != seq[cl] {
+					t.Fatalf("lookup(%d) = layer %d in %d %v, want layer %d in %d", out, l, in, ok, cl, seq[cl])
+				}
+			case 2: // a padding packet of the server's
+				if !started {
+					continue
+				}
+				out, _ := r.insert()
+				if out != last+1 {
+					t.Fatalf("padding %d after %d", out, last)
+				}
+				last = out
+			}
+		}
+	})
+}

@@ -43,7 +43,10 @@ type UpTrack struct {
 	// fwdMu serializes forwarding, so that the per-subscriber state of the
 	// DownTracks has one owner at a time even when several layers arrive.
 	fwdMu sync.Mutex
-	muted atomic.Bool
+	// Owned by whoever holds fwdMu: the chunks of a large fan-out.
+	jobs     []fanoutJob
+	fanoutWG sync.WaitGroup
+	muted    atomic.Bool
 	// priority orders tracks when a subscriber's bandwidth is shared out
 	// (higher first), e.g. the active speaker's camera or a screen share.
 	priority atomic.Int32
@@ -381,14 +384,20 @@ func (u *UpTrack) read(l int, track *webrtc.TrackRemote) {
 }
 
 // hearLevel folds a packet's audio level into the track's loudness, an
-// exponential average over about 20 packets (400 ms of Opus).
+// exponential average that rises fast (over about 4 packets, 80 ms of
+// Opus) and falls slowly (about 20 packets): a speaker is recognized at
+// once and not dropped between two words.
 func (u *UpTrack) hearLevel(p *rtp.Packet, now int64) {
 	v := p.GetExtension(u.extAudioLevel)
 	if len(v) == 0 {
 		return
 	}
 	loud := int32(127-v[0]&0x7f) << 4 // 1/16 dB above silence
-	u.level += (loud - u.level) / 20
+	if loud > u.level {
+		u.level += (loud - u.level + 3) / 4
+	} else {
+		u.level += (loud - u.level) / 20
+	}
 	u.loud.Store(u.level)
 	u.loudAt.Store(now)
 }
@@ -419,9 +428,7 @@ func (u *UpTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 		defer m.end()
 	}
 	u.fwdMu.Lock()
-	for _, d := range downs {
-		d.forward(l, p, key, now)
-	}
+	u.fanout(downs, l, p, key, now)
 	u.fwdMu.Unlock()
 }
 

@@ -1,0 +1,87 @@
+package sfu
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/pion/rtp"
+)
+
+// A large fan-out is spread over the machine's cores: the subscriptions of
+// a track past the first fanoutChunk are cut into chunks that the engine's
+// workers forward while the track's reader forwards the first one. Each
+// chunk's DownTracks are touched by one goroutine only, under the track's
+// fwdMu held by the reader, which waits for the chunks before it reads the
+// next packet; the packet itself is only read.
+
+// fanoutChunk is how many subscriptions one goroutine forwards a packet to
+// before the rest is shared out: below it, the hand-off costs more than it
+// saves.
+const fanoutChunk = 64
+
+// fanoutJob is one chunk of one packet's fan-out.
+type fanoutJob struct {
+	downs []*DownTrack
+	l     int
+	p     *rtp.Packet
+	key   bool
+	now   int64
+	wg    *sync.WaitGroup
+}
+
+// fanoutPool is the engine's workers, one per core.
+type fanoutPool struct {
+	jobs chan *fanoutJob
+	wg   sync.WaitGroup
+}
+
+func newFanoutPool() *fanoutPool {
+	f := &fanoutPool{jobs: make(chan *fanoutJob, 256)}
+	for range runtime.GOMAXPROCS(0) {
+		f.wg.Add(1)
+		go f.work()
+	}
+	return f
+}
+
+func (f *fanoutPool) work() {
+	defer f.wg.Done()
+	for j := range f.jobs {
+		for _, d := range j.downs {
+			d.forward(j.l, j.p, j.key, j.now)
+		}
+		j.wg.Done()
+	}
+}
+
+func (f *fanoutPool) close() {
+	close(f.jobs)
+	f.wg.Wait()
+}
+
+// fanout forwards one packet to downs, in parallel when they are many.
+// Called with u.fwdMu held; the jobs are the track's own, reused.
+func (u *UpTrack) fanout(downs []*DownTrack, l int, p *rtp.Packet, key bool, now int64) {
+	pool := u.publisher.e.fanout
+	if len(downs) <= fanoutChunk || pool == nil {
+		for _, d := range downs {
+			d.forward(l, p, key, now)
+		}
+		return
+	}
+	chunks := (len(downs) + fanoutChunk - 1) / fanoutChunk
+	if cap(u.jobs) < chunks {
+		u.jobs = make([]fanoutJob, chunks)
+	}
+	u.jobs = u.jobs[:chunks]
+	u.fanoutWG.Add(chunks - 1)
+	for i := 1; i < chunks; i++ {
+		j := &u.jobs[i]
+		*j = fanoutJob{downs: downs[i*fanoutChunk : min(len(downs), (i+1)*fanoutChunk)], l: l, p: p, key: key, now: now, wg: &u.fanoutWG}
+		pool.jobs <- j
+	}
+	for _, d := range downs[:fanoutChunk] {
+		d.forward(l, p, key, now)
+	}
+	u.fanoutWG.Wait()
+}
