@@ -9,6 +9,7 @@ package configs
 import (
 	"net"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -23,6 +24,8 @@ type Config struct {
 	WebSocket WebSocket `yaml:"websocket"`
 	ICE       ICE       `yaml:"ice"`
 	Rooms     Rooms     `yaml:"rooms"`
+	Auth      Auth      `yaml:"auth"`
+	Limits    Limits    `yaml:"limits"`
 	Admin     Admin     `yaml:"admin"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -36,14 +39,35 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// TLS configures HTTPS for the listener. Both files or neither.
+// TLS configures HTTPS for the listener: certificate files (both or
+// neither), or a certificate obtained and renewed from Let's Encrypt
+// (Autocert). Not both.
 type TLS struct {
-	Cert string `yaml:"cert"`
-	Key  string `yaml:"key"`
+	Cert     string   `yaml:"cert"`
+	Key      string   `yaml:"key"`
+	Autocert Autocert `yaml:"autocert"`
 }
 
 // Enabled reports whether TLS is configured.
-func (t TLS) Enabled() bool { return t.Cert != "" }
+func (t TLS) Enabled() bool { return t.Cert != "" || t.Autocert.Enabled() }
+
+// Autocert obtains the server's certificate from Let's Encrypt (ACME) and
+// renews it, with the TLS-ALPN-01 challenge: Let's Encrypt connects to port
+// 443 of Host and the server answers on the listener itself, so port 443
+// is the only one that must be reachable (no port 80).
+type Autocert struct {
+	// Host is the public DNS name of the server; its DNS must point here.
+	// The server requests a certificate for no other name.
+	Host string `yaml:"host"`
+	// CacheDir keeps the account key and certificates across restarts
+	// (Let's Encrypt limits how often a name may be issued a certificate).
+	CacheDir string `yaml:"cache_dir"`
+	// Email is given to Let's Encrypt for expiry notices; optional.
+	Email string `yaml:"email"`
+}
+
+// Enabled reports whether certificates come from Let's Encrypt.
+func (a Autocert) Enabled() bool { return a.Host != "" }
 
 // WebSocket configures the signaling endpoint.
 type WebSocket struct {
@@ -96,12 +120,53 @@ type Rooms struct {
 	MaxParticipants int `yaml:"max_participants"`
 	// List names rooms that always exist.
 	List []Room `yaml:"list"`
+	// ResumeGrace is how long a participant whose connection dropped is kept
+	// for its client to resume it; 0 disables resuming.
+	ResumeGrace time.Duration `yaml:"resume_grace"`
 }
 
 // Room is one listed room.
 type Room struct {
 	Name            string `yaml:"name"`
 	MaxParticipants int    `yaml:"max_participants"`
+	// RequireToken: joining needs a token; left out, auth.require_token.
+	RequireToken *bool `yaml:"require_token"`
+}
+
+// Auth configures join tokens: JWTs signed (HS256) with one of Keys.
+type Auth struct {
+	// Keys sign tokens; a token names its key in its "kid" header. Several
+	// keys let a new one come in while tokens signed with the old one are
+	// still in use.
+	Keys []AuthKey `yaml:"keys"`
+	// RequireToken makes rooms that are not listed require a token, and
+	// listed rooms that do not say otherwise.
+	RequireToken bool `yaml:"require_token"`
+}
+
+// AuthKey is one signing key.
+type AuthKey struct {
+	ID     string `yaml:"id"`
+	Secret string `yaml:"secret"`
+}
+
+// MinAuthSecretLen is the shortest key secret accepted, in bytes.
+const MinAuthSecretLen = 32
+
+// Limits bound what clients may use of the server.
+type Limits struct {
+	// MaxRooms bounds the rooms that exist at once (listed ones included);
+	// beyond it no room is created on demand.
+	MaxRooms int `yaml:"max_rooms"`
+	// MaxTracksPerParticipant bounds the tracks one participant publishes.
+	MaxTracksPerParticipant int `yaml:"max_tracks_per_participant"`
+	// MessagesPerSecond bounds the messages one socket sends, with bursts
+	// of twice as many.
+	MessagesPerSecond int `yaml:"messages_per_second"`
+	// ConnectionsPerIP bounds the sockets open from one address at once.
+	ConnectionsPerIP int `yaml:"connections_per_ip"`
+	// JoinTimeout is how long a socket may stay open without joining.
+	JoinTimeout time.Duration `yaml:"join_timeout"`
 }
 
 // Admin protects the operator's endpoints: /debug (the inspection page,
@@ -126,13 +191,29 @@ func (a Admin) Enabled() bool { return a.Open || a.Token != "" }
 // Defaults returns the values used for every key a file leaves out.
 func Defaults() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		Log:             Log{Level: "info", Format: "text"},
-		WebSocket:       WebSocket{MaxMessageBytes: 64 << 10, PingInterval: 15 * time.Second},
-		ICE:             ICE{ConnectTimeout: 15 * time.Second},
-		Rooms:           Rooms{OnDemand: true, MaxParticipants: 50},
+		Listen:    "127.0.0.1:8080",
+		Log:       Log{Level: "info", Format: "text"},
+		WebSocket: WebSocket{MaxMessageBytes: 64 << 10, PingInterval: 15 * time.Second},
+		ICE:       ICE{ConnectTimeout: 15 * time.Second},
+		Rooms:     Rooms{OnDemand: true, MaxParticipants: 50, ResumeGrace: 15 * time.Second},
+		Limits: Limits{
+			MaxRooms:                1000,
+			MaxTracksPerParticipant: 16,
+			MessagesPerSecond:       50,
+			ConnectionsPerIP:        32,
+			JoinTimeout:             10 * time.Second,
+		},
 		ShutdownTimeout: 5 * time.Second,
 	}
+}
+
+// TokenRequired reports whether joining room needs a token: its own
+// require_token when listed, else auth.require_token.
+func (c Config) TokenRequired(room Room) bool {
+	if room.RequireToken != nil {
+		return *room.RequireToken
+	}
+	return c.Auth.RequireToken
 }
 
 // Room returns the settings of the named room and whether it may be used:
@@ -165,4 +246,34 @@ func (c Config) LoopbackOnly() bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// Changed lists the keys whose values differ between a and b, as dotted
+// paths in file order ("listen", "ice.udp_port", "rooms.list"); a list
+// counts as one value.
+func Changed(a, b Config) []string {
+	var out []string
+	changed(reflect.ValueOf(a), reflect.ValueOf(b), "", &out)
+	return out
+}
+
+func changed(a, b reflect.Value, path string, out *[]string) {
+	if a.Kind() != reflect.Struct {
+		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			*out = append(*out, path)
+		}
+		return
+	}
+	t := a.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		changed(a.Field(i), b.Field(i), join(path, name), out)
+	}
 }

@@ -26,6 +26,22 @@ func TestDefaultIsLoopbackFriendly(t *testing.T) {
 	if !cfg.Admin.Open || cfg.Admin.Token != "" || !cfg.LoopbackOnly() {
 		t.Errorf("default admin = %+v on %q, want open on loopback", cfg.Admin, cfg.Listen)
 	}
+	if cfg.Auth.RequireToken || len(cfg.Auth.Keys) != 0 || cfg.TokenRequired(Room{Name: "demo"}) {
+		t.Errorf("default auth = %+v: the default asks for no token", cfg.Auth)
+	}
+	if cfg.Limits != Defaults().Limits || cfg.Rooms.ResumeGrace != 15*time.Second {
+		t.Errorf("default limits = %+v, resume_grace %s", cfg.Limits, cfg.Rooms.ResumeGrace)
+	}
+}
+
+func TestDefaultLimitsAreSafe(t *testing.T) {
+	want := Limits{MaxRooms: 1000, MaxTracksPerParticipant: 16, MessagesPerSecond: 50, ConnectionsPerIP: 32, JoinTimeout: 10 * time.Second}
+	if got := Defaults().Limits; got != want {
+		t.Errorf("Defaults().Limits = %+v, want %+v", got, want)
+	}
+	if err := Defaults().Validate(); err != nil {
+		t.Errorf("Defaults() does not validate: %v", err)
+	}
 }
 
 func TestExampleFileLoads(t *testing.T) {
@@ -44,6 +60,12 @@ func TestExampleFileLoads(t *testing.T) {
 	}
 	if cfg.Admin.Open || cfg.Admin.Token != "" || cfg.Admin.Enabled() {
 		t.Errorf("example admin = %+v, want closed", cfg.Admin)
+	}
+	if cfg.Auth.RequireToken || len(cfg.Auth.Keys) != 0 || cfg.TLS.Enabled() {
+		t.Errorf("example auth = %+v, tls = %+v: the keys and host are the operator's", cfg.Auth, cfg.TLS)
+	}
+	if cfg.Limits != Defaults().Limits || cfg.Rooms.ResumeGrace != 15*time.Second {
+		t.Errorf("example limits = %+v, resume_grace %s: want the defaults, documented", cfg.Limits, cfg.Rooms.ResumeGrace)
 	}
 }
 
@@ -76,14 +98,48 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 }
 
+// parseCase is a file and what Parse must make of it.
+type parseCase struct {
+	name  string
+	yaml  string
+	check func(t *testing.T, c Config)
+	// errs are substrings the error must contain, each with its line.
+	errs []string
+}
+
+func runParseCases(t *testing.T, tests []parseCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("test.yaml", []byte(tc.yaml))
+			if len(tc.errs) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				tc.check(t, cfg)
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error; want %q", tc.errs)
+			}
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("error %T is not *configs.Error", err)
+			}
+			for _, want := range tc.errs {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error\n%v\ndoes not contain %q", err, want)
+				}
+			}
+			if !strings.HasPrefix(err.Error(), "test.yaml: ") {
+				t.Errorf("error does not name the file: %v", err)
+			}
+		})
+	}
+}
+
 func TestParse(t *testing.T) {
-	tests := []struct {
-		name  string
-		yaml  string
-		check func(t *testing.T, c Config)
-		// errs are substrings the error must contain, each with its line.
-		errs []string
-	}{
+	runParseCases(t, []parseCase{
 		{
 			name: "empty file keeps defaults",
 			yaml: "",
@@ -123,7 +179,7 @@ func TestParse(t *testing.T) {
 		{
 			name: "far-off key lists the known ones",
 			yaml: "tls:\n  chain: x\n",
-			errs: []string{`line 2: tls: unknown key "chain" (known keys: cert, key)`},
+			errs: []string{`line 2: tls: unknown key "chain" (known keys: autocert, cert, key)`},
 		},
 		{
 			name: "wrong type",
@@ -238,34 +294,7 @@ func TestParse(t *testing.T) {
 			yaml: "listen: \":1\"\n---\nlisten: \":2\"\n",
 			errs: []string{"only one YAML document"},
 		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse("test.yaml", []byte(tc.yaml))
-			if len(tc.errs) == 0 {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				tc.check(t, cfg)
-				return
-			}
-			if err == nil {
-				t.Fatalf("no error; want %q", tc.errs)
-			}
-			var cerr *Error
-			if !errors.As(err, &cerr) {
-				t.Fatalf("error %T is not *configs.Error", err)
-			}
-			for _, want := range tc.errs {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error\n%v\ndoes not contain %q", err, want)
-				}
-			}
-			if !strings.HasPrefix(err.Error(), "test.yaml: ") {
-				t.Errorf("error does not name the file: %v", err)
-			}
-		})
-	}
+	})
 }
 
 func TestLoadMissingFile(t *testing.T) {
@@ -297,5 +326,245 @@ func TestValidateAfterOverride(t *testing.T) {
 	cfg.ICE.UDPPort = -1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ice.udp_port") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseSecurityKeys(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef" // 32 bytes
+	runParseCases(t, []parseCase{
+		{
+			name: "auth keys and require_token",
+			yaml: "auth:\n  keys:\n    - id: k1\n      secret: " + secret + "\n    - id: k2\n      secret: " + secret + "xyz\n  require_token: true\n",
+			check: func(t *testing.T, c Config) {
+				if len(c.Auth.Keys) != 2 || c.Auth.Keys[0].ID != "k1" || c.Auth.Keys[1].Secret != secret+"xyz" || !c.Auth.RequireToken {
+					t.Errorf("auth = %+v", c.Auth)
+				}
+				if !c.TokenRequired(Room{Name: "any"}) {
+					t.Error("an unlisted room does not require the token")
+				}
+			},
+		},
+		{
+			name: "listed room require_token overrides the default",
+			yaml: "auth:\n  keys: [{id: k1, secret: " + secret + "}]\nrooms:\n  list:\n    - name: open\n      require_token: false\n    - name: closed\n      require_token: true\n    - name: default\n",
+			check: func(t *testing.T, c Config) {
+				for i, want := range []bool{false, true, false} {
+					if got := c.TokenRequired(c.Rooms.List[i]); got != want {
+						t.Errorf("%s: token required %v, want %v", c.Rooms.List[i].Name, got, want)
+					}
+				}
+				c.Auth.RequireToken = true
+				if !c.TokenRequired(c.Rooms.List[2]) || c.TokenRequired(c.Rooms.List[0]) {
+					t.Error("a listed room without require_token does not follow auth.require_token")
+				}
+			},
+		},
+		{
+			name: "limits",
+			yaml: "limits:\n  max_rooms: 20\n  max_tracks_per_participant: 4\n  messages_per_second: 100\n  connections_per_ip: 3\n  join_timeout: 5s\n",
+			check: func(t *testing.T, c Config) {
+				want := Limits{MaxRooms: 20, MaxTracksPerParticipant: 4, MessagesPerSecond: 100, ConnectionsPerIP: 3, JoinTimeout: 5 * time.Second}
+				if c.Limits != want {
+					t.Errorf("limits = %+v, want %+v", c.Limits, want)
+				}
+			},
+		},
+		{
+			name: "limits left out keep their defaults",
+			yaml: "limits:\n  max_rooms: 7\n",
+			check: func(t *testing.T, c Config) {
+				want := Defaults().Limits
+				want.MaxRooms = 7
+				if c.Limits != want {
+					t.Errorf("limits = %+v, want %+v", c.Limits, want)
+				}
+			},
+		},
+		{
+			name: "resume_grace 0 disables resuming",
+			yaml: "rooms:\n  resume_grace: 0s\n",
+			check: func(t *testing.T, c Config) {
+				if c.Rooms.ResumeGrace != 0 {
+					t.Errorf("resume_grace = %s", c.Rooms.ResumeGrace)
+				}
+			},
+		},
+		{
+			name: "resume_grace",
+			yaml: "rooms:\n  resume_grace: 1m\n",
+			check: func(t *testing.T, c Config) {
+				if c.Rooms.ResumeGrace != time.Minute {
+					t.Errorf("resume_grace = %s", c.Rooms.ResumeGrace)
+				}
+			},
+		},
+		{
+			name: "autocert",
+			yaml: "listen: \":443\"\ntls:\n  autocert:\n    host: meet.example.org\n    cache_dir: /var/lib/tessera\n    email: ops@example.org\n",
+			check: func(t *testing.T, c Config) {
+				a := c.TLS.Autocert
+				if a.Host != "meet.example.org" || a.CacheDir != "/var/lib/tessera" || a.Email != "ops@example.org" || !a.Enabled() || !c.TLS.Enabled() {
+					t.Errorf("tls = %+v", c.TLS)
+				}
+			},
+		},
+		{
+			name: "unknown auth key",
+			yaml: "auth:\n  key: []\n",
+			errs: []string{`line 2: auth: unknown key "key" (did you mean "keys"?)`},
+		},
+		{
+			name: "unknown key in an auth key",
+			yaml: "auth:\n  keys:\n    - id: k1\n      secrets: x\n",
+			errs: []string{`line 4: auth.keys[0]: unknown key "secrets" (did you mean "secret"?)`},
+		},
+		{
+			name: "unknown limit",
+			yaml: "limits:\n  max_room: 3\n",
+			errs: []string{`line 2: limits: unknown key "max_room" (did you mean "max_rooms"?)`},
+		},
+		{
+			name: "unknown autocert key",
+			yaml: "tls:\n  autocert:\n    hostname: x\n",
+			errs: []string{`line 3: tls.autocert: unknown key "hostname" (did you mean "host"?)`},
+		},
+		{
+			name: "unknown listed room key",
+			yaml: "rooms:\n  list:\n    - name: a\n      require_tokens: true\n",
+			errs: []string{`line 4: rooms.list[0]: unknown key "require_tokens" (did you mean "require_token"?)`},
+		},
+		{
+			name: "require_token must be a boolean",
+			yaml: "auth:\n  require_token: maybe\n",
+			errs: []string{"line 2:", "cannot unmarshal"},
+		},
+		{
+			name: "short secret",
+			yaml: "auth:\n  keys:\n    - id: k1\n      secret: short\n",
+			errs: []string{"line 4: auth.keys[0].secret: too short (5 bytes; at least 32"},
+		},
+		{
+			name: "key without id",
+			yaml: "auth:\n  keys:\n    - secret: " + secret + "\n",
+			errs: []string{"line 3: auth.keys[0]: id is empty"},
+		},
+		{
+			name: "key id with a space",
+			yaml: "auth:\n  keys:\n    - id: \"k 1\"\n      secret: " + secret + "\n",
+			errs: []string{`line 3: auth.keys[0].id: "k 1": at most 64 printable ASCII`},
+		},
+		{
+			name: "duplicate key id",
+			yaml: "auth:\n  keys:\n    - id: k1\n      secret: " + secret + "\n    - id: k1\n      secret: " + secret + "\n",
+			errs: []string{`line 5: auth.keys[1].id: key id "k1" is used twice`},
+		},
+		{
+			name: "require_token without keys",
+			yaml: "listen: \":1\"\nauth:\n  require_token: true\n",
+			errs: []string{"line 3: auth.require_token: tokens are required but auth.keys is empty"},
+		},
+		{
+			name: "listed room requiring a token without keys",
+			yaml: "rooms:\n  list:\n    - name: a\n      require_token: true\n",
+			errs: []string{"line 4: rooms.list[0].require_token: tokens are required but auth.keys is empty"},
+		},
+		{
+			name: "resume_grace negative",
+			yaml: "rooms:\n  resume_grace: -1s\n",
+			errs: []string{"line 2: rooms.resume_grace: -1s is out of range"},
+		},
+		{
+			name: "resume_grace too long",
+			yaml: "rooms:\n  resume_grace: 1h\n",
+			errs: []string{"line 2: rooms.resume_grace: 1h0m0s is out of range (0 disables resuming; at most 10m0s)"},
+		},
+		{
+			name: "every limit out of range",
+			yaml: "limits:\n  max_rooms: 0\n  max_tracks_per_participant: 65\n  messages_per_second: 1\n  connections_per_ip: 0\n  join_timeout: 100ms\n",
+			errs: []string{
+				"line 2: limits.max_rooms: 0 is out of range (1-1000000)",
+				"line 3: limits.max_tracks_per_participant: 65 is out of range (1-64)",
+				"line 4: limits.messages_per_second: 1 is out of range (10-10000)",
+				"line 5: limits.connections_per_ip: 0 is out of range (1-100000)",
+				"line 6: limits.join_timeout: 100ms is out of range (1s-10m)",
+			},
+		},
+		{
+			name: "max_rooms below the listed rooms",
+			yaml: "rooms:\n  list:\n    - name: a\n    - name: b\nlimits:\n  max_rooms: 1\n",
+			errs: []string{"line 6: limits.max_rooms: 1 is fewer than the 2 listed rooms"},
+		},
+		{
+			name: "limits too high",
+			yaml: "limits:\n  max_rooms: 2000000\n  messages_per_second: 20000\n  join_timeout: 1h\n",
+			errs: []string{
+				"line 2: limits.max_rooms: 2000000 is out of range",
+				"line 3: limits.messages_per_second: 20000 is out of range",
+				"line 4: limits.join_timeout: 1h0m0s is out of range",
+			},
+		},
+		{
+			name: "autocert excludes certificate files",
+			yaml: "listen: \":443\"\ntls:\n  cert: a.pem\n  key: a.key\n  autocert:\n    host: meet.example.org\n    cache_dir: /tmp/c\n",
+			errs: []string{"line 2: tls: cert/key and autocert exclude each other"},
+		},
+		{
+			name: "autocert host must be a DNS name",
+			yaml: "listen: \":443\"\ntls:\n  autocert:\n    host: 203.0.113.7\n    cache_dir: /tmp/c\n",
+			errs: []string{`line 4: tls.autocert.host: "203.0.113.7" is not a DNS name`},
+		},
+		{
+			name: "autocert host with a port",
+			yaml: "listen: \":443\"\ntls:\n  autocert:\n    host: meet.example.org:443\n    cache_dir: /tmp/c\n",
+			errs: []string{`line 4: tls.autocert.host: "meet.example.org:443" is not a DNS name`},
+		},
+		{
+			name: "autocert host without a domain",
+			yaml: "listen: \":443\"\ntls:\n  autocert:\n    host: localhost\n    cache_dir: /tmp/c\n",
+			errs: []string{`line 4: tls.autocert.host: "localhost" is not a DNS name`},
+		},
+		{
+			name: "autocert needs a cache",
+			yaml: "listen: \":443\"\ntls:\n  autocert:\n    host: meet.example.org\n",
+			errs: []string{"line 3: tls.autocert: cache_dir is required"},
+		},
+		{
+			name: "autocert needs port 443",
+			yaml: "listen: \":8443\"\ntls:\n  autocert:\n    host: meet.example.org\n    cache_dir: /tmp/c\n",
+			errs: []string{`line 3: tls.autocert: listen ":8443": Let's Encrypt's TLS-ALPN-01 challenge connects to port 443`},
+		},
+		{
+			name: "autocert cannot be reached on loopback",
+			yaml: "listen: 127.0.0.1:443\ntls:\n  autocert:\n    host: meet.example.org\n    cache_dir: /tmp/c\n",
+			errs: []string{`line 3: tls.autocert: listen "127.0.0.1:443" is reachable from this machine only`},
+		},
+		{
+			name: "autocert email",
+			yaml: "listen: \":443\"\ntls:\n  autocert:\n    host: meet.example.org\n    cache_dir: /tmp/c\n    email: \"Ops <ops@example.org>\"\n",
+			errs: []string{`line 6: tls.autocert.email: "Ops <ops@example.org>" is not an email address`},
+		},
+		{
+			name: "autocert settings without a host",
+			yaml: "tls:\n  autocert:\n    cache_dir: /tmp/c\n",
+			errs: []string{"line 2: tls.autocert: host is required"},
+		},
+	})
+}
+
+func TestChanged(t *testing.T) {
+	a := Default()
+	b := Default()
+	if got := Changed(a, b); len(got) != 0 {
+		t.Errorf("Changed of equal configs = %q", got)
+	}
+	b.Listen = ":9"
+	b.ICE.UDPPort = 5
+	b.Rooms.List = []Room{{Name: "x"}}
+	b.Auth.Keys = []AuthKey{{ID: "k", Secret: "s"}}
+	b.TLS.Autocert.Host = "h.example"
+	b.Limits.JoinTimeout = time.Minute
+	want := []string{"listen", "tls.autocert.host", "ice.udp_port", "rooms.list", "auth.keys", "limits.join_timeout"}
+	if got := Changed(a, b); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Changed = %q, want %q", got, want)
 	}
 }

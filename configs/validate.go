@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -55,6 +56,7 @@ func (c Config) validate(name string, lines map[string]int) error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		v.addf("tls", "cert and key must be given together")
 	}
+	c.validateAutocert(v)
 
 	for i, o := range c.WebSocket.AllowedOrigins {
 		if o == "*" {
@@ -131,7 +133,16 @@ func (c Config) validate(name string, lines map[string]int) error {
 		if r.MaxParticipants < 0 {
 			v.addf(path+".max_participants", "%d must be at least 1 (or left out to use rooms.max_participants)", r.MaxParticipants)
 		}
+		if r.RequireToken != nil && *r.RequireToken && len(c.Auth.Keys) == 0 {
+			v.addf(path+".require_token", "tokens are required but auth.keys is empty: no token could be verified")
+		}
 	}
+	if c.Rooms.ResumeGrace < 0 || c.Rooms.ResumeGrace > maxResumeGrace {
+		v.addf("rooms.resume_grace", "%s is out of range (0 disables resuming; at most %s)", c.Rooms.ResumeGrace, maxResumeGrace)
+	}
+
+	c.validateAuth(v)
+	c.validateLimits(v)
 
 	switch {
 	case c.Admin.Open && c.Admin.Token != "":
@@ -163,4 +174,112 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// maxResumeGrace bounds rooms.resume_grace: a participant away longer than
+// this is gone, and its tracks should not stay announced.
+const maxResumeGrace = 10 * time.Minute
+
+// validateAutocert checks tls.autocert: a DNS name, a cache directory, and
+// a listener Let's Encrypt can reach on port 443.
+func (c Config) validateAutocert(v *validator) {
+	a := c.TLS.Autocert
+	if !a.Enabled() {
+		if a.CacheDir != "" || a.Email != "" {
+			v.addf("tls.autocert", "host is required: the DNS name to get a certificate for")
+		}
+		return
+	}
+	if c.TLS.Cert != "" || c.TLS.Key != "" {
+		v.addf("tls", "cert/key and autocert exclude each other: use certificate files or Let's Encrypt, not both")
+	}
+	if !validHostname(a.Host) {
+		v.addf("tls.autocert.host", "%q is not a DNS name like \"meet.example.org\" (no IP address, port or wildcard)", a.Host)
+	}
+	if a.CacheDir == "" {
+		v.addf("tls.autocert", "cache_dir is required: certificates must survive restarts (Let's Encrypt limits how many a name gets per week)")
+	}
+	if a.Email != "" {
+		if addr, err := mail.ParseAddress(a.Email); err != nil || addr.Address != a.Email {
+			v.addf("tls.autocert.email", "%q is not an email address", a.Email)
+		}
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err == nil && port != "443" {
+		v.addf("tls.autocert", "listen %q: Let's Encrypt's TLS-ALPN-01 challenge connects to port 443, so the server must listen on port 443 (e.g. \":443\")", c.Listen)
+	} else if err == nil && c.LoopbackOnly() {
+		v.addf("tls.autocert", "listen %q is reachable from this machine only: Let's Encrypt could not reach it", c.Listen)
+	}
+}
+
+// validHostname accepts DNS names of two labels or more: letters, digits and
+// inner hyphens, 63 bytes a label, 253 in all.
+func validHostname(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validateAuth checks the signing keys and that required tokens can be verified.
+func (c Config) validateAuth(v *validator) {
+	ids := map[string]bool{}
+	for i, k := range c.Auth.Keys {
+		path := fmt.Sprintf("auth.keys[%d]", i)
+		switch {
+		case k.ID == "":
+			v.addf(path, "id is empty")
+		case len(k.ID) > 64 || strings.ContainsFunc(k.ID, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+			v.addf(path+".id", "%q: at most 64 printable ASCII characters, no spaces", k.ID)
+		case ids[k.ID]:
+			v.addf(path+".id", "key id %q is used twice", k.ID)
+		}
+		ids[k.ID] = true
+		if len(k.Secret) < MinAuthSecretLen {
+			v.addf(path+".secret", "too short (%d bytes; at least %d, e.g. from `openssl rand -hex 32`)", len(k.Secret), MinAuthSecretLen)
+		}
+	}
+	if c.Auth.RequireToken && len(c.Auth.Keys) == 0 {
+		v.addf("auth.require_token", "tokens are required but auth.keys is empty: no token could be verified")
+	}
+}
+
+// validateLimits checks that every limit is within a range a real
+// deployment could want.
+func (c Config) validateLimits(v *validator) {
+	l := c.Limits
+	between := func(path string, n, lo, hi int) {
+		if n < lo || n > hi {
+			v.addf(path, "%d is out of range (%d-%d)", n, lo, hi)
+		}
+	}
+	between("limits.max_rooms", l.MaxRooms, 1, 1_000_000)
+	if n := len(c.Rooms.List); l.MaxRooms >= 1 && n > l.MaxRooms {
+		v.addf("limits.max_rooms", "%d is fewer than the %d listed rooms (they count)", l.MaxRooms, n)
+	}
+	// Each track is an m= section of every subscriber's SDP (at most 128 KiB).
+	between("limits.max_tracks_per_participant", l.MaxTracksPerParticipant, 1, 64)
+	// Joining sends a burst: join, offer and a dozen candidates.
+	between("limits.messages_per_second", l.MessagesPerSecond, 10, 10_000)
+	between("limits.connections_per_ip", l.ConnectionsPerIP, 1, 100_000)
+	if l.JoinTimeout < time.Second || l.JoinTimeout > 10*time.Minute {
+		v.addf("limits.join_timeout", "%s is out of range (1s-10m)", l.JoinTimeout)
+	}
 }

@@ -11,4 +11,14 @@ var (
 	ErrInvalid      = errors.New("invalid request")
 	ErrLeft         = errors.New("participant has left")
 	ErrShutdown     = errors.New("server shutting down")
+	// ErrUnauthorized: the room needs a token and none was given, or the
+	// token is invalid, expired, signed with an unknown key or for another room.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrResumeExpired: a participant whose connection dropped was not
+	// resumed within the grace period.
+	ErrResumeExpired = errors.New("not resumed in time")
+	// ErrResumedElsewhere: another connection resumed the participant.
+	ErrResumedElsewhere = errors.New("resumed by another connection")
+	// ErrRoomLimit: the server hosts as many rooms as it may.
+	ErrRoomLimit = errors.New("too many rooms")
 )

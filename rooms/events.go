@@ -22,8 +22,17 @@ type TrackInfo struct {
 	Muted       bool
 }
 
-// Joined is the first event of every participant: itself and the others.
+// Joined is the first event of every participant: itself and the others,
+// and the secret with which a new connection can resume it.
 type Joined struct {
+	Self        ParticipantInfo
+	Others      []ParticipantInfo
+	ResumeToken string
+}
+
+// Resumed is the first event on a connection that resumed a participant:
+// the room as it is now.
+type Resumed struct {
 	Self   ParticipantInfo
 	Others []ParticipantInfo
 }
@@ -67,6 +76,7 @@ type Offer struct{ SDP string }
 type Candidate struct{ Candidate *webrtc.ICECandidateInit }
 
 func (Joined) isEvent()            {}
+func (Resumed) isEvent()           {}
 func (ParticipantJoined) isEvent() {}
 func (ParticipantLeft) isEvent()   {}
 func (TrackPublished) isEvent()    {}

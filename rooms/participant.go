@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -21,12 +22,17 @@ type Participant struct {
 	name          string
 	autoSubscribe bool
 	room          *room
-	conn          Conn
+	conn          atomic.Pointer[connRef] // the client's connection; nil while it is away
 	peer          *sfu.Peer
 	log           *slog.Logger
 	joinedAt      time.Time
+	perms         Permissions // granted at join (rooms/auth.go)
 
 	removeOnce sync.Once
+
+	resumeToken string     // set when it joined
+	resumeMu    sync.Mutex // guards graceTimer
+	graceTimer  *time.Timer
 
 	// Owned by the room's goroutine:
 	published []*sfu.UpTrack // in publication order
@@ -49,11 +55,13 @@ func cleanName(name string) (string, error) {
 func newParticipant(r *room, req JoinRequest) (*Participant, error) {
 	name := req.Name
 	p := &Participant{
-		id: sfu.NewID("p-"), name: name, autoSubscribe: req.AutoSubscribe,
-		room: r, conn: req.Conn, joinedAt: time.Now(),
+		id: sfu.NewID("p-"), name: name, room: r, joinedAt: time.Now(),
+		// Permissions: without subscribe, never subscribed automatically.
+		autoSubscribe: req.AutoSubscribe && req.perms.Subscribe, perms: req.perms,
 	}
+	p.conn.Store(&connRef{req.Conn})
 	p.log = r.reg.log.With("room", r.name, "participant", p.id, "name", name)
-	peer, err := r.reg.peers.NewPeer(sfu.PeerConfig{ID: p.id, Handler: p, Logger: p.log})
+	peer, err := r.reg.peers.NewPeer(sfu.PeerConfig{ID: p.id, Handler: p, Logger: p.log, NoPublish: !req.perms.Publish})
 	if err != nil {
 		return nil, fmt.Errorf("new peer: %w", err)
 	}
@@ -81,7 +89,11 @@ func (p *Participant) Logger() *slog.Logger { return p.log }
 
 // Subscribe subscribes to the given tracks of the room. Known ids are
 // applied; the unknown ones are returned with an error wrapping ErrNotFound.
+// Without the subscribe permission it fails with ErrForbidden.
 func (p *Participant) Subscribe(ctx context.Context, ids []string) error {
+	if !p.perms.Subscribe { // Permissions
+		return fmt.Errorf("%w: no permission to subscribe", ErrForbidden)
+	}
 	return p.eachTrack(ctx, ids, func(t *track) error {
 		p.room.subscribe(p, t)
 		return nil
@@ -152,7 +164,8 @@ func (p *Participant) SetLayer(ctx context.Context, trackID, rid string) error {
 	return err
 }
 
-// Mute records that p muted or unmuted one of its tracks; everyone is told.
+// Mute records that p muted or unmuted one of its tracks, or, with the
+// admin permission, anyone's; everyone is told.
 func (p *Participant) Mute(ctx context.Context, trackID string, muted bool) error {
 	var err error
 	if doErr := p.room.do(ctx, func() {
@@ -160,12 +173,12 @@ func (p *Participant) Mute(ctx context.Context, trackID string, muted bool) erro
 		switch {
 		case t == nil:
 			err = fmt.Errorf("%w: no track %q in room %q", ErrNotFound, trackID, p.room.name)
-		case t.owner != p:
+		case t.owner != p && !p.perms.Admin: // Permissions: admins mute anyone's tracks
 			err = fmt.Errorf("%w: track %q belongs to another participant", ErrForbidden, trackID)
 		default:
 			t.up.SetMuted(muted)
 			p.room.broadcast(TrackMuted{ID: trackID, Muted: muted}, nil)
-			p.log.Info("track muted", "track", trackID, "muted", muted)
+			p.log.Info("track muted", "track", trackID, "muted", muted, "owner", t.owner.id)
 		}
 	}); doErr != nil {
 		return doErr
@@ -179,7 +192,9 @@ func (p *Participant) Leave() { p.leave(nil) }
 // remove is Leave initiated by the server: the client is told why.
 func (p *Participant) remove(reason error) {
 	p.leave(reason)
-	p.conn.Close(reason)
+	if c := p.conn.Load(); c != nil {
+		c.Close(reason)
+	}
 }
 
 func (p *Participant) leave(reason error) {
@@ -195,10 +210,10 @@ func (p *Participant) leave(reason error) {
 }
 
 // SendOffer implements sfu.Handler.
-func (p *Participant) SendOffer(sdp string) { p.conn.Send(Offer{SDP: sdp}) }
+func (p *Participant) SendOffer(sdp string) { p.send(Offer{SDP: sdp}) }
 
 // SendCandidate implements sfu.Handler.
-func (p *Participant) SendCandidate(c *webrtc.ICECandidateInit) { p.conn.Send(Candidate{Candidate: c}) }
+func (p *Participant) SendCandidate(c *webrtc.ICECandidateInit) { p.send(Candidate{Candidate: c}) }
 
 // TrackPublished implements sfu.Handler.
 func (p *Participant) TrackPublished(t *sfu.UpTrack) {
@@ -212,7 +227,7 @@ func (p *Participant) TrackUnpublished(t *sfu.UpTrack) {
 
 // LayersWanted implements sfu.Handler.
 func (p *Participant) LayersWanted(t *sfu.UpTrack, rids []string) {
-	p.conn.Send(LayersWanted{Track: t.ID(), RIDs: rids})
+	p.send(LayersWanted{Track: t.ID(), RIDs: rids})
 }
 
 // PeerFailed implements sfu.Handler: the participant is removed.

@@ -18,6 +18,9 @@ type Registry interface {
 	// Join admits a participant into a room, creating the room when policy
 	// allows. The participant's first event on req.Conn is Joined.
 	Join(ctx context.Context, req JoinRequest) (*Participant, error)
+	// Resume hands a participant whose connection dropped to a new one,
+	// given the participant's resume token. Its first event is Resumed.
+	Resume(ctx context.Context, token string, c Conn) (*Participant, error)
 	// Rooms describes the rooms and their participants.
 	Rooms(ctx context.Context) []RoomInfo
 	// Shutdown refuses new joins, tells every participant and removes them.
@@ -43,6 +46,10 @@ type JoinRequest struct {
 	Name          string
 	AutoSubscribe bool
 	Conn          Conn
+	// Token is the client's join token (rooms/auth.go); empty: none.
+	Token string
+
+	perms Permissions // what the token (or its absence) allows; set by Join
 }
 
 // Config holds the room policy.
@@ -58,12 +65,18 @@ type Config struct {
 	ResumeGrace time.Duration
 	// Listed rooms always exist.
 	Listed []RoomConfig
+	// Auth verifies join tokens; nil accepts none (a client presenting one
+	// is refused).
+	Auth *Auth
+	// RequireToken makes rooms that are not listed require a token.
+	RequireToken bool
 }
 
 // RoomConfig is one listed room.
 type RoomConfig struct {
 	Name            string
-	MaxParticipants int // 0: Config.MaxParticipants
+	MaxParticipants int  // 0: Config.MaxParticipants
+	RequireToken    bool // joining needs a token for this room
 }
 
 // RoomInfo describes a room.
@@ -75,13 +88,16 @@ type RoomInfo struct {
 
 // Local is the in-process Registry.
 type Local struct {
-	cfg   Config
+	cfg   Config // guarded by mu, since Reload changes it; ResumeGrace is fixed
 	peers PeerFactory
 	log   *slog.Logger
 
-	mu       sync.Mutex
-	rooms    map[string]*room // guarded by mu
-	shutdown bool             // guarded by mu
+	reloadMu sync.Mutex // serializes Reload
+
+	mu        sync.Mutex
+	rooms     map[string]*room        // guarded by mu
+	resumable map[string]*Participant // by resume token, guarded by mu
+	shutdown  bool                    // guarded by mu
 }
 
 // NewLocal creates the registry and its listed rooms.
@@ -92,7 +108,7 @@ func NewLocal(cfg Config, peers PeerFactory, log *slog.Logger) (*Local, error) {
 	if cfg.MaxParticipants <= 0 {
 		return nil, fmt.Errorf("rooms: MaxParticipants must be positive")
 	}
-	l := &Local{cfg: cfg, peers: peers, log: log, rooms: map[string]*room{}}
+	l := &Local{cfg: cfg, peers: peers, log: log, rooms: map[string]*room{}, resumable: map[string]*Participant{}}
 	for _, rc := range cfg.Listed {
 		if err := ValidName(rc.Name); err != nil {
 			return nil, fmt.Errorf("rooms: listed room: %w", err)
@@ -135,10 +151,24 @@ func (l *Local) room(name string) (*room, error) {
 		return nil, ErrShutdown
 	}
 	if r, ok := l.rooms[name]; ok {
+		if !l.cfg.OnDemand && !l.isListed(name) {
+			// Taken off the list by Reload: it runs until empty, without newcomers.
+			return nil, fmt.Errorf("%w: %q", ErrRoomNotFound, name)
+		}
+		return r, nil
+	}
+	if rc, ok := l.listed(name); ok {
+		// A listed room that closed as Reload listed it: made again.
+		r := newRoom(l, name, l.limit(rc), true)
+		l.rooms[name] = r
 		return r, nil
 	}
 	if !l.cfg.OnDemand {
 		return nil, fmt.Errorf("%w: %q", ErrRoomNotFound, name)
+	}
+	if l.cfg.MaxRooms > 0 && len(l.rooms) >= l.cfg.MaxRooms {
+		l.log.Warn("room limit reached: a new room was refused", "room", name, "rooms", len(l.rooms))
+		return nil, fmt.Errorf("%w: the server hosts %d rooms already", ErrRoomLimit, len(l.rooms))
 	}
 	r := newRoom(l, name, l.cfg.MaxParticipants, false)
 	l.rooms[name] = r
@@ -169,6 +199,15 @@ func (l *Local) Join(ctx context.Context, req JoinRequest) (*Participant, error)
 	if req.Conn == nil {
 		return nil, fmt.Errorf("%w: no connection", ErrInvalid)
 	}
+	perms, imposed, err := l.authorize(req.Room, req.Token)
+	if err != nil {
+		l.log.Debug("join refused", "room", req.Room, "err", err)
+		return nil, err
+	}
+	req.perms = perms
+	if imposed != "" {
+		req.Name = imposed // the token's name claim
+	}
 	for {
 		r, err := l.room(req.Room)
 		if err != nil {
@@ -192,8 +231,8 @@ func (l *Local) Rooms(ctx context.Context) []RoomInfo {
 	l.mu.Unlock()
 	out := make([]RoomInfo, 0, len(rooms))
 	for _, r := range rooms {
-		info := RoomInfo{Name: r.name, MaxParticipants: r.max}
-		if err := r.do(ctx, func() { info.Participants = r.infos(nil) }); err != nil {
+		info := RoomInfo{Name: r.name}
+		if err := r.do(ctx, func() { info.MaxParticipants, info.Participants = r.max, r.infos(nil) }); err != nil {
 			continue
 		}
 		out = append(out, info)

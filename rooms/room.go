@@ -176,7 +176,7 @@ func (r *room) post(f func()) {
 func (r *room) broadcast(ev Event, skip *Participant) {
 	for _, p := range r.parts {
 		if p != skip {
-			p.conn.Send(ev)
+			p.send(ev)
 		}
 	}
 }
@@ -226,7 +226,8 @@ func (r *room) join(ctx context.Context, req JoinRequest) (*Participant, error) 
 			return
 		}
 		r.parts = append(r.parts, p)
-		p.conn.Send(Joined{Self: r.info(p), Others: r.infos(p)})
+		p.resumeToken = r.reg.addResumable(p)
+		p.send(Joined{Self: r.info(p), Others: r.infos(p), ResumeToken: p.resumeToken})
 		r.broadcast(ParticipantJoined{Participant: r.info(p)}, p)
 		if p.autoSubscribe {
 			for _, t := range r.sortedTracks() {
@@ -256,7 +257,7 @@ func (r *room) sortedTracks() []*track {
 }
 
 func (r *room) subscribe(p *Participant, t *track) {
-	if t.subs[p] {
+	if t.subs[p] || !p.perms.Subscribe { // Permissions: never subscribed without subscribe
 		return
 	}
 	if _, err := p.peer.Subscribe(t.up); err != nil {
@@ -288,7 +289,7 @@ func (r *room) publish(p *Participant, up *sfu.UpTrack) {
 		if q == p {
 			ev.Mid = up.Mid()
 		}
-		q.conn.Send(ev)
+		q.send(ev)
 	}
 	for _, q := range r.parts {
 		if q != p && q.autoSubscribe {
@@ -326,6 +327,7 @@ func (r *room) leave(p *Participant, reason error) bool {
 		delete(t.subs, p)
 	}
 	r.parts = slices.DeleteFunc(r.parts, func(q *Participant) bool { return q == p })
+	r.reg.dropResumable(p)
 	r.broadcast(ParticipantLeft{ID: p.id}, nil)
 	p.log.Info("participant left", "reason", reasonText(reason), "participants", len(r.parts),
 		"duration", time.Since(p.joinedAt).Round(time.Second).String())

@@ -37,6 +37,7 @@ var (
 	errNotJoined     = errors.New("join first")
 	errAlreadyJoined = errors.New("already joined")
 	errUnauthorized  = errors.New("unauthorized")
+	errRateLimited   = errors.New("rate limit")
 )
 
 func badRequest(format string, args ...any) error {
@@ -53,7 +54,7 @@ func codeOf(err error) Code {
 		return CodeNotJoined
 	case errors.Is(err, errAlreadyJoined):
 		return CodeAlreadyJoined
-	case errors.Is(err, errUnauthorized):
+	case errors.Is(err, errUnauthorized), errors.Is(err, rooms.ErrUnauthorized):
 		return CodeUnauthorized
 	case errors.Is(err, rooms.ErrRoomNotFound):
 		return CodeRoomNotFound
@@ -63,7 +64,8 @@ func codeOf(err error) Code {
 		return CodeBadSDP
 	case errors.Is(err, rooms.ErrNotFound):
 		return CodeNotFound
-	case errors.Is(err, rooms.ErrForbidden), errors.Is(err, sfu.ErrTooManyTracks):
+	case errors.Is(err, rooms.ErrForbidden), errors.Is(err, sfu.ErrTooManyTracks), errors.Is(err, errRateLimited),
+		errors.Is(err, rooms.ErrRoomLimit), errors.Is(err, sfu.ErrNotAllowed):
 		return CodeForbidden
 	}
 	return CodeInternal

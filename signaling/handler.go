@@ -3,6 +3,7 @@ package signaling
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -81,6 +82,7 @@ type Handler struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{} // guarded by mu
+	perHost  map[string]int        // open sockets by remote address, guarded by mu
 	closed   bool                  // guarded by mu
 	wg       sync.WaitGroup        // one per session
 }
@@ -88,7 +90,7 @@ type Handler struct {
 // NewHandler creates the WebSocket handler for the registry.
 func NewHandler(cfg Config, reg rooms.Registry) *Handler {
 	cfg.fill()
-	h := &Handler{cfg: cfg, reg: reg, log: cfg.Logger, sessions: map[*session]struct{}{}, errors: map[Code]*atomic.Uint64{}}
+	h := &Handler{cfg: cfg, reg: reg, log: cfg.Logger, sessions: map[*session]struct{}{}, perHost: map[string]int{}, errors: map[Code]*atomic.Uint64{}}
 	for _, c := range Codes {
 		h.errors[c] = new(atomic.Uint64)
 	}
@@ -126,21 +128,40 @@ func (h *Handler) checkOrigin(r *http.Request) bool {
 
 // ServeHTTP upgrades the request and runs the session until the socket closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host := remoteHost(r)
 	h.mu.Lock()
-	closed := h.closed
+	closed, n := h.closed, h.perHost[host]
+	if !closed && n < h.cfg.ConnectionsPerIP {
+		h.perHost[host]++ // reserved before the upgrade, so a burst cannot pass the limit
+	}
 	h.mu.Unlock()
 	if closed {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if n >= h.cfg.ConnectionsPerIP {
+		h.log.Warn("websocket refused: too many connections from one address", "remote", host, "limit", h.cfg.ConnectionsPerIP)
+		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
+		return
+	}
+	release := func() {
+		h.mu.Lock()
+		if h.perHost[host]--; h.perHost[host] <= 0 {
+			delete(h.perHost, host)
+		}
+		h.mu.Unlock()
+	}
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered with an HTTP error
 	}
 	s := newSession(h, ws, r)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
+		release()
+		go s.writer()
 		s.closeWith(websocket.CloseGoingAway, "server shutting down")
 		s.wait()
 		return
@@ -152,6 +173,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
 		delete(h.sessions, s)
 		h.mu.Unlock()
+		release()
 		h.wg.Done()
 	}()
 	s.run()
@@ -198,6 +220,15 @@ func (h *Handler) ErrorCounts() map[Code]uint64 {
 		out[c] = n.Load()
 	}
 	return out
+}
+
+// remoteHost is the address a request comes from, without its port.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (h *Handler) iceServers() []ICEServer { return slices.Clone(h.cfg.ICEServers) }

@@ -42,7 +42,10 @@ type (
 		Track string `json:"track"`
 		Muted *bool  `json:"muted"`
 	}
-	leaveMsg struct{}
+	leaveMsg  struct{}
+	resumeMsg struct {
+		Token string `json:"token"`
+	}
 )
 
 // Limits on fields, beyond the frame size limit.
@@ -102,6 +105,8 @@ func decode(data []byte) (request, error) {
 		msg = &muteMsg{}
 	case "leave":
 		msg = &leaveMsg{}
+	case "resume":
+		msg = &resumeMsg{}
 	default:
 		return req, badRequest("unknown message type %.32q", *head.Type)
 	}
@@ -193,6 +198,13 @@ func (m *layerMsg) validate() error {
 	return nil
 }
 
+func (m *resumeMsg) validate() error {
+	if m.Token == "" || len(m.Token) > 128 {
+		return badRequest("token must be 1-128 characters")
+	}
+	return nil
+}
+
 func (m *muteMsg) validate() error {
 	switch {
 	case m.Track == "":
@@ -237,6 +249,14 @@ type (
 		Type         string            `json:"type"`
 		ID           string            `json:"id,omitempty"`
 		Participant  participantRef    `json:"participant"`
+		Participants []participantJSON `json:"participants"`
+		ICEServers   []ICEServer       `json:"iceServers"`
+		ResumeToken  string            `json:"resumeToken,omitempty"`
+	}
+	resumedOut struct {
+		Type         string            `json:"type"`
+		ID           string            `json:"id,omitempty"`
+		Participant  participantJSON   `json:"participant"`
 		Participants []participantJSON `json:"participants"`
 		ICEServers   []ICEServer       `json:"iceServers"`
 	}

@@ -51,6 +51,8 @@ func TestDecode(t *testing.T) {
 		{name: "unmute", frame: `{"type":"mute","track":"t","muted":false}`, want: &muteMsg{Track: "t", Muted: &no}},
 		{name: "mute without muted", frame: `{"type":"mute","track":"t"}`, errCode: CodeBadRequest, errText: "muted is required"},
 		{name: "leave", frame: `{"type":"leave"}`, want: &leaveMsg{}},
+		{name: "resume", frame: `{"type":"resume","id":"r","token":"abc"}`, id: "r", want: &resumeMsg{Token: "abc"}},
+		{name: "resume without token", frame: `{"type":"resume"}`, errCode: CodeBadRequest, errText: "token must be"},
 		{name: "not JSON", frame: `hello`, errCode: CodeBadRequest, errText: "not a JSON object"},
 		{name: "JSON array", frame: `[1,2]`, errCode: CodeBadRequest, errText: "not a JSON object"},
 		{name: "no type", frame: `{"id":"3"}`, id: "3", errCode: CodeBadRequest, errText: "missing type"},
@@ -101,6 +103,7 @@ func TestCodeOf(t *testing.T) {
 		{errNotJoined, CodeNotJoined},
 		{errAlreadyJoined, CodeAlreadyJoined},
 		{errUnauthorized, CodeUnauthorized},
+		{rooms.ErrUnauthorized, CodeUnauthorized},
 		{rooms.ErrRoomNotFound, CodeRoomNotFound},
 		{rooms.ErrRoomFull, CodeRoomFull},
 		{rooms.ErrInvalid, CodeBadRequest},
@@ -110,6 +113,7 @@ func TestCodeOf(t *testing.T) {
 		{sfu.ErrNoPendingOffer, CodeBadSDP},
 		{sfu.ErrBadCandidate, CodeBadRequest},
 		{sfu.ErrTooManyTracks, CodeForbidden},
+		{sfu.ErrNotAllowed, CodeForbidden},
 		{errors.New("boom"), CodeInternal},
 	}
 	for _, tc := range tests {
@@ -133,6 +137,10 @@ func TestRenderedMessages(t *testing.T) {
 	}{
 		{rooms.Joined{Self: rooms.ParticipantInfo{ID: "p2", Name: "B"}, Others: []rooms.ParticipantInfo{{ID: "p1", Name: "A", Tracks: []rooms.TrackInfo{track}}}},
 			`{"type":"joined","id":"7","participant":{"id":"p2","name":"B"},"participants":[{"id":"p1","name":"A","tracks":[{"id":"t1","participant":"p1","kind":"video","layers":["q","f"],"muted":false}]}],"iceServers":[{"urls":["stun:s"]}]}`},
+		{rooms.Joined{Self: rooms.ParticipantInfo{ID: "p2", Name: "B"}, ResumeToken: "sekret"},
+			`{"type":"joined","id":"7","participant":{"id":"p2","name":"B"},"participants":[],"iceServers":[{"urls":["stun:s"]}],"resumeToken":"sekret"}`},
+		{rooms.Resumed{Self: rooms.ParticipantInfo{ID: "p2", Name: "B", Tracks: []rooms.TrackInfo{track}}},
+			`{"type":"resumed","id":"7","participant":{"id":"p2","name":"B","tracks":[{"id":"t1","participant":"p1","kind":"video","layers":["q","f"],"muted":false}]},"participants":[],"iceServers":[{"urls":["stun:s"]}]}`},
 		{rooms.ParticipantJoined{Participant: rooms.ParticipantInfo{ID: "p3", Name: "C"}},
 			`{"type":"participant-joined","participant":{"id":"p3","name":"C","tracks":[]}}`},
 		{rooms.ParticipantLeft{ID: "p3"}, `{"type":"participant-left","participant":"p3"}`},

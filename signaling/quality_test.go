@@ -77,7 +77,7 @@ func TestRetransmissionUnderLoss(t *testing.T) {
 	lost := float64(missing) / float64(sent)
 	t.Logf("window: %d packets, %d dropped by the network in all, %d never reached the decoder (%.2f%%)",
 		sent, vn.Dropped.Load(), missing, 100*lost)
-	if sent < 500 {
+	if sent < 250 { // 800 at full speed; fewer when the machine is busy
 		t.Fatalf("only %d packets in the window", sent)
 	}
 	if vn.Dropped.Load() < int64(sent)/40 {

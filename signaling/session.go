@@ -3,6 +3,8 @@ package signaling
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -21,6 +23,8 @@ const (
 	CloseRemoved = 4000
 	// CloseTooSlow: the client did not read its messages fast enough.
 	CloseTooSlow = 4001
+	// CloseJoinTimeout: the client did not join in time.
+	CloseJoinTimeout = 4002
 )
 
 // session is one WebSocket. Its goroutines: run (the reader, which also
@@ -42,6 +46,7 @@ type session struct {
 	writerDone chan struct{}
 
 	joinID atomic.Pointer[string] // id of the join request, echoed in `joined`
+	joined atomic.Bool            // a join or resume succeeded
 
 	// Owned by run:
 	part *rooms.Participant
@@ -61,23 +66,47 @@ func newSession(h *Handler, ws *websocket.Conn, r *http.Request) *session {
 // run serves the socket until it closes, then removes the participant.
 func (s *session) run() {
 	go s.writer()
-	s.read()
+	joinTimer := time.AfterFunc(s.h.cfg.JoinTimeout, func() {
+		if !s.joined.Load() {
+			s.log.Info("socket closed: no join in time", "timeout", s.h.cfg.JoinTimeout.String())
+			s.closeWith(CloseJoinTimeout, "join timeout")
+			_ = s.ws.SetReadDeadline(time.Now()) // the reader may wait on a silent client
+		}
+	})
+	clean := s.read()
+	joinTimer.Stop()
 	s.cancel()
 	if s.part != nil {
-		s.part.Leave()
+		// A close frame means the client is gone for good; a socket that
+		// just broke may come back and resume.
+		s.part.Disconnected(s, clean)
 	}
 	s.closeWith(websocket.CloseNormalClosure, "")
 	s.wait()
 }
 
-// wait lets the writer finish (it sends the close frame), then closes the socket.
+// wait lets the writer finish (it sends the close frame), then closes the
+// socket. It first reads whatever the client still sends, for up to a
+// second, so that closing does not reset a connection with unread bytes in
+// it: a reset can destroy the close frame before the client reads why.
 func (s *session) wait() {
 	<-s.writerDone
+	if s.closeCode != websocket.CloseAbnormalClosure {
+		conn := s.ws.NetConn()
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, io.LimitReader(conn, drainLimit))
+	}
 	_ = s.ws.Close()
 }
 
-func (s *session) read() {
+// drainLimit bounds what wait reads from a closing socket.
+const drainLimit = 1 << 20
+
+// read serves the socket's frames; it reports whether the client closed it
+// cleanly (a close frame, or leave).
+func (s *session) read() (clean bool) {
 	ping := s.h.cfg.PingInterval
+	limiter := newRateLimiter(s.h.cfg.MessagesPerSecond)
 	s.ws.SetReadLimit(s.h.cfg.MaxMessageBytes)
 	_ = s.ws.SetReadDeadline(time.Now().Add(2 * ping))
 	s.ws.SetPongHandler(func(string) error { return s.ws.SetReadDeadline(time.Now().Add(2 * ping)) })
@@ -89,15 +118,25 @@ func (s *session) read() {
 			} else {
 				s.log.Debug("socket closed", "err", err)
 			}
-			return
+			return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway)
 		}
 		_ = s.ws.SetReadDeadline(time.Now().Add(2 * ping))
+		switch limiter.take(time.Now()) {
+		case rateOK:
+		case rateOver:
+			s.replyError("", fmt.Errorf("%w: more than %d messages a second", errRateLimited, s.h.cfg.MessagesPerSecond))
+			continue
+		case rateFlood:
+			s.log.Warn("socket closed: flooding", "limit", s.h.cfg.MessagesPerSecond)
+			s.closeWith(websocket.ClosePolicyViolation, "too many messages")
+			return false
+		}
 		if typ != websocket.TextMessage {
 			s.replyError("", badRequest("binary frames are not part of the protocol"))
 			continue
 		}
 		if done := s.handle(data); done {
-			return
+			return true
 		}
 	}
 }
@@ -109,13 +148,19 @@ func (s *session) handle(data []byte) bool {
 		s.replyError(req.id, err)
 		return false
 	}
-	if _, isJoin := req.msg.(*joinMsg); s.part == nil && !isJoin {
-		s.replyError(req.id, errNotJoined)
-		return false
+	switch req.msg.(type) {
+	case *joinMsg, *resumeMsg:
+	default:
+		if s.part == nil {
+			s.replyError(req.id, errNotJoined)
+			return false
+		}
 	}
 	switch m := req.msg.(type) {
 	case *joinMsg:
 		err = s.join(req.id, m)
+	case *resumeMsg:
+		err = s.resume(req.id, m)
 	case *offerMsg:
 		err = s.offer(req.id, m)
 	case *answerMsg:
@@ -148,11 +193,27 @@ func (s *session) join(id string, m *joinMsg) error {
 	}
 	auto := m.AutoSubscribe == nil || *m.AutoSubscribe
 	s.joinID.Store(&id)
-	p, err := s.h.reg.Join(s.ctx, rooms.JoinRequest{Room: m.Room, Name: m.Name, AutoSubscribe: auto, Conn: s})
+	p, err := s.h.reg.Join(s.ctx, rooms.JoinRequest{Room: m.Room, Name: m.Name, AutoSubscribe: auto, Conn: s, Token: m.Token})
 	if err != nil {
 		return err
 	}
 	s.part = p
+	s.joined.Store(true)
+	s.log = p.Logger().With("remote", s.remote)
+	return nil
+}
+
+func (s *session) resume(id string, m *resumeMsg) error {
+	if s.part != nil {
+		return errAlreadyJoined
+	}
+	s.joinID.Store(&id)
+	p, err := s.h.reg.Resume(s.ctx, m.Token, s)
+	if err != nil {
+		return err
+	}
+	s.part = p
+	s.joined.Store(true)
 	s.log = p.Logger().With("remote", s.remote)
 	return nil
 }
@@ -295,6 +356,20 @@ func (s *session) render(m any) any {
 			Participant:  participantRef{ID: ev.Self.ID, Name: ev.Self.Name},
 			Participants: others,
 			ICEServers:   s.h.iceServers(),
+			ResumeToken:  ev.ResumeToken,
+		}
+	case rooms.Resumed:
+		id := ""
+		if p := s.joinID.Load(); p != nil {
+			id = *p
+		}
+		others := make([]participantJSON, len(ev.Others))
+		for i, o := range ev.Others {
+			others[i] = participantOut(o)
+		}
+		self := participantOut(ev.Self)
+		return resumedOut{
+			Type: "resumed", ID: id, Participant: self, Participants: others, ICEServers: s.h.iceServers(),
 		}
 	case rooms.ParticipantJoined:
 		return participantJoinedOut{Type: "participant-joined", Participant: participantOut(ev.Participant)}

@@ -2,8 +2,12 @@
 // with built-in signaling and a web client.
 //
 //	sfu [--config rooms.yaml] [--listen ADDR] [--udp-port N]
+//	sfu token --room R [--name N] [--ttl 1h] [--no-publish] [--no-subscribe] [--admin] [--config rooms.yaml] [--kid K]
 //
-// Without --config it runs on the embedded default configuration.
+// Without --config it runs on the embedded default configuration. SIGHUP
+// makes a server started with --config read its file again (reload.go).
+// `sfu token` prints a join token signed with a key of the configuration
+// (token.go).
 package main
 
 import (
@@ -16,9 +20,20 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tessera-rtc/tessera/configs"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		if err := runToken(os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintln(os.Stderr, "sfu token:", err)
+			}
+			os.Exit(2)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
@@ -38,7 +53,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	listen := fs.String("listen", "", "HTTP/WebSocket address, overriding the config's listen")
 	udpPort := fs.Int("udp-port", -1, "UDP port for all ICE traffic (0: ephemeral ports), overriding the config's ice.udp_port")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sfu [--config rooms.yaml] [--listen ADDR] [--udp-port N]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: sfu [--config rooms.yaml] [--listen ADDR] [--udp-port N]\n       sfu token --room R [--name N] [--ttl 1h] [...] (sfu token --help)\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -52,30 +67,41 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	if err != nil {
 		return err
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
+	override := func(c *configs.Config) {
+		if *listen != "" {
+			c.Listen = *listen
+		}
+		if *udpPort >= 0 {
+			c.ICE.UDPPort = *udpPort
+		}
 	}
-	if *udpPort >= 0 {
-		cfg.ICE.UDPPort = *udpPort
-	}
+	override(&cfg)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 
-	log := newLogger(cfg.Log, stderr)
+	level := new(slog.LevelVar)
+	log := newLogger(cfg.Log, stderr, level)
 	srv, err := newServer(cfg, log)
 	if err != nil {
 		return err
 	}
+	srv.configPath, srv.override, srv.level = *configPath, override, level
 	return srv.serve(ctx, ready)
 }
 
-func newLogger(c logConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level)) // validated by configs
+// newLogger logs at level, which it sets from c; the level may change later.
+func newLogger(c logConfig, w io.Writer, level *slog.LevelVar) *slog.Logger {
+	setLevel(level, c.Level)
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func setLevel(v *slog.LevelVar, name string) {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(name)) // validated by configs
+	v.Set(level)
 }

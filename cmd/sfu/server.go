@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
@@ -16,6 +19,7 @@ import (
 	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling"
 	"github.com/tessera-rtc/tessera/web"
+	"golang.org/x/crypto/acme/autocert"
 )
 
 type logConfig = configs.Log
@@ -29,12 +33,17 @@ func loadConfig(path string) (configs.Config, error) {
 
 // server is the wired application.
 type server struct {
-	cfg    configs.Config
+	cfg    configs.Config // owned by serve's goroutine, where reload replaces it
 	log    *slog.Logger
 	engine *sfu.Engine
 	reg    *rooms.Local
 	sig    *signaling.Handler
 	http   *http.Server
+
+	// For SIGHUP (reload.go), set by run:
+	configPath string                // the file to read again; empty: none
+	override   func(*configs.Config) // the command line's overrides, applied again
+	level      *slog.LevelVar        // the log level; nil: it cannot change
 }
 
 // newServer builds every part from the configuration, by hand: config, then
@@ -51,28 +60,26 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		ips = append(ips, p)
 	}
 	engine, err := sfu.NewEngine(sfu.Config{
-		UDPPort:        cfg.ICE.UDPPort,
-		Interfaces:     cfg.ICE.Interfaces,
-		IPs:            ips,
-		Loopback:       cfg.ICE.Loopback,
-		NAT1To1IPs:     cfg.ICE.NAT1To1IPs,
-		ConnectTimeout: cfg.ICE.ConnectTimeout,
-		OnNegotiation:  metrics.ObserveNegotiation,
-		Logger:         log,
+		UDPPort:          cfg.ICE.UDPPort,
+		Interfaces:       cfg.ICE.Interfaces,
+		IPs:              ips,
+		Loopback:         cfg.ICE.Loopback,
+		NAT1To1IPs:       cfg.ICE.NAT1To1IPs,
+		ConnectTimeout:   cfg.ICE.ConnectTimeout,
+		MaxTracksPerPeer: cfg.Limits.MaxTracksPerParticipant,
+		OnNegotiation:    metrics.ObserveNegotiation,
+		Logger:           log,
 	})
 	if err != nil {
 		return nil, err
 	}
 
-	listed := make([]rooms.RoomConfig, len(cfg.Rooms.List))
-	for i, r := range cfg.Rooms.List {
-		listed[i] = rooms.RoomConfig{Name: r.Name, MaxParticipants: r.MaxParticipants}
+	roomsCfg, err := roomsConfig(cfg)
+	if err != nil {
+		_ = engine.Close()
+		return nil, err
 	}
-	reg, err := rooms.NewLocal(rooms.Config{
-		OnDemand:        cfg.Rooms.OnDemand,
-		MaxParticipants: cfg.Rooms.MaxParticipants,
-		Listed:          listed,
-	}, engine, log)
+	reg, err := rooms.NewLocal(roomsCfg, engine, log)
 	if err != nil {
 		_ = engine.Close()
 		return nil, err
@@ -83,11 +90,14 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		iceServers[i] = signaling.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential}
 	}
 	sig := signaling.NewHandler(signaling.Config{
-		AllowedOrigins:  cfg.WebSocket.AllowedOrigins,
-		MaxMessageBytes: cfg.WebSocket.MaxMessageBytes,
-		PingInterval:    cfg.WebSocket.PingInterval,
-		ICEServers:      iceServers,
-		Logger:          log,
+		AllowedOrigins:    cfg.WebSocket.AllowedOrigins,
+		MaxMessageBytes:   cfg.WebSocket.MaxMessageBytes,
+		PingInterval:      cfg.WebSocket.PingInterval,
+		ICEServers:        iceServers,
+		MessagesPerSecond: cfg.Limits.MessagesPerSecond,
+		ConnectionsPerIP:  cfg.Limits.ConnectionsPerIP,
+		JoinTimeout:       cfg.Limits.JoinTimeout,
+		Logger:            log,
 	}, reg)
 
 	ins, err := inspect.New(inspect.Config{
@@ -112,20 +122,69 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 	mux.Handle("/", app)
 	ins.Register(mux)
 
-	return &server{
-		cfg: cfg, log: log, engine: engine, reg: reg, sig: sig,
-		http: &http.Server{
-			Handler:           mux,
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if a := cfg.TLS.Autocert; a.Enabled() {
+		hs.TLSConfig = autocertManager(a).TLSConfig()
+	}
+	return &server{cfg: cfg, log: log, engine: engine, reg: reg, sig: sig, http: hs}, nil
+}
+
+// autocertManager gets and renews the certificate of a.Host from Let's
+// Encrypt. Its TLSConfig answers the TLS-ALPN-01 challenge (ALPN protocol
+// "acme-tls/1") on the server's own listener, so Let's Encrypt needs to
+// reach port 443 only; HTTP-01 (port 80) is not used.
+func autocertManager(a configs.Autocert) *autocert.Manager {
+	return &autocert.Manager{
+		Prompt:     autocert.AcceptTOS,
+		HostPolicy: autocert.HostWhitelist(a.Host), // no certificate for any other name
+		Cache:      autocert.DirCache(a.CacheDir),
+		Email:      a.Email,
+	}
+}
+
+// roomsConfig is the room policy of cfg: limits, listed rooms, tokens.
+func roomsConfig(cfg configs.Config) (rooms.Config, error) {
+	var auth *rooms.Auth
+	if len(cfg.Auth.Keys) > 0 {
+		keys := make([]rooms.Key, len(cfg.Auth.Keys))
+		for i, k := range cfg.Auth.Keys {
+			keys[i] = rooms.Key{ID: k.ID, Secret: []byte(k.Secret)}
+		}
+		var err error
+		if auth, err = rooms.NewAuth(keys...); err != nil {
+			return rooms.Config{}, err
+		}
+	}
+	listed := make([]rooms.RoomConfig, len(cfg.Rooms.List))
+	for i, r := range cfg.Rooms.List {
+		listed[i] = rooms.RoomConfig{Name: r.Name, MaxParticipants: r.MaxParticipants, RequireToken: cfg.TokenRequired(r)}
+	}
+	return rooms.Config{
+		OnDemand:        cfg.Rooms.OnDemand,
+		MaxParticipants: cfg.Rooms.MaxParticipants,
+		MaxRooms:        cfg.Limits.MaxRooms,
+		ResumeGrace:     cfg.Rooms.ResumeGrace,
+		Listed:          listed,
+		Auth:            auth,
+		RequireToken:    cfg.Auth.RequireToken,
 	}, nil
 }
 
-// serve listens until ctx ends, then shuts down: participants are told and
-// removed, sockets and PeerConnections closed, all within the configured
-// shutdown timeout.
+// serve listens until ctx ends, reading the configuration again on SIGHUP
+// (reload.go), then shuts down: participants are told and removed, sockets
+// and PeerConnections closed, all within the configured shutdown timeout.
 func (s *server) serve(ctx context.Context, ready func(addr string)) error {
+	// SIGHUP re-reads the configuration file. Caught even without one, so
+	// that it never ends the process; caught before the server says it
+	// listens, so that whoever reads that line may send it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		_ = s.engine.Close()
@@ -136,15 +195,20 @@ func (s *server) serve(ctx context.Context, ready func(addr string)) error {
 		scheme = "https"
 	}
 	attrs := []any{"url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "udp_port", s.cfg.ICE.UDPPort}
+	if a := s.cfg.TLS.Autocert; a.Enabled() {
+		attrs = append(attrs, "public_url", "https://"+a.Host+"/", "certificates", "Let's Encrypt (TLS-ALPN-01), cached in "+a.CacheDir)
+	}
 	if addrs := s.engine.LocalAddrs(); len(addrs) > 0 {
 		attrs = append(attrs, "ice_addresses", fmt.Sprint(addrs))
 	}
 	s.log.Info("server listening", attrs...)
 	s.warnAdmin()
+	s.warnAuth()
 
 	errc := make(chan error, 1)
 	go func() {
 		if s.cfg.TLS.Enabled() {
+			// With autocert, the files are empty and TLSConfig gets the certificate.
 			errc <- s.http.ServeTLS(ln, s.cfg.TLS.Cert, s.cfg.TLS.Key)
 		} else {
 			errc <- s.http.Serve(ln)
@@ -154,13 +218,17 @@ func (s *server) serve(ctx context.Context, ready func(addr string)) error {
 		ready(ln.Addr().String())
 	}
 
-	select {
-	case err := <-errc:
-		_ = s.engine.Close()
-		return fmt.Errorf("http: %w", err)
-	case <-ctx.Done():
+	for {
+		select {
+		case err := <-errc:
+			_ = s.engine.Close()
+			return fmt.Errorf("http: %w", err)
+		case <-hup:
+			s.reload()
+		case <-ctx.Done():
+			return s.shutdown()
+		}
 	}
-	return s.shutdown()
 }
 
 // warnAdmin says at startup how the operator endpoints are protected, and
@@ -177,6 +245,14 @@ func (s *server) warnAdmin() {
 		s.log.Info("admin endpoints disabled: set admin.token to use them", "endpoints", "/debug /metrics /admin")
 	case !s.cfg.TLS.Enabled() && !s.cfg.LoopbackOnly():
 		s.log.Warn("admin token sent in clear: serve over TLS to protect it", "listen", s.cfg.Listen)
+	}
+}
+
+// warnAuth warns when anyone who can reach the server may open rooms.
+func (s *server) warnAuth() {
+	if s.cfg.Rooms.OnDemand && !s.cfg.Auth.RequireToken && !s.cfg.LoopbackOnly() {
+		s.log.Warn("anyone who can reach this address can create rooms: set auth.require_token (docs/security.md)",
+			"listen", s.cfg.Listen)
 	}
 }
 

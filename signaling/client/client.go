@@ -46,11 +46,12 @@ type Options struct {
 
 // Client is one participant.
 type Client struct {
-	ws  *websocket.Conn
+	url string
 	pc  *webrtc.PeerConnection
 	opt Options
 
-	writeMu sync.Mutex // serializes writes to ws
+	writeMu sync.Mutex      // serializes writes to ws
+	ws      *websocket.Conn // guarded by writeMu (replaced by Resume)
 
 	negMu        sync.Mutex // serializes negotiation
 	pendingOffer *webrtc.SessionDescription
@@ -66,9 +67,12 @@ type Client struct {
 	// Others are the participants present at join time.
 	Others []Participant
 
+	// ResumeToken, from joined, lets a new socket take the participant over.
+	ResumeToken string
+
 	events *eventLog
 	tracks chan *webrtc.TrackRemote
-	done   chan struct{} // closed when the reader ends
+	done   atomic.Pointer[chan struct{}] // closed when the current socket's reader ends
 	err    atomic.Pointer[error]
 }
 
@@ -134,10 +138,9 @@ func Connect(ctx context.Context, url string, opt Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		ws: ws, pc: pc, opt: opt,
+		url: url, ws: ws, pc: pc, opt: opt,
 		events: newEventLog(),
 		tracks: make(chan *webrtc.TrackRemote, 64),
-		done:   make(chan struct{}),
 	}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		var init *webrtc.ICECandidateInit
@@ -153,8 +156,15 @@ func Connect(ctx context.Context, url string, opt Options) (*Client, error) {
 		default:
 		}
 	})
-	go c.read()
+	c.start(ws)
 	return c, nil
+}
+
+// start runs the reader of socket ws.
+func (c *Client) start(ws *websocket.Conn) {
+	done := make(chan struct{})
+	c.done.Store(&done)
+	go c.read(ws, done)
 }
 
 // Join sends `join` and waits for `joined` (or an error).
@@ -179,8 +189,49 @@ func (c *Client) Join(ctx context.Context) error {
 	if ev.Type == "error" {
 		return ev.Error
 	}
-	c.Self, c.Others = ev.Self, ev.Participants
+	c.Self, c.Others, c.ResumeToken = ev.Self, ev.Participants, ev.ResumeToken
 	return nil
+}
+
+// DropSocket breaks the socket the way a network failure would: no close
+// frame, no leave. The server keeps the participant for its grace period.
+func (c *Client) DropSocket() {
+	c.writeMu.Lock()
+	ws := c.ws
+	c.writeMu.Unlock()
+	_ = ws.UnderlyingConn().Close()
+	<-c.Done()
+}
+
+// Resume breaks the socket (as DropSocket) and opens a new one that takes
+// the participant over with its resume token; the PeerConnection is kept.
+// It returns the `resumed` event, or the server's error.
+func (c *Client) Resume(ctx context.Context) (Event, error) {
+	c.DropSocket()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, c.url, c.opt.Header)
+	if err != nil {
+		return Event{}, fmt.Errorf("dial %s: %w", c.url, err)
+	}
+	c.writeMu.Lock()
+	c.ws = ws
+	c.writeMu.Unlock()
+	c.err.Store(nil)
+	mark := c.events.reopen()
+	c.start(ws)
+	id := c.id()
+	if err := c.send(map[string]any{"type": "resume", "id": id, "token": c.ResumeToken}); err != nil {
+		return Event{}, err
+	}
+	ev, err := c.events.wait(ctx, mark, func(e Event) bool {
+		return (e.Type == "resumed" || e.Type == "error") && e.ID == id
+	})
+	if err != nil {
+		return Event{}, err
+	}
+	if ev.Type == "error" {
+		return ev, ev.Error
+	}
+	return ev, nil
 }
 
 // Collisions counts the client's offers dropped because the server's offer
@@ -194,7 +245,7 @@ func (c *Client) PC() *webrtc.PeerConnection { return c.pc }
 func (c *Client) Tracks() <-chan *webrtc.TrackRemote { return c.tracks }
 
 // Done is closed when the socket has closed.
-func (c *Client) Done() <-chan struct{} { return c.done }
+func (c *Client) Done() <-chan struct{} { return *c.done.Load() }
 
 // CloseError returns the close frame the server sent, if any.
 func (c *Client) CloseError() *websocket.CloseError {
@@ -249,10 +300,10 @@ func (c *Client) Call(ctx context.Context, msg map[string]any, wait time.Duratio
 	return ev.Error
 }
 
-func (c *Client) read() {
-	defer close(c.done)
+func (c *Client) read(ws *websocket.Conn, done chan struct{}) {
+	defer close(done)
 	for {
-		_, data, err := c.ws.ReadMessage()
+		_, data, err := ws.ReadMessage()
 		if err != nil {
 			c.err.Store(&err)
 			c.events.close()
@@ -453,9 +504,12 @@ func (c *Client) Leave() error { return c.send(map[string]any{"type": "leave"}) 
 
 // Close closes the socket and the PeerConnection abruptly, without `leave`.
 func (c *Client) Close() {
-	_ = c.ws.Close()
+	c.writeMu.Lock()
+	ws := c.ws
+	c.writeMu.Unlock()
+	_ = ws.Close()
 	_ = c.pc.Close()
-	<-c.done
+	<-c.Done()
 }
 
 // WaitFor waits for an event matching f among those received since mark

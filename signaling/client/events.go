@@ -39,7 +39,6 @@ func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message)
 type Event struct {
 	Type string
 	ID   string
-	Raw  json.RawMessage
 
 	SDP          string                   // offer, answer
 	Candidate    *webrtc.ICECandidateInit // candidate
@@ -51,6 +50,7 @@ type Event struct {
 	TrackID      string                   // track-unpublished, track-muted
 	Muted        bool                     // track-muted
 	Speakers     []string                 // speakers
+	ResumeToken  string                   // joined
 	Active       []string                 // layers
 	Error        *Error                   // error
 }
@@ -66,19 +66,23 @@ func parseEvent(data []byte) (Event, error) {
 		Track        json.RawMessage          `json:"track"`
 		Muted        bool                     `json:"muted"`
 		Active       []string                 `json:"active"`
+		ResumeToken  string                   `json:"resumeToken"`
 		Code         string                   `json:"code"`
 		Message      string                   `json:"message"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return Event{}, err
 	}
-	ev := Event{Type: raw.Type, ID: raw.ID, Raw: data, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active}
+	ev := Event{Type: raw.Type, ID: raw.ID, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active, ResumeToken: raw.ResumeToken}
 	var err error
 	switch raw.Type {
 	case "joined":
 		var self struct{ ID, Name string }
 		err = errors.Join(json.Unmarshal(raw.Participant, &self), json.Unmarshal(raw.Participants, &ev.Participants))
 		ev.Self = Participant{ID: self.ID, Name: self.Name}
+	case "resumed":
+		err = errors.Join(json.Unmarshal(raw.Participant, &ev.Participant), json.Unmarshal(raw.Participants, &ev.Participants))
+		ev.Self = ev.Participant
 	case "participant-joined":
 		err = json.Unmarshal(raw.Participant, &ev.Participant)
 	case "participant-left":
@@ -120,6 +124,15 @@ func (l *eventLog) close() {
 	l.closed = true
 	close(l.notify)
 	l.notify = make(chan struct{})
+}
+
+// reopen makes the log wait for events again after its socket was
+// replaced; it returns the position from which new events count.
+func (l *eventLog) reopen() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = false
+	return len(l.events)
 }
 
 func (l *eventLog) mark() int {

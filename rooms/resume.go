@@ -1,0 +1,127 @@
+package rooms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"time"
+)
+
+// Resuming a participant: when its socket drops without a close frame (a
+// network change, a laptop waking up), the participant stays in its room
+// for Config.ResumeGrace, its PeerConnection and its published tracks
+// untouched, while nothing reaches its client. A new connection that
+// presents the participant's resume token, given in Joined, takes it over:
+// its first event is Resumed, the room as it is now. After the grace
+// period the participant is removed and everyone is told.
+
+// connRef lets a Conn be swapped atomically.
+type connRef struct{ Conn }
+
+// send hands an event to the participant's connection; while it is away,
+// the event is dropped (Resumed brings the client up to date).
+func (p *Participant) send(ev Event) {
+	if c := p.conn.Load(); c != nil {
+		c.Send(ev)
+	}
+}
+
+// Disconnected tells the participant that connection c is gone: cleanly
+// (a close frame, or after leave) the participant leaves; otherwise, with
+// resume enabled, it waits for a new connection. A connection that was
+// already replaced changes nothing. The decision is taken in the room's
+// goroutine, where Resume swaps connections.
+func (p *Participant) Disconnected(c Conn, clean bool) {
+	grace := p.room.reg.cfg.ResumeGrace
+	left := false
+	_ = p.room.do(context.Background(), func() {
+		cur := p.conn.Load()
+		if cur == nil || cur.Conn != c || p.left {
+			return
+		}
+		if clean || grace <= 0 {
+			left = p.room.leave(p, nil)
+			return
+		}
+		p.conn.Store(nil)
+		p.log.Info("connection lost: waiting for the participant to resume", "grace", grace.String())
+		p.resumeMu.Lock()
+		p.graceTimer = time.AfterFunc(grace, func() {
+			if p.conn.Load() == nil {
+				p.leave(ErrResumeExpired)
+			}
+		})
+		p.resumeMu.Unlock()
+	})
+	if left {
+		_ = p.peer.Close()
+	}
+}
+
+// ResumeToken is the secret a new connection presents to take over the
+// participant.
+func (p *Participant) ResumeToken() string { return p.resumeToken }
+
+// newResumeToken returns 128 random bits, URL-safe.
+func newResumeToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// addResumable records p under a new resume token. Called in p's room goroutine.
+func (l *Local) addResumable(p *Participant) string {
+	token := newResumeToken()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.resumable[token] = p
+	return token
+}
+
+// dropResumable forgets p's token. Called in p's room goroutine.
+func (l *Local) dropResumable(p *Participant) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resumable[p.resumeToken] == p {
+		delete(l.resumable, p.resumeToken)
+	}
+}
+
+// Resume hands the participant holding token to a new connection. Its
+// first event is Resumed; a connection it had is closed.
+func (l *Local) Resume(ctx context.Context, token string, c Conn) (*Participant, error) {
+	l.mu.Lock()
+	p := l.resumable[token]
+	l.mu.Unlock()
+	if p == nil {
+		return nil, fmt.Errorf("%w: no participant to resume with this token", ErrNotFound)
+	}
+	var err error
+	doErr := p.room.do(ctx, func() {
+		if p.left {
+			err = fmt.Errorf("%w: the participant has left", ErrNotFound)
+			return
+		}
+		p.resumeMu.Lock()
+		if p.graceTimer != nil {
+			p.graceTimer.Stop()
+			p.graceTimer = nil
+		}
+		p.resumeMu.Unlock()
+		if old := p.conn.Swap(&connRef{c}); old != nil {
+			old.Close(ErrResumedElsewhere)
+		}
+		c.Send(Resumed{Self: p.room.info(p), Others: p.room.infos(p)})
+		p.log.Info("participant resumed")
+	})
+	if doErr != nil {
+		return nil, doErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	// An offer sent while the client was away is sent again.
+	p.peer.ResendOffer()
+	return p, nil
+}

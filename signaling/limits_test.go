@@ -1,0 +1,191 @@
+package signaling_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/signaling"
+	"github.com/tessera-rtc/tessera/signaling/client"
+	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+)
+
+// Each limit: the client over it gets its error code or close code, and the
+// others go on.
+
+func TestJoinTimeout(t *testing.T) {
+	ctx := testContext(t)
+	srv := st.NewServer(t, st.Options{Signaling: signaling.Config{JoinTimeout: 300 * time.Millisecond}})
+	idle, err := client.Connect(ctx, srv.URL, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(idle.Close)
+	joined := srv.Join(ctx, "jt") // joins at once: not affected
+	select {
+	case <-idle.Done():
+		if ce := idle.CloseError(); ce == nil || ce.Code != signaling.CloseJoinTimeout {
+			t.Errorf("closed with %v, want %d", ce, signaling.CloseJoinTimeout)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("a socket that never joined was not closed")
+	}
+	select {
+	case <-joined.Done():
+		t.Fatal("a joined socket was closed by the join timeout")
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+func TestMessageRate(t *testing.T) {
+	ctx := testContext(t)
+	srv := st.NewServer(t, st.Options{Signaling: signaling.Config{MessagesPerSecond: 20}})
+	c := srv.Join(ctx, "rate")
+	// A burst over the allowance (40): the excess is refused, the socket stays.
+	mark := c.Mark()
+	for range 60 {
+		if err := c.SendRaw(websocket.TextMessage, []byte(`{"type":"unsubscribe","tracks":["t-x"]}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := func() int {
+		n := 0
+		for _, e := range c.Events()[mark:] {
+			if e.Type == "error" && e.Error.Code == "forbidden" && strings.Contains(e.Error.Message, "messages a second") {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 3*time.Second, "the excess of a burst refused", func() bool { return refused() >= 15 })
+	select {
+	case <-c.Done():
+		t.Fatal("a burst closed the socket")
+	default:
+	}
+	// After a pause the allowance is back.
+	time.Sleep(time.Second)
+	if err := c.Call(ctx, map[string]any{"type": "unsubscribe", "tracks": []string{"t-x"}}, time.Second); err == nil || !strings.Contains(err.Error(), "not-found") {
+		t.Errorf("after a pause: %v, want the ordinary not-found", err)
+	}
+	// A sustained flood closes the socket (1008).
+	for i := 0; i < 2000; i++ {
+		if c.SendRaw(websocket.TextMessage, []byte(`{"type":"leave","id":"`+fmt.Sprint(i)+`"`)) != nil {
+			break
+		}
+	}
+	select {
+	case <-c.Done():
+		// The close frame (1008) may be lost: the server closes the TCP
+		// connection while the flood is still arriving, which resets it.
+		if ce := c.CloseError(); ce != nil && ce.Code != websocket.ClosePolicyViolation && ce.Code != websocket.CloseAbnormalClosure {
+			t.Errorf("flood closed with %v, want 1008", ce)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a flood did not close the socket")
+	}
+}
+
+func TestConnectionsPerAddress(t *testing.T) {
+	ctx := testContext(t)
+	srv := st.NewServer(t, st.Options{Signaling: signaling.Config{ConnectionsPerIP: 3}})
+	var open []*client.Client
+	for range 3 {
+		c, err := client.Connect(ctx, srv.URL, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		open = append(open, c)
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(srv.URL, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("fourth socket: %v, want HTTP 429", err)
+	}
+	open[0].Close()
+	eventually(t, 3*time.Second, "a slot freed by a closed socket", func() bool {
+		ws, _, err := websocket.DefaultDialer.Dial(srv.URL, nil)
+		if err == nil {
+			ws.Close()
+		}
+		return err == nil
+	})
+}
+
+func TestRoomAndTrackLimits(t *testing.T) {
+	ctx := testContext(t)
+	srv := st.NewServer(t, st.Options{
+		Rooms: rooms.Config{OnDemand: true, MaxParticipants: 10, MaxRooms: 1},
+		SFU:   sfu.Config{MaxTracksPerPeer: 2},
+	})
+	a := srv.Join(ctx, "first")
+	second, err := client.Connect(ctx, srv.URL, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(second.Close)
+	expectError(t, ctx, second, websocket.TextMessage, `{"type":"join","room":"second","name":"x"}`, "forbidden")
+	srv.Join(ctx, "first") // the existing room still takes people
+
+	// Three tracks in one offer, two allowed: refused, nothing published.
+	for i := range 3 {
+		synth, err := client.NewSynth("audio", fmt.Sprintf("a%d", i), a.Self.ID, uint32(900+i), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.PC().AddTransceiverFromTrack(synth.Track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer, err := a.PC().CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Call(ctx, map[string]any{"type": "offer", "sdp": offer.SDP}, 2*time.Second)
+	var cerr *client.Error
+	if !errors.As(err, &cerr) || cerr.Code != "forbidden" || !strings.Contains(cerr.Message, "too many published tracks") {
+		t.Fatalf("offer of 3 tracks: %v, want forbidden", err)
+	}
+	for _, e := range a.Events() {
+		if e.Type == "track-published" {
+			t.Error("a refused offer published a track")
+		}
+	}
+}
+
+// TestICEConnectTimeout: a participant whose media never connects (its
+// link drops everything) is removed within the connect timeout, and the
+// others are told.
+func TestICEConnectTimeout(t *testing.T) {
+	ctx := testContext(t)
+	vn := st.NewVNet(t)
+	srv := st.NewServer(t, st.Options{SFU: sfu.Config{Net: vn.Host("10.0.0.1"), ConnectTimeout: 2 * time.Second}})
+	okNet, deadNet := vn.Host("10.0.0.2"), vn.Host("10.0.0.3")
+	vn.SetLoss("10.0.0.3", 1)
+	a := srv.Join(ctx, "ice", client.Options{API: vn.API(okNet)})
+	st.Publish(ctx, t, a, "audio")
+	mark := a.Mark()
+	b := srv.Join(ctx, "ice", client.Options{API: vn.API(deadNet)})
+	start := time.Now()
+	waitEvent(t, ctx, a, mark, "the unreachable participant removed", func(e client.Event) bool {
+		return e.Type == "participant-left" && e.LeftID == b.Self.ID
+	})
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("removed after %s, timeout 2 s", d)
+	}
+	select {
+	case <-b.Done():
+		if ce := b.CloseError(); ce == nil || ce.Code != signaling.CloseRemoved || !strings.Contains(ce.Text, "ice") {
+			t.Errorf("its socket closed with %v, want 4000 naming ICE", ce)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("its socket was not closed")
+	}
+}

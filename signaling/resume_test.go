@@ -1,0 +1,144 @@
+package signaling_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/signaling/client"
+	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+)
+
+func resumeServer(t *testing.T, grace time.Duration) *st.Server {
+	return st.NewServer(t, st.Options{Rooms: rooms.Config{OnDemand: true, MaxParticipants: 10, ResumeGrace: grace}})
+}
+
+// TestResumeWithinGrace: a publisher's socket breaks; within the grace
+// period a new socket resumes it. Nobody saw it leave, its tracks were
+// never unpublished, its media never stopped, and signaling works again.
+func TestResumeWithinGrace(t *testing.T) {
+	ctx := testContext(t)
+	srv := resumeServer(t, 5*time.Second)
+	a := srv.Join(ctx, "r")
+	if a.ResumeToken == "" {
+		t.Fatal("joined carries no resume token")
+	}
+	va := st.Publish(ctx, t, a, "video")
+	b := srv.Join(ctx, "r")
+	recv := receiveTracks(t, b, 1)[va.TrackID]
+	eventually(t, 5*time.Second, "media flows", func() bool { return recv.Packets.Load() > 20 })
+	mark := b.Mark()
+
+	a.DropSocket()
+	time.Sleep(time.Second) // away for a while
+	before := recv.Packets.Load()
+	ev, err := a.Resume(ctx)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if ev.Self.ID != a.Self.ID || len(ev.Participants) != 1 || ev.Participants[0].ID != b.Self.ID {
+		t.Fatalf("resumed = %+v", ev)
+	}
+	if len(ev.Self.Tracks) != 1 || ev.Self.Tracks[0].ID != va.TrackID {
+		t.Errorf("resumed lists its own tracks as %+v", ev.Self.Tracks)
+	}
+	if before < 50 {
+		t.Errorf("media stopped while the socket was down: %d packets", before)
+	}
+	for _, e := range b.Events()[mark:] {
+		if e.Type == "participant-left" || e.Type == "track-unpublished" {
+			t.Errorf("b was told %s during a resumable outage", e.Type)
+		}
+	}
+	if n := recv.SeqGaps.Load() + recv.Corrupt.Load(); n != 0 {
+		t.Errorf("b's stream had %d missing or corrupt packets across the outage", n)
+	}
+	// The resumed session works: a mute is announced to b.
+	if err := a.Call(ctx, map[string]any{"type": "mute", "track": va.TrackID, "muted": true}, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, b, mark, "track-muted after the resume", func(e client.Event) bool {
+		return e.Type == "track-muted" && e.TrackID == va.TrackID
+	})
+	// A later departure is still seen.
+	mark = b.Mark()
+	if err := a.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, b, mark, "participant-left", func(e client.Event) bool { return e.Type == "participant-left" && e.LeftID == a.Self.ID })
+}
+
+// TestResumeAfterGrace: not resumed in time, the participant is removed,
+// everyone is told, and the token no longer works.
+func TestResumeAfterGrace(t *testing.T) {
+	ctx := testContext(t)
+	srv := resumeServer(t, 500*time.Millisecond)
+	a := srv.Join(ctx, "r")
+	st.Publish(ctx, t, a, "audio")
+	b := srv.Join(ctx, "r")
+	mark := b.Mark()
+	start := time.Now()
+	a.DropSocket()
+	waitEvent(t, ctx, b, mark, "participant-left after the grace period", func(e client.Event) bool {
+		return e.Type == "participant-left" && e.LeftID == a.Self.ID
+	})
+	if d := time.Since(start); d < 400*time.Millisecond || d > 3*time.Second {
+		t.Errorf("removed after %s, grace 500 ms", d)
+	}
+	_, err := a.Resume(ctx)
+	var cerr *client.Error
+	if !errors.As(err, &cerr) || cerr.Code != "not-found" {
+		t.Fatalf("resume after the grace period: %v, want not-found", err)
+	}
+	// The socket stays usable: a bad resume is an error like another.
+	if err := a.Join(ctx); err != nil {
+		t.Fatalf("join after a failed resume: %v", err)
+	}
+}
+
+// TestResumeTakesOverOpenSocket: a resume while the old socket still looks
+// open (a half-open TCP connection) takes the participant over and closes
+// the old socket (4000).
+func TestResumeTakesOverOpenSocket(t *testing.T) {
+	ctx := testContext(t)
+	srv := resumeServer(t, 5*time.Second)
+	a := srv.Join(ctx, "r")
+	other, err := client.Connect(ctx, srv.URL, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	mark := other.Mark()
+	if err := other.SendRaw(websocket.TextMessage, []byte(`{"type":"resume","id":"r1","token":"`+a.ResumeToken+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.WaitFor(ctx, mark, func(e client.Event) bool { return e.Type == "resumed" && e.ID == "r1" }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Done():
+		if ce := a.CloseError(); ce == nil || ce.Code != 4000 {
+			t.Errorf("old socket closed with %v, want 4000", ce)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the old socket was not closed")
+	}
+	// Bad tokens are refused without closing the socket.
+	bad, err := client.Connect(ctx, srv.URL, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bad.Close)
+	expectError(t, ctx, bad, websocket.TextMessage, `{"type":"resume","token":"nope"}`, "not-found")
+	expectError(t, ctx, bad, websocket.TextMessage, `{"type":"resume"}`, "bad-request")
+	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	select {
+	case <-bad.Done():
+		t.Fatal("a bad resume closed the socket")
+	case <-tctx.Done():
+	}
+}
