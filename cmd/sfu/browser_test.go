@@ -3,19 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"image/png"
 	"log/slog"
-	"math/big"
 	"net"
-	"net/url"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,168 +95,22 @@ func skipShort(t *testing.T) {
 	}
 }
 
-// tileMedia is what tileStatsJS reports for one remote tile.
-type tileMedia struct {
-	Key         string `json:"key"`
-	Participant string `json:"participant"`
-	Name        string `json:"name"`
-	Screen      bool   `json:"screen"`
-	VideoMuted  bool   `json:"videoMuted"`
-	AudioMuted  bool   `json:"audioMuted"`
-	Frames      int    `json:"frames"`  // framesDecoded of the tile's video
-	Packets     int    `json:"packets"` // audio packetsReceived of the tile's audio
-	Width       int    `json:"width"`   // the video element's videoWidth
-}
-
-// tileStatsJS lists the remote tiles with the inbound-rtp counters of the
-// tracks they show.
-const tileStatsJS = `(async () => {
-  const c = window.tessera && window.tessera.client;
-  const inbound = new Map();
-  if (c && c.pc) (await c.pc.getStats()).forEach((s) => {
-    if (s.type === 'inbound-rtp') inbound.set(s.trackIdentifier, s);
-  });
-  return [...document.querySelectorAll('#grid .tile:not([data-local])')].map((el) => {
-    const v = el.querySelector('video');
-    let frames = 0, packets = 0;
-    for (const t of (v.srcObject ? v.srcObject.getTracks() : [])) {
-      const s = inbound.get(t.id);
-      if (!s) continue;
-      if (t.kind === 'video') frames += s.framesDecoded || 0;
-      else packets += s.packetsReceived || 0;
-    }
-    return {key: el.dataset.key, participant: el.dataset.participant, name: el.dataset.name,
-      screen: el.hasAttribute('data-screen'), videoMuted: el.dataset.videoMuted === 'true',
-      audioMuted: el.dataset.audioMuted === 'true', frames, packets, width: v.videoWidth};
-  });
-})()`
-
-func remoteTiles(t *testing.T, tab *webtest.Tab) []tileMedia {
+// removeParticipant removes a participant through the admin API: its socket
+// is closed with 4000.
+func removeParticipant(t *testing.T, base, room, id string) {
 	t.Helper()
-	return webtest.MustEval[[]tileMedia](t, tab, tileStatsJS)
-}
-
-func byName(tiles []tileMedia) map[string]tileMedia {
-	m := make(map[string]tileMedia, len(tiles))
-	for _, ti := range tiles {
-		if !ti.Screen {
-			m[ti.Name] = ti
-		}
-	}
-	return m
-}
-
-// waitTiles waits until tab shows exactly the remote people named.
-func waitTiles(t *testing.T, tab *webtest.Tab, timeout time.Duration, names ...string) {
-	t.Helper()
-	want := slices.Clone(names)
-	slices.Sort(want)
-	deadline := time.Now().Add(timeout)
-	for {
-		var got []string
-		for name := range byName(remoteTiles(t, tab)) {
-			got = append(got, name)
-		}
-		slices.Sort(got)
-		if slices.Equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: remote tiles %q, want %q after %s%s", tab.Name, got, want, timeout, diagnose(tab))
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
-}
-
-// waitMediaFlowing waits until every named remote tile of tab plays video
-// (frames decoded, a picture size) and receives audio, then until both
-// counters have risen again: media is flowing now, not just once.
-func waitMediaFlowing(t *testing.T, tab *webtest.Tab, timeout time.Duration, names ...string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var first map[string]tileMedia
-	for {
-		tiles := byName(remoteTiles(t, tab))
-		ok := true
-		for _, n := range names {
-			ti, found := tiles[n]
-			if !found || ti.Frames == 0 || ti.Packets == 0 || ti.Width == 0 {
-				ok = false
-				break
-			}
-			if first != nil && (ti.Frames <= first[n].Frames || ti.Packets <= first[n].Packets) {
-				ok = false
-				break
-			}
-		}
-		switch {
-		case ok && first == nil:
-			first = tiles
-		case ok:
-			return
-		case time.Now().After(deadline):
-			js, _ := json.Marshal(tiles)
-			t.Fatalf("%s: media of %q not flowing after %s: %s%s", tab.Name, names, timeout, js, diagnose(tab))
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-// diagnose describes what the page shows besides tiles: its connection
-// state, its messages and its console errors.
-func diagnose(tab *webtest.Tab) string {
-	v, err := webtest.Eval[string](tab, `'connection: ' + document.getElementById('conn').dataset.state + '; messages: ' + JSON.stringify([...document.querySelectorAll('#toasts .toast')].map((el) => el.innerText))`)
+	req, err := http.NewRequest(http.MethodDelete, base+"/admin/rooms/"+room+"/participants/"+id, nil)
 	if err != nil {
-		v = err.Error()
+		t.Fatal(err)
 	}
-	return fmt.Sprintf("\n\t%s\n\tconsole: %q", v, tab.ConsoleErrors())
-}
-
-// waitScreenFlowing waits until tab shows the named screen-share tile with
-// its video decoding, and the count rising.
-func waitScreenFlowing(t *testing.T, tab *webtest.Tab, name string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	first := -1
-	for {
-		frames := -1
-		for _, ti := range remoteTiles(t, tab) {
-			if ti.Screen && ti.Name == name && ti.Width > 0 {
-				frames = ti.Frames
-			}
-		}
-		switch {
-		case frames > 0 && first < 0:
-			first = frames
-		case frames > first && first > 0:
-			return
-		case time.Now().After(deadline):
-			t.Fatalf("%s: screen tile %q not playing after %s (frames %d)%s", tab.Name, name, timeout, frames, diagnose(tab))
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-// checkPage fails the test for every console error, uncaught exception or
-// error message the page showed.
-func checkPage(t *testing.T, tab *webtest.Tab) {
-	t.Helper()
-	tab.CheckConsole(t)
-	msgs, err := webtest.Eval[[]string](tab, `tessera.state.messages.filter((m) => m.kind === 'error').map((m) => m.title + ': ' + m.message)`)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Errorf("%s: reading its messages: %v", tab.Name, err)
+		t.Fatalf("remove %s: %v", id, err)
 	}
-	for _, m := range msgs {
-		t.Errorf("%s showed an error: %s", tab.Name, m)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("remove %s: %s", id, resp.Status)
 	}
-}
-
-func tileAttr(name, attr, value string) string {
-	return fmt.Sprintf(`[...document.querySelectorAll('#grid .tile:not([data-local]):not([data-screen])')].some((el) => el.dataset.name === %q && el.getAttribute(%q) === %q)`, name, attr, value)
-}
-
-func pageURL(base, room, name string) string {
-	return base + "/?" + url.Values{"room": {room}, "name": {name}}.Encode()
 }
 
 // TestBrowserConference runs a three-person call through the web page:
@@ -276,6 +122,7 @@ func TestBrowserConference(t *testing.T) {
 	start := time.Now()
 	cfg := loopbackConfig()
 	cfg.Rooms.MaxParticipants = 3 // a fourth person is refused
+	cfg.Admin.Open = true         // to remove a participant
 	base := "http://" + startServer(t, cfg)
 	b := webtest.NewBrowser(t, webtest.Options{Width: 1280, Height: 720})
 	const room = "e2e"
@@ -286,13 +133,13 @@ func TestBrowserConference(t *testing.T) {
 		tabs[n] = b.NewTab(n)
 	}
 	for _, n := range names {
-		tabs[n].Navigate(t, pageURL(base, room, n))
+		tabs[n].Navigate(t, webtest.PageURL(base, room, n))
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range names {
 				if !tabs[n].Closed() {
-					t.Logf("%s's page:%s", n, diagnose(tabs[n]))
+					t.Logf("%s's page:%s", n, tabs[n].Diagnose())
 				}
 			}
 		}
@@ -313,10 +160,10 @@ func TestBrowserConference(t *testing.T) {
 			tabs[n].WaitFor(t, "the call view", 10*time.Second, `!document.getElementById('call-view').hidden`)
 		}
 		for _, n := range names {
-			waitTiles(t, tabs[n], 15*time.Second, others(n)...)
+			tabs[n].WaitTiles(t, 15*time.Second, others(n)...)
 		}
 		for _, n := range names {
-			waitMediaFlowing(t, tabs[n], 20*time.Second, others(n)...)
+			tabs[n].WaitMediaFlowing(t, 20*time.Second, others(n)...)
 		}
 		for _, n := range names {
 			tabs[n].WaitFor(t, "the connected indicator", 5*time.Second, `document.getElementById('conn').dataset.state === 'connected'`)
@@ -346,22 +193,22 @@ func TestBrowserConference(t *testing.T) {
 		linus.Click(t, "#camera")
 		linus.WaitFor(t, "the camera button to offer turning it on", 2*time.Second, `document.getElementById('camera').dataset.active === 'true' && document.querySelector('#camera .label').textContent === 'Start video'`)
 		for _, tab := range []*webtest.Tab{ada, grace} {
-			tab.WaitFor(t, "Linus's camera shown off", 5*time.Second, tileAttr("Linus", "data-video-muted", "true"))
+			tab.WaitFor(t, "Linus's camera shown off", 5*time.Second, webtest.TileAttr("Linus", "data-video-muted", "true"))
 		}
 		grace.Click(t, "#mic")
 		for _, tab := range []*webtest.Tab{ada, linus} {
-			tab.WaitFor(t, "Grace's microphone shown muted", 5*time.Second, tileAttr("Grace", "data-audio-muted", "true"))
+			tab.WaitFor(t, "Grace's microphone shown muted", 5*time.Second, webtest.TileAttr("Grace", "data-audio-muted", "true"))
 			tab.WaitFor(t, "Grace's mute badge", time.Second, `[...document.querySelectorAll('#grid .tile')].some((el) => el.dataset.name === 'Grace' && !el.querySelector('.mic-off').hidden)`)
 		}
 		linus.Click(t, "#camera")
 		grace.Click(t, "#mic")
 		for _, tab := range []*webtest.Tab{ada, grace} {
-			tab.WaitFor(t, "Linus's camera back on", 5*time.Second, tileAttr("Linus", "data-video-muted", "false"))
+			tab.WaitFor(t, "Linus's camera back on", 5*time.Second, webtest.TileAttr("Linus", "data-video-muted", "false"))
 		}
 		for _, tab := range []*webtest.Tab{ada, linus} {
-			tab.WaitFor(t, "Grace's microphone back on", 5*time.Second, tileAttr("Grace", "data-audio-muted", "false"))
+			tab.WaitFor(t, "Grace's microphone back on", 5*time.Second, webtest.TileAttr("Grace", "data-audio-muted", "false"))
 		}
-		waitMediaFlowing(t, ada, 10*time.Second, "Grace", "Linus")
+		ada.WaitMediaFlowing(t, 10*time.Second, "Grace", "Linus")
 	})
 
 	step("screen sharing", func(t *testing.T) {
@@ -370,14 +217,14 @@ func TestBrowserConference(t *testing.T) {
 			ada.Click(t, "#screen")
 			ada.WaitFor(t, "the local screen tile", 5*time.Second, `!!document.querySelector('#grid .tile[data-local][data-screen]')`)
 			for _, tab := range []*webtest.Tab{grace, linus} {
-				waitScreenFlowing(t, tab, "Ada (screen)", 10*time.Second)
+				tab.WaitScreenFlowing(t, "Ada (screen)", 10*time.Second)
 			}
 			ada.Click(t, "#screen")
 			for _, tab := range []*webtest.Tab{grace, linus} {
 				tab.WaitFor(t, "Ada's screen tile to go", 5*time.Second, `!document.querySelector('#grid .tile[data-screen]')`)
 			}
 		}
-		waitMediaFlowing(t, grace, 10*time.Second, "Ada", "Linus")
+		grace.WaitMediaFlowing(t, 10*time.Second, "Ada", "Linus")
 	})
 
 	step("errors are shown", func(t *testing.T) {
@@ -388,12 +235,12 @@ func TestBrowserConference(t *testing.T) {
 
 		// A refused join: the form says why.
 		eve := b.NewTab("Eve")
-		eve.Navigate(t, pageURL(base, room, "Eve"))
+		eve.Navigate(t, webtest.PageURL(base, room, "Eve"))
 		eve.WaitFor(t, "the room-full message", 10*time.Second, `(() => { const e = document.getElementById('join-error'); return !e.hidden && e.textContent.includes('room-full') && !document.getElementById('join-view').hidden; })()`)
 		eve.CheckConsole(t)
 		eve.Close()
 		for _, n := range names {
-			waitTiles(t, tabs[n], 2*time.Second, others(n)...)
+			tabs[n].WaitTiles(t, 2*time.Second, others(n)...)
 		}
 	})
 
@@ -414,26 +261,26 @@ func TestBrowserConference(t *testing.T) {
 		})()`, label))
 		ada.Click(t, "#devices button.primary")
 		ada.WaitFor(t, "the dialog closed", 2*time.Second, `!document.getElementById('devices').open`)
-		waitMediaFlowing(t, grace, 10*time.Second, "Ada", "Linus")
+		grace.WaitMediaFlowing(t, 10*time.Second, "Ada", "Linus")
 	})
 
 	step("leaving with the button and joining again", func(t *testing.T) {
 		linus.Click(t, "#leave")
 		linus.WaitFor(t, "the join form", 5*time.Second, `!document.getElementById('join-view').hidden && document.getElementById('call-view').hidden`)
-		waitTiles(t, ada, 5*time.Second, "Grace")
-		waitTiles(t, grace, 5*time.Second, "Ada")
+		ada.WaitTiles(t, 5*time.Second, "Grace")
+		grace.WaitTiles(t, 5*time.Second, "Ada")
 		linus.WaitFor(t, "the form kept room and name", time.Second, fmt.Sprintf(`document.getElementById('room').value === %q && document.getElementById('name').value === 'Linus'`, room))
 		linus.Click(t, "#join-button")
 		for _, n := range names {
-			waitTiles(t, tabs[n], 10*time.Second, others(n)...)
+			tabs[n].WaitTiles(t, 10*time.Second, others(n)...)
 		}
 		for _, n := range names {
-			waitMediaFlowing(t, tabs[n], 15*time.Second, others(n)...)
+			tabs[n].WaitMediaFlowing(t, 15*time.Second, others(n)...)
 		}
 	})
 
 	step("a reload rejoins cleanly", func(t *testing.T) {
-		oldID := byName(remoteTiles(t, ada))["Grace"].Participant
+		oldID := webtest.ByName(ada.RemoteTiles(t))["Grace"].Participant
 		if oldID == "" {
 			t.Fatal("Ada has no tile for Grace")
 		}
@@ -445,46 +292,56 @@ func TestBrowserConference(t *testing.T) {
 			tab.WaitFor(t, "Grace to come back", 10*time.Second, back)
 		}
 		for _, n := range names {
-			waitTiles(t, tabs[n], 10*time.Second, others(n)...)
+			tabs[n].WaitTiles(t, 10*time.Second, others(n)...)
 		}
 		for _, n := range names {
-			waitMediaFlowing(t, tabs[n], 15*time.Second, others(n)...)
+			tabs[n].WaitMediaFlowing(t, 15*time.Second, others(n)...)
 		}
 	})
 
-	step("reconnects after the connection drops", func(t *testing.T) {
-		oldID := byName(remoteTiles(t, ada))["Grace"].Participant
+	step("joins afresh after the server removes it", func(t *testing.T) {
+		// A close the server means as final (4000, removed through the
+		// admin API) is not resumed: the client joins again as a new
+		// participant, republishing.
+		oldID := webtest.ByName(ada.RemoteTiles(t))["Grace"].Participant
 		grace.Click(t, "#camera") // the camera stays off across the reconnection
-		ada.WaitFor(t, "Grace's camera shown off", 5*time.Second, tileAttr("Grace", "data-video-muted", "true"))
+		ada.WaitFor(t, "Grace's camera shown off", 5*time.Second, webtest.TileAttr("Grace", "data-video-muted", "true"))
 		webtest.MustEval[bool](t, grace, `(() => {
 			window.reconnectingShown = false;
+			window.resumeTried = false;
 			tessera.client.addEventListener('connectionstatechange', () => {
 				if (document.getElementById('conn').dataset.state === 'reconnecting') window.reconnectingShown = true;
 			});
-			tessera.client.session.ws.close(4100, 'dropped');
+			tessera.client.addEventListener('reconnecting', (ev) => {
+				if (ev.detail.resume) window.resumeTried = true;
+			});
 			return true;
 		})()`)
+		removeParticipant(t, base, room, oldID)
 		grace.WaitFor(t, "the reconnecting indicator", 5*time.Second, `window.reconnectingShown`)
 		back := fmt.Sprintf(`[...document.querySelectorAll('#grid .tile:not([data-local])')].some((el) => el.dataset.name === 'Grace' && el.dataset.participant !== %q)`, oldID)
 		for _, tab := range []*webtest.Tab{ada, linus} {
 			tab.WaitFor(t, "Grace to come back", 10*time.Second, back)
-			tab.WaitFor(t, "Grace's camera still shown off", 5*time.Second, tileAttr("Grace", "data-video-muted", "true"))
+			tab.WaitFor(t, "Grace's camera still shown off", 5*time.Second, webtest.TileAttr("Grace", "data-video-muted", "true"))
 		}
 		grace.WaitFor(t, "the connected indicator", 10*time.Second, `document.getElementById('conn').dataset.state === 'connected'`)
+		if webtest.MustEval[bool](t, grace, `window.resumeTried`) {
+			t.Error("Grace tried to resume a session the server ended")
+		}
 		grace.Click(t, "#camera")
 		for _, n := range names {
-			waitTiles(t, tabs[n], 5*time.Second, others(n)...)
+			tabs[n].WaitTiles(t, 5*time.Second, others(n)...)
 		}
 		for _, n := range names {
-			waitMediaFlowing(t, tabs[n], 15*time.Second, others(n)...)
+			tabs[n].WaitMediaFlowing(t, 15*time.Second, others(n)...)
 		}
 	})
 
 	step("closing a tab", func(t *testing.T) {
-		checkPage(t, linus)
+		linus.CheckPage(t)
 		linus.Close()
-		waitTiles(t, ada, 5*time.Second, "Grace")
-		waitTiles(t, grace, 5*time.Second, "Ada")
+		ada.WaitTiles(t, 5*time.Second, "Grace")
+		grace.WaitTiles(t, 5*time.Second, "Ada")
 	})
 
 	step("phone width", func(t *testing.T) {
@@ -495,76 +352,10 @@ func TestBrowserConference(t *testing.T) {
 
 	for _, n := range names {
 		if !tabs[n].Closed() {
-			checkPage(t, tabs[n])
+			tabs[n].CheckPage(t)
 		}
 	}
 	t.Logf("browser test took %s", time.Since(start).Round(time.Millisecond))
-}
-
-// lanAddress returns an IPv4 address of this machine that is not loopback
-// or link-local, if there is one.
-func lanAddress() (net.IP, bool) {
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return nil, false
-	}
-	for _, ifi := range ifaces {
-		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, err := ifi.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
-			}
-			if ip4 := ipn.IP.To4(); ip4 != nil && !ip4.IsLoopback() && !ip4.IsLinkLocalUnicast() {
-				return ip4, true
-			}
-		}
-	}
-	return nil, false
-}
-
-// selfSigned writes a self-signed certificate for ip (and localhost) and
-// its key as PEM files, and returns their paths.
-func selfSigned(t *testing.T, ip net.IP) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "tessera test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IPAddresses:           []net.IP{ip, net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }
 
 // TestBrowserTLS serves the page over https with a self-signed certificate,
@@ -575,7 +366,7 @@ func TestBrowserTLS(t *testing.T) {
 	skipShort(t)
 	webtest.RequireChromium(t)
 	cfg := configs.Default()
-	ip, lan := lanAddress()
+	ip, lan := webtest.LANAddress()
 	if lan {
 		cfg.ICE.Loopback = false
 		cfg.ICE.IPs = []string{ip.String()}
@@ -586,7 +377,7 @@ func TestBrowserTLS(t *testing.T) {
 		cfg.ICE.IPs = []string{"127.0.0.1"}
 	}
 	cfg.Listen = net.JoinHostPort(ip.String(), "0")
-	cfg.TLS.Cert, cfg.TLS.Key = selfSigned(t, ip)
+	cfg.TLS.Cert, cfg.TLS.Key = webtest.SelfSigned(t, ip)
 	base := "https://" + startServer(t, cfg)
 	if !strings.HasPrefix(base, "https://"+ip.String()+":") {
 		t.Fatalf("server listens on %s, want %s", base, ip)
@@ -595,16 +386,477 @@ func TestBrowserTLS(t *testing.T) {
 
 	b := webtest.NewBrowser(t, webtest.Options{IgnoreCertErrors: true, Width: 1024, Height: 640})
 	one, two := b.NewTab("Ada"), b.NewTab("Grace")
-	one.Navigate(t, pageURL(base, "lan", "Ada"))
-	two.Navigate(t, pageURL(base, "lan", "Grace"))
+	one.Navigate(t, webtest.PageURL(base, "lan", "Ada"))
+	two.Navigate(t, webtest.PageURL(base, "lan", "Grace"))
 	for _, tab := range []*webtest.Tab{one, two} {
 		tab.WaitFor(t, "a secure context with media devices", 5*time.Second,
 			`window.isSecureContext && location.protocol === 'https:' && !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)`)
 	}
-	waitTiles(t, one, 15*time.Second, "Grace")
-	waitTiles(t, two, 15*time.Second, "Ada")
-	waitMediaFlowing(t, one, 20*time.Second, "Grace")
-	waitMediaFlowing(t, two, 20*time.Second, "Ada")
-	checkPage(t, one)
-	checkPage(t, two)
+	one.WaitTiles(t, 15*time.Second, "Grace")
+	two.WaitTiles(t, 15*time.Second, "Ada")
+	one.WaitMediaFlowing(t, 20*time.Second, "Grace")
+	two.WaitMediaFlowing(t, 20*time.Second, "Ada")
+	one.CheckPage(t)
+	two.CheckPage(t)
+}
+
+// TestBrowserResume breaks one tab's WebSocket the way a network failure
+// does: the page is served through a TCP proxy that closes the socket on
+// both sides without a close frame and holds new connections for a while.
+// The tab resumes its session: same participant id and peer connection,
+// media flowing in both directions all along, and the others never see it
+// leave. What changed in the room meanwhile reaches it as events for the
+// differences, and nothing else.
+func TestBrowserResume(t *testing.T) {
+	skipShort(t)
+	webtest.RequireChromium(t)
+	start := time.Now()
+	cfg := loopbackConfig()
+	if cfg.Rooms.ResumeGrace < 10*time.Second {
+		t.Fatalf("rooms.resume_grace is %s: the test needs resuming on", cfg.Rooms.ResumeGrace)
+	}
+	addr := startServer(t, cfg)
+	proxy := webtest.NewProxy(t, addr)
+	b := webtest.NewBrowser(t, webtest.Options{Width: 1024, Height: 640})
+	const room = "resume"
+	ada, grace, linus := b.NewTab("Ada"), b.NewTab("Grace"), b.NewTab("Linus")
+	ada.Navigate(t, webtest.PageURL("http://"+addr, room, "Ada"))
+	grace.Navigate(t, webtest.PageURL("http://"+proxy.Addr(), room, "Grace"))
+	linus.Navigate(t, webtest.PageURL("http://"+addr, room, "Linus"))
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, tab := range []*webtest.Tab{ada, grace, linus} {
+				t.Logf("%s's page:%s", tab.Name, tab.Diagnose())
+			}
+		}
+	})
+	ada.WaitTiles(t, 15*time.Second, "Grace", "Linus")
+	grace.WaitTiles(t, 15*time.Second, "Ada", "Linus")
+	ada.WaitMediaFlowing(t, 20*time.Second, "Grace")
+	grace.WaitMediaFlowing(t, 20*time.Second, "Ada", "Linus")
+	grace.WaitFor(t, "the connected indicator", 5*time.Second, `document.getElementById('conn').dataset.state === 'connected'`)
+	connected := `document.getElementById('conn').dataset.state === 'connected'`
+
+	id := webtest.MustEval[string](t, grace, `tessera.client.participantId`)
+	// Ada records what a departure would change; Grace the room's events.
+	webtest.MustEval[bool](t, ada, fmt.Sprintf(`(() => {
+		const c = tessera.client;
+		window.watch = {left: [], unpublished: [], ended: [],
+			tile: document.querySelector('#grid .tile[data-participant=%q]:not([data-screen])')};
+		c.addEventListener('participant-left', (ev) => watch.left.push(ev.detail.id));
+		c.addEventListener('track-unpublished', (ev) => watch.unpublished.push(ev.detail.id));
+		c.addEventListener('track-ended', (ev) => watch.ended.push(ev.detail.trackId));
+		return !!watch.tile;
+	})()`, id))
+	webtest.MustEval[bool](t, grace, `(() => {
+		const c = tessera.client;
+		window.watch = {pc: c.pc, joined: 0, resumed: 0, attempts: 0, events: []};
+		c.addEventListener('joined', () => watch.joined++);
+		c.addEventListener('reconnecting', (ev) => { if (ev.detail.resume) watch.attempts = ev.detail.attempt; });
+		c.addEventListener('resumed', () => watch.resumed++);
+		c.addEventListener('participant-joined', (ev) => watch.events.push('participant-joined ' + ev.detail.id));
+		c.addEventListener('participant-left', (ev) => watch.events.push('participant-left ' + ev.detail.id));
+		c.addEventListener('track-published', (ev) => watch.events.push('track-published ' + ev.detail.track.id));
+		c.addEventListener('track-unpublished', (ev) => watch.events.push('track-unpublished ' + ev.detail.id));
+		c.addEventListener('track-muted', (ev) => watch.events.push('track-muted ' + ev.detail.id + ' ' + ev.detail.muted));
+		return true;
+	})()`)
+	type graceView struct {
+		ID     string   `json:"id"`
+		SamePC bool     `json:"samePC"`
+		Joined int      `json:"joined"`
+		Events []string `json:"events"`
+	}
+	graceNow := func() graceView {
+		return webtest.MustEval[graceView](t, grace, `({id: tessera.client.participantId, samePC: tessera.client.pc === watch.pc,
+			joined: watch.joined, events: watch.events.splice(0)})`)
+	}
+
+	t.Run("a quiet outage", func(t *testing.T) {
+		outage := time.Now()
+		proxy.Cut()
+		grace.WaitFor(t, "the reconnecting indicator", 5*time.Second, `document.getElementById('conn').dataset.state === 'reconnecting'`)
+		// While the signaling is down, media goes on both ways.
+		ada.WaitFramesRising(t, "Grace", ada.RemoteVideo(t, "Grace").Frames, 30, 10*time.Second)
+		grace.WaitFramesRising(t, "Ada", grace.RemoteVideo(t, "Ada").Frames, 30, 10*time.Second)
+		if state := webtest.MustEval[string](t, grace, `document.getElementById('conn').dataset.state`); state != "reconnecting" {
+			t.Fatalf("Grace's state during the outage: %s", state)
+		}
+		// The first resume socket goes nowhere: the client gives up on it
+		// and tries another.
+		grace.WaitFor(t, "a second resume attempt", 10*time.Second, `watch.attempts >= 2`)
+		proxy.Restore()
+		grace.WaitFor(t, "the session resumed", 10*time.Second, `watch.resumed === 1 && `+connected)
+		t.Logf("resumed %s after the socket broke", time.Since(outage).Round(time.Millisecond))
+		if gv := graceNow(); gv.ID != id || !gv.SamePC || gv.Joined != 0 || len(gv.Events) > 0 {
+			t.Errorf("Grace after resuming: %+v, want participant %s, the same peer connection, no new join and no events", gv, id)
+		}
+		type adaView struct {
+			Left        []string `json:"left"`
+			Unpublished []string `json:"unpublished"`
+			Ended       []string `json:"ended"`
+			SameTile    bool     `json:"sameTile"`
+		}
+		av := webtest.MustEval[adaView](t, ada, fmt.Sprintf(`({left: watch.left, unpublished: watch.unpublished, ended: watch.ended,
+			sameTile: watch.tile.isConnected && watch.tile === document.querySelector('#grid .tile[data-participant=%q]:not([data-screen])')})`, id))
+		if len(av.Left)+len(av.Unpublished)+len(av.Ended) > 0 || !av.SameTile {
+			t.Errorf("Ada saw Grace's outage: %+v", av)
+		}
+		ada.WaitMediaFlowing(t, 10*time.Second, "Grace")
+		grace.WaitMediaFlowing(t, 10*time.Second, "Ada", "Linus")
+		// Signaling works on the new socket: a mute reaches Ada.
+		grace.Click(t, "#camera")
+		ada.WaitFor(t, "Grace's camera shown off", 5*time.Second, webtest.TileAttr("Grace", "data-video-muted", "true"))
+		grace.Click(t, "#camera")
+		ada.WaitFor(t, "Grace's camera back on", 5*time.Second, webtest.TileAttr("Grace", "data-video-muted", "false"))
+		grace.WaitFor(t, "the mutes echoed to Grace", 5*time.Second, `watch.events.filter((e) => e.startsWith('track-muted ')).length === 2`)
+		graceNow()
+	})
+
+	if t.Failed() {
+		return
+	}
+	t.Run("an ICE restart", func(t *testing.T) {
+		// What a resume after a network change does: new credentials, the
+		// server answers, media still flowing.
+		ufrag := `(/a=ice-ufrag:(\S+)/.exec(tessera.client.pc.localDescription.sdp) || [])[1]`
+		before := webtest.MustEval[string](t, grace, ufrag)
+		webtest.MustEval[bool](t, grace, `(tessera.client.restartIce(), true)`)
+		grace.WaitFor(t, "new ICE credentials", 10*time.Second, fmt.Sprintf(`%s !== %q && tessera.client.pc.signalingState === 'stable' && tessera.client.pc.iceConnectionState === 'connected'`, ufrag, before))
+		ada.WaitMediaFlowing(t, 10*time.Second, "Grace")
+		grace.WaitMediaFlowing(t, 10*time.Second, "Ada")
+	})
+
+	if t.Failed() {
+		return
+	}
+	t.Run("the room changes during an outage", func(t *testing.T) {
+		oldLinus := webtest.ByName(grace.RemoteTiles(t))["Linus"].Participant
+		type trackIDs struct {
+			Linus []string `json:"linus"`
+			Video string   `json:"video"`
+		}
+		ids := webtest.MustEval[trackIDs](t, grace, fmt.Sprintf(`(() => {
+			const c = tessera.client;
+			return {linus: c.participants.get(%q).tracks.map((t) => t.id),
+				video: [...c.tracks.values()].find((t) => t.participant !== c.participantId && t.kind === 'video' && c.participants.get(t.participant).name === 'Ada').id};
+		})()`, oldLinus))
+		graceNow()
+		outage := time.Now()
+		proxy.Cut()
+		grace.WaitFor(t, "the reconnecting indicator", 5*time.Second, `document.getElementById('conn').dataset.state === 'reconnecting'`)
+		// Meanwhile Linus leaves and comes back (a new participant), Ada
+		// turns her camera off and shares her screen.
+		linus.Click(t, "#leave")
+		linus.WaitFor(t, "the join form", 5*time.Second, `!document.getElementById('join-view').hidden`)
+		linus.Click(t, "#join-button")
+		linus.WaitTiles(t, 10*time.Second, "Ada", "Grace")
+		ada.Click(t, "#camera")
+		ada.Click(t, "#screen")
+		linus.WaitScreenFlowing(t, "Ada (screen)", 10*time.Second)
+		linus.WaitFor(t, "Linus's tracks published", 5*time.Second, `tessera.client.publications.length === 2 && tessera.client.publications.every((p) => p.id)`)
+		newLinus := webtest.MustEval[string](t, linus, `tessera.client.participantId`)
+		screen := webtest.MustEval[string](t, ada, `tessera.client.publications.find((p) => p.source === 'screen').id`)
+		proxy.Restore()
+
+		grace.WaitFor(t, "the session resumed", 15*time.Second, `watch.resumed === 2 && `+connected)
+		t.Logf("resumed %s after the socket broke", time.Since(outage).Round(time.Millisecond))
+		gv := graceNow()
+		want := []string{}
+		for _, tr := range ids.Linus {
+			want = append(want, "track-unpublished "+tr)
+		}
+		want = append(want, "participant-left "+oldLinus, "participant-joined "+newLinus, "track-muted "+ids.Video+" true", "track-published "+screen)
+		slices.Sort(want)
+		slices.Sort(gv.Events)
+		if gv.ID != id || !gv.SamePC || gv.Joined != 0 || !slices.Equal(gv.Events, want) {
+			t.Errorf("Grace after resuming: %+v, want participant %s, the same peer connection, no new join, events %q", gv, id, want)
+		}
+		grace.WaitTiles(t, 10*time.Second, "Ada", "Linus")
+		grace.WaitFor(t, "Ada's camera shown off", 5*time.Second, webtest.TileAttr("Ada", "data-video-muted", "true"))
+		grace.WaitScreenFlowing(t, "Ada (screen)", 10*time.Second)
+		linus.WaitMediaFlowing(t, 15*time.Second, "Grace")
+		grace.WaitFor(t, "the new Linus playing", 15*time.Second, fmt.Sprintf(`(%s).then((v) => v.frames > 0)`, fmt.Sprintf(webtest.VideoInJS, "Linus")))
+		grace.WaitMediaFlowing(t, 15*time.Second, "Linus")
+		ada.Click(t, "#screen")
+		ada.Click(t, "#camera")
+		grace.WaitFor(t, "Ada's screen tile to go", 5*time.Second, `!document.querySelector('#grid .tile[data-screen]')`)
+		grace.WaitMediaFlowing(t, 10*time.Second, "Ada")
+		graceNow()
+	})
+
+	if t.Failed() {
+		return
+	}
+	t.Run("an answer lost with the socket", func(t *testing.T) {
+		// The socket breaks right after an offer (sharing the screen): the
+		// server takes the offer, its answer is lost. Once resumed the client
+		// sends the same offer again, and the screen is shared.
+		webtest.MustEval[bool](t, grace, `(() => {
+			const ws = tessera.client.session.ws;
+			const send = ws.send.bind(ws);
+			ws.send = (data) => {
+				send(data);
+				if (JSON.parse(data).type === 'offer') ws.close(4100, 'dropped after an offer');
+			};
+			return true;
+		})()`)
+		grace.Click(t, "#screen")
+		grace.WaitFor(t, "a third resume", 10*time.Second, `watch.resumed === 3 && `+connected)
+		ada.WaitScreenFlowing(t, "Grace (screen)", 10*time.Second)
+		grace.WaitFor(t, "the screen's track id", 5*time.Second, `!!tessera.client.publications.find((p) => p.source === 'screen').id`)
+		grace.Click(t, "#screen")
+		ada.WaitFor(t, "Grace's screen tile to go", 5*time.Second, `!document.querySelector('#grid .tile[data-screen]')`)
+		if got := webtest.MustEval[string](t, grace, `tessera.client.participantId`); got != id {
+			t.Errorf("Grace is %s after the third resume, want %s", got, id)
+		}
+		ada.WaitMediaFlowing(t, 10*time.Second, "Grace")
+	})
+
+	for _, tab := range []*webtest.Tab{ada, grace, linus} {
+		tab.CheckPage(t)
+	}
+	t.Logf("browser test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestBrowserResumeExpired: the socket stays down past the server's grace
+// period, so the participant is removed; when the network is back the
+// server refuses the resume (not-found) and the tab joins afresh: a new
+// participant, its camera and microphone published again. Then the same
+// when the client gives up resuming by itself.
+func TestBrowserResumeExpired(t *testing.T) {
+	skipShort(t)
+	webtest.RequireChromium(t)
+	cfg := loopbackConfig()
+	cfg.Rooms.ResumeGrace = time.Second
+	addr := startServer(t, cfg)
+	proxy := webtest.NewProxy(t, addr)
+	b := webtest.NewBrowser(t, webtest.Options{Width: 1024, Height: 640})
+	const room = "expired"
+	ada, grace := b.NewTab("Ada"), b.NewTab("Grace")
+	ada.Navigate(t, webtest.PageURL("http://"+addr, room, "Ada"))
+	grace.Navigate(t, webtest.PageURL("http://"+proxy.Addr(), room, "Grace"))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Ada's page:%s", ada.Diagnose())
+			t.Logf("Grace's page:%s", grace.Diagnose())
+		}
+	})
+	ada.WaitTiles(t, 15*time.Second, "Grace")
+	ada.WaitMediaFlowing(t, 20*time.Second, "Grace")
+	id := webtest.MustEval[string](t, grace, `tessera.client.participantId`)
+	webtest.MustEval[bool](t, grace, `(() => {
+		window.watch = {resumeTried: false, resumed: 0, rejoined: 0};
+		tessera.client.addEventListener('reconnecting', (ev) => { if (ev.detail.resume) watch.resumeTried = true; });
+		tessera.client.addEventListener('resumed', () => watch.resumed++);
+		tessera.client.addEventListener('joined', (ev) => { if (ev.detail.rejoined) watch.rejoined++; });
+		return true;
+	})()`)
+
+	proxy.Cut()
+	grace.WaitFor(t, "a resume attempt", 5*time.Second, `watch.resumeTried`)
+	ada.WaitTiles(t, 10*time.Second) // the grace period passed: Grace is gone
+	proxy.Restore()
+
+	grace.WaitFor(t, "a new join", 10*time.Second, fmt.Sprintf(`watch.rejoined === 1 && watch.resumed === 0 && tessera.client.participantId !== %q && document.getElementById('conn').dataset.state === 'connected'`, id))
+	ada.WaitTiles(t, 10*time.Second, "Grace")
+	grace.WaitTiles(t, 5*time.Second, "Ada")
+	ada.WaitMediaFlowing(t, 15*time.Second, "Grace")
+	grace.WaitMediaFlowing(t, 15*time.Second, "Ada")
+	if t.Failed() {
+		return
+	}
+
+	// No socket gets through within resumeTimeout: the client gives up
+	// resuming by itself and joins afresh once the network is back.
+	id = webtest.MustEval[string](t, grace, `(() => {
+		tessera.client.options.resumeTimeout = 1500;
+		watch.gaveUp = false;
+		tessera.client.addEventListener('reconnecting', (ev) => { if (!ev.detail.resume) watch.gaveUp = true; });
+		return tessera.client.participantId;
+	})()`)
+	proxy.Cut()
+	grace.WaitFor(t, "resuming given up", 10*time.Second, `watch.gaveUp && document.getElementById('conn').dataset.state === 'reconnecting'`)
+	proxy.Restore()
+	grace.WaitFor(t, "a new join", 15*time.Second, fmt.Sprintf(`watch.rejoined === 2 && watch.resumed === 0 && tessera.client.participantId !== %q && document.getElementById('conn').dataset.state === 'connected'`, id))
+	ada.WaitTiles(t, 10*time.Second, "Grace")
+	ada.WaitMediaFlowing(t, 15*time.Second, "Grace")
+	grace.WaitMediaFlowing(t, 15*time.Second, "Ada")
+	ada.CheckPage(t)
+	grace.CheckPage(t)
+}
+
+// TestBrowserSimulcast: Ada publishes her camera in three simulcast layers;
+// Grace and Linus watch. One asks for the quarter layer, the other for the
+// full one, and they decode different resolutions. When nobody wants more
+// than the quarter layer, Ada stops encoding the others, and starts again
+// when someone does. The tabs whose microphones beep are shown speaking,
+// and a muted one is not.
+func TestBrowserSimulcast(t *testing.T) {
+	skipShort(t)
+	webtest.RequireChromium(t)
+	start := time.Now()
+	base := "http://" + startServer(t, loopbackConfig())
+	b := webtest.NewBrowser(t, webtest.Options{Width: 1280, Height: 720})
+	const room = "layers"
+	names := []string{"Ada", "Grace", "Linus"}
+	tabs := map[string]*webtest.Tab{}
+	for _, n := range names {
+		tabs[n] = b.NewTab(n)
+	}
+	for _, n := range names {
+		tabs[n].Navigate(t, webtest.PageURL(base, room, n))
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range names {
+				t.Logf("%s's page:%s", n, tabs[n].Diagnose())
+			}
+		}
+	})
+	ada, grace, linus := tabs["Ada"], tabs["Grace"], tabs["Linus"]
+	grace.WaitTiles(t, 15*time.Second, "Ada", "Linus")
+	linus.WaitTiles(t, 15*time.Second, "Ada", "Grace")
+	grace.WaitMediaFlowing(t, 20*time.Second, "Ada")
+	linus.WaitMediaFlowing(t, 20*time.Second, "Ada")
+	// Grace and Linus only watch: without their cameras the two cores have
+	// one video to encode, and the subscribers' links room for Ada's.
+	for _, tab := range []*webtest.Tab{grace, linus} {
+		tab.Click(t, "#camera")
+	}
+	for _, tab := range []*webtest.Tab{ada, grace, linus} {
+		tab.WaitFor(t, "the others' cameras shown off", 5*time.Second, `[...document.querySelectorAll('#grid .tile:not([data-local])')].every((el) => el.dataset.name === 'Ada' || el.dataset.videoMuted === 'true')`)
+	}
+	// Each step builds on the previous ones: stop at the first failure.
+	step := func(name string, f func(t *testing.T)) {
+		if !t.Failed() {
+			t.Run(name, f)
+		}
+	}
+
+	var track string // Ada's camera, as the server names it
+	var width int    // of Ada's camera, the f layer
+	step("Ada publishes three layers", func(t *testing.T) {
+		type camera struct {
+			Width  int      `json:"width"`
+			Height int      `json:"height"`
+			RIDs   []string `json:"rids"`
+			ID     string   `json:"id"`
+		}
+		c := webtest.MustEval[camera](t, ada, `(() => {
+			const pub = tessera.client.publications.find((p) => p.source === 'camera');
+			const s = pub.track.getSettings();
+			return {width: s.width, height: s.height, id: pub.id,
+				rids: pub.transceiver.sender.getParameters().encodings.map((e) => e.rid)};
+		})()`)
+		if !slices.Equal(c.RIDs, []string{"q", "h", "f"}) || c.Width < 640 {
+			t.Fatalf("Ada's camera: %+v, want %dx%d or more in layers q, h, f", c, 640, 360)
+		}
+		track, width = c.ID, c.Width
+		t.Logf("camera %dx%d, track %s", c.Width, c.Height, track)
+	})
+
+	// wide is a subscriber whose link has shown it carries at least h,
+	// narrow the other.
+	var wide, narrow *webtest.Tab
+	step("subscribers get the layer they ask for", func(t *testing.T) {
+		// The page picks a layer for the tile size first; one asked through
+		// the client afterwards is left alone.
+		chosen := fmt.Sprintf(`tessera.state.layers.has(%q)`, track)
+		grace.WaitFor(t, "the page's layer choice", 10*time.Second, chosen)
+		linus.WaitFor(t, "the page's layer choice", 10*time.Second, chosen)
+		grace.SetLayer(t, track, "f")
+		linus.SetLayer(t, track, "f")
+		waitVideo(t, ada, 30*time.Second, "a subscriber decoding at least h", func(g, l webtest.VideoIn) bool {
+			switch {
+			case g.Width >= width/2:
+				wide, narrow = grace, linus
+			case l.Width >= width/2:
+				wide, narrow = linus, grace
+			}
+			return wide != nil
+		}, grace, linus)
+		// One asks for q, the other keeps f. q is a quarter of f; allowing
+		// for the browser's own adaptation, the q picture must be at most
+		// half as wide as the f one, and stay so.
+		narrow.SetLayer(t, track, "q")
+		held := 0
+		got := waitVideo(t, ada, 20*time.Second, "q at most half as wide as f", func(q, f webtest.VideoIn) bool {
+			held++
+			if q.Width == 0 || 2*q.Width > f.Width {
+				held = 0
+			}
+			return held == 4
+		}, narrow, wide)
+		t.Logf("%s (q) decodes Ada %d pixels wide, %s (f) %d", narrow.Name, got[narrow].Width, wide.Name, got[wide].Width)
+		// The other asks for q too: its picture narrows as well, though its
+		// link carries more. The choice, not the bandwidth, decides.
+		was := got[wide].Width
+		wide.SetLayer(t, track, "q")
+		waitVideo(t, ada, 10*time.Second, wide.Name+"'s picture narrowing", func(v, _ webtest.VideoIn) bool {
+			return v.Width > 0 && 2*v.Width <= was
+		}, wide, narrow)
+	})
+
+	step("the publisher encodes only the layers needed", func(t *testing.T) {
+		// Both ask for q: Ada stops encoding h and f; one asks for f again,
+		// and she starts again.
+		ada.WaitFor(t, "h and f switched off", 10*time.Second, webtest.CameraEncodingsJS+` === 'q:true h:false f:false'`)
+		wide.WaitFramesRising(t, "Ada", wide.RemoteVideo(t, "Ada").Frames, 10, 10*time.Second)
+		narrow.WaitFramesRising(t, "Ada", narrow.RemoteVideo(t, "Ada").Frames, 10, 10*time.Second)
+		wide.SetLayer(t, track, "f")
+		ada.WaitFor(t, "every layer back on", 10*time.Second, webtest.CameraEncodingsJS+` === 'q:true h:true f:true'`)
+		wide.WaitFramesRising(t, "Ada", wide.RemoteVideo(t, "Ada").Frames, 10, 10*time.Second)
+	})
+
+	step("speakers are highlighted", func(t *testing.T) {
+		// Every tab's fake microphone beeps: Ada is shown speaking.
+		for _, tab := range []*webtest.Tab{grace, linus} {
+			webtest.MustEval[bool](t, tab, `(() => {
+				window.speakerLists = [];
+				tessera.client.addEventListener('speakers', (ev) => speakerLists.push(ev.detail.participants));
+				return true;
+			})()`)
+			tab.WaitFor(t, "Ada shown speaking", 10*time.Second, webtest.Speaking("Ada"))
+		}
+		// Muted, she is not: from the moment her tile shows the mute, no
+		// list of speakers names her while the others keep beeping.
+		ada.Click(t, "#mic")
+		adaID := webtest.MustEval[string](t, ada, `tessera.client.participantId`)
+		for _, tab := range []*webtest.Tab{grace, linus} {
+			tab.WaitFor(t, "Ada's microphone shown muted", 5*time.Second, webtest.TileAttr("Ada", "data-audio-muted", "true"))
+			webtest.MustEval[bool](t, tab, `(window.speakersMark = speakerLists.length, true)`)
+		}
+		for _, tab := range []*webtest.Tab{grace, linus} {
+			tab.WaitFor(t, "lists of speakers without Ada", 15*time.Second, fmt.Sprintf(`(() => {
+				const later = speakerLists.slice(speakersMark);
+				if (later.some((l) => l.includes(%q))) throw new Error('Ada listed speaking while muted: ' + JSON.stringify(later));
+				return later.filter((l) => l.length > 0).length >= 3 && !(%s);
+			})()`, adaID, webtest.Speaking("Ada")))
+		}
+	})
+
+	for _, n := range names {
+		tabs[n].CheckPage(t)
+	}
+	t.Logf("browser test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// waitVideo polls what two tabs decode of Ada's video until ok(first's,
+// second's) holds, and returns the last readings by tab. On timeout it
+// fails t, saying what Ada's tab sends.
+func waitVideo(t *testing.T, ada *webtest.Tab, timeout time.Duration, what string, ok func(a, b webtest.VideoIn) bool, first, second *webtest.Tab) map[*webtest.Tab]webtest.VideoIn {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		a, b := first.RemoteVideo(t, "Ada"), second.RemoteVideo(t, "Ada")
+		if ok(a, b) {
+			return map[*webtest.Tab]webtest.VideoIn{first: a, second: b}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: %s decodes Ada %+v, %s %+v after %s; Ada sends %s", what, first.Name, a, second.Name, b, timeout,
+				webtest.MustEval[string](t, ada, webtest.OutboundVideoJS))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }

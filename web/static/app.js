@@ -256,6 +256,10 @@ function wire(client) {
     if (d.rejoined) say('Reconnected.');
     render();
   });
+  on('resumed', () => {
+    say('Reconnected.');
+    render();
+  });
   on('participant-joined', (p) => {
     say(`${p.name} joined.`);
     render();
@@ -679,7 +683,11 @@ function markSpeakers() {
   }
 }
 
-/** Asks each remote video for the simulcast layer its tile can show. */
+/**
+ * Asks each remote video for the simulcast layer its tile can show. A layer
+ * asked through the client directly (from the console: `tessera.client.setLayer`)
+ * is left alone.
+ */
 function chooseLayers() {
   const client = state.client;
   if (!client || client.connectionState === 'reconnecting') return;
@@ -688,6 +696,8 @@ function chooseLayers() {
     if (!id || tile.el.hasAttribute('data-local')) continue;
     const info = client.tracks.get(id);
     if (!info || info.layers.length === 0 || !state.media.has(id)) continue;
+    const asked = client.layer(id);
+    if (asked !== undefined && state.layers.has(id) && asked !== state.layers.get(id)) continue;
     const width = tile.el.clientWidth * (window.devicePixelRatio || 1);
     let rid = width <= 240 ? 'q' : width <= 560 ? 'h' : 'f';
     if (tile.el.hasAttribute('data-screen')) rid = 'f';

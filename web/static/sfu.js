@@ -9,6 +9,13 @@
 // rollback, which in Chromium breaks every later negotiation once a
 // simulcast sender exists ("Failed to set local offer sdp") and can stall
 // ICE gathering when it undoes the very first offer.
+//
+// A socket that breaks (no close frame, or a close the server did not mean
+// as final) does not end the session: the peer connection and its media
+// keep running while a new socket resumes the participant with the resume
+// token from `joined` (docs/protocol.md, "Resuming"). Only when the server
+// no longer knows the participant, or no socket gets through in time, is
+// the session ended and the room joined afresh.
 
 /**
  * Simulcast encodings for a camera: quarter, half and full resolution, with
@@ -26,6 +33,18 @@ export const SIMULCAST_ENCODINGS = Object.freeze([
  * @type {ReadonlySet<string>}
  */
 const FATAL_JOIN_CODES = new Set(['bad-request', 'unauthorized', 'room-not-found', 'already-joined']);
+
+/**
+ * Close codes after which a session is not resumed: the server ended it on
+ * purpose (1000 after `leave`, 1001 shutting down, 1008 flooding, 1009 a
+ * frame too large, 4000 removed, 4002 no join in time). Any other close,
+ * 1006 (no close frame) first, may be the network: the session is resumed.
+ * @type {ReadonlySet<number>}
+ */
+const FINAL_CLOSE_CODES = new Set([1000, 1001, 1008, 1009, 4000, 4002]);
+
+/** A resume socket not open after this long (ms) is given up for a new one. */
+const RESUME_OPEN_TIMEOUT = 4000;
 
 /**
  * @typedef {object} TrackInfo A published track, as the server describes it.
@@ -56,14 +75,21 @@ const FATAL_JOIN_CODES = new Set(['bad-request', 'unauthorized', 'room-not-found
 /**
  * @typedef {'new'|'connecting'|'connected'|'disconnected'|'reconnecting'|'failed'|'closed'} ConnectionState
  * `connecting`: joining or waiting for ICE; `disconnected`: media interrupted
- * while the socket stays up; `reconnecting`: the socket dropped and a new
- * session is on its way; `failed`: the client gave up; `closed`: left.
+ * while the socket stays up; `reconnecting`: the socket dropped and the
+ * session is being resumed (media keeps flowing meanwhile) or a new one is
+ * on its way; `failed`: the client gave up; `closed`: left.
  */
 
 /**
  * @typedef {object} ClientOptions
  * @property {string} [url] WebSocket URL; defaults to `/ws` on the page's host.
  * @property {boolean} [reconnect=true] Reconnect when the socket drops.
+ * @property {boolean} [resume=true] Resume the session (same participant,
+ *   peer connection and publications) when the socket breaks, before
+ *   falling back to a new join; needs `reconnect`.
+ * @property {number} [resumeTimeout=12000] How long (ms) to try resuming
+ *   before joining afresh; keep it below the server's `rooms.resume_grace`
+ *   (15 s by default).
  * @property {number} [minDelay=500] First reconnection delay, in ms.
  * @property {number} [maxDelay=10000] Largest reconnection delay, in ms.
  * @property {RTCConfiguration} [rtcConfig] Extra RTCPeerConnection settings;
@@ -135,15 +161,57 @@ class Session {
     this.remote = new Map();
     /** @type {string|null} id of the join request */
     this.joinId = null;
+    /** The socket broke: the peer connection is kept while new sockets try to resume. */
+    this.resuming = false;
+    /** Resume sockets opened since the socket broke. */
+    this.resumeAttempt = 0;
+    /** @type {string|null} id of the resume request on the current socket */
+    this.resumeId = null;
+    /** @type {ReturnType<typeof setTimeout>|null} gives up resuming */
+    this.resumeTimer = null;
+    /** @type {ReturnType<typeof setTimeout>|null} gives up a resume socket that does not open */
+    this.openTimer = null;
+    /** @type {Set<string>} tracks whose `layer` request could not be sent while resuming */
+    this.unsentLayers = new Set();
+    /** An ICE restart was asked for: offers carry new credentials until one is answered. */
+    this.iceRestart = false;
+    /** Whether the offer in flight was made after the ICE restart was asked for. */
+    this.offerRestart = false;
   }
 }
 
 /**
  * The conference client.
  *
+ * Connection loss. When the socket closes after a successful join, the
+ * client tells two cases apart by the close code:
+ * - The server ended the session on purpose (1000, 1001, 1008, 1009, 4000,
+ *   4002): the session ends (every participant is reported gone, remote
+ *   tracks ended) and, unless `reconnect` is off, the client joins again
+ *   with backoff and republishes every publication under new track ids.
+ * - Anything else, 1006 (the socket broke without a close frame) first: the
+ *   session is resumed. The peer connection and its media keep running;
+ *   new sockets, with backoff, send `resume` with the token from `joined`
+ *   for up to `resumeTimeout`. On `resumed` the session goes on as before
+ *   (same participant id, peer connection, publications and track ids): the
+ *   room is brought up to date from the server's snapshot, emitting
+ *   `participant-left`, `participant-joined`, `track-published`,
+ *   `track-unpublished` and `track-muted` for what changed while away and
+ *   nothing for the rest; requests that could not be sent meanwhile (mute,
+ *   layer, a renegotiation) are sent; simulcast layers switched off are
+ *   switched on again (a `layers` sent while away was lost); and when ICE
+ *   is `disconnected` or `failed` it is restarted. If the server no longer
+ *   knows the participant (its grace period passed) or no socket got
+ *   through in time, the session ends and the room is joined afresh, as
+ *   above. The state is `reconnecting` meanwhile.
+ *
  * Events (all `CustomEvent`s; the payload is in `detail`):
  * - `joined` `{participant: {id, name}, participants: ParticipantInfo[], rejoined: boolean}`
- * - `participant-joined` `ParticipantInfo`
+ * - `resumed` `{participant: {id, name}, participants: ParticipantInfo[]}`: the
+ *   session survived a broken socket; the events bringing the room up to date
+ *   came just before
+ * - `participant-joined` `ParticipantInfo` (a participant found on resuming
+ *   comes with its tracks, without separate `track-published`)
  * - `participant-left` `{id, participant: ParticipantInfo|undefined}`
  * - `track` `{track: MediaStreamTrack, participant, trackId, info: TrackInfo, transceiver}`:
  *   a remote track started arriving (participant = `streams[0].id`, trackId = the
@@ -157,7 +225,8 @@ class Session {
  *   somebody needs; the others were switched off
  * - `error` `ServerError`
  * - `connectionstatechange` `{state: ConnectionState}`
- * - `reconnecting` `{attempt, delay}`
+ * - `reconnecting` `{attempt, delay, resume: boolean}`: a new socket opens
+ *   in `delay` ms, to resume the session or to join afresh
  */
 export class SFUClient extends EventTarget {
   /** @param {ClientOptions} [options] */
@@ -167,6 +236,8 @@ export class SFUClient extends EventTarget {
     this.options = {
       url: `${scheme}//${location.host}/ws`,
       reconnect: true,
+      resume: true,
+      resumeTimeout: 12_000,
       minDelay: 500,
       maxDelay: 10_000,
       rtcConfig: {},
@@ -186,6 +257,10 @@ export class SFUClient extends EventTarget {
     this.publications = [];
     /** @type {ConnectionState} */
     this.connectionState = 'new';
+    /** @type {string|null} The secret from `joined` that resumes this participant. */
+    this.resumeToken = null;
+    /** @type {Map<string, string>} The simulcast layer last asked per track, by {@link setLayer}. */
+    this.layerPrefs = new Map();
 
     /** @type {Session|null} */
     this.session = null;
@@ -210,8 +285,9 @@ export class SFUClient extends EventTarget {
   /**
    * Joins a room. Resolves with the `joined` payload; rejects with a
    * {@link ServerError} when the server refuses or the socket cannot open.
-   * After a successful join, a dropped socket reconnects by itself (same
-   * room and name) and republishes every publication.
+   * After a successful join, a broken socket is resumed, or the room joined
+   * again (same room and name) with every publication republished: see
+   * {@link SFUClient}.
    * @param {string} room
    * @param {string} name
    * @param {{token?: string, autoSubscribe?: boolean}} [opts]
@@ -325,7 +401,35 @@ export class SFUClient extends EventTarget {
    * @returns {string|null} the request id, or null when not connected
    */
   setLayer(trackId, rid) {
-    return this.send({ type: 'layer', track: trackId, rid });
+    this.layerPrefs.set(trackId, rid);
+    const s = this.session;
+    const id = this.send({ type: 'layer', track: trackId, rid });
+    if (!id && s?.resuming) s.unsentLayers.add(trackId);
+    return id;
+  }
+
+  /**
+   * The simulcast layer last asked for a track with {@link setLayer} in this
+   * session, if any.
+   * @param {string} trackId
+   * @returns {string|undefined}
+   */
+  layer(trackId) {
+    return this.layerPrefs.get(trackId);
+  }
+
+  /**
+   * Restarts ICE: the next offer carries new ICE credentials, and the
+   * server's answer reconnects the media on whatever network is there now.
+   * The client does it by itself after resuming a session whose ICE was
+   * `disconnected` or `failed`.
+   */
+  restartIce() {
+    const s = this.session;
+    if (!s?.pc || s.closed) return;
+    s.iceRestart = true;
+    s.pc.restartIce();
+    this.negotiate(s);
   }
 
   /**
@@ -376,15 +480,30 @@ export class SFUClient extends EventTarget {
     const s = new Session(ws);
     this.session = s;
     this.setState(this.everJoined ? 'reconnecting' : 'connecting');
-    ws.onopen = () => {
-      if (this.session !== s) return;
+    this.bindSocket(s, ws, () => {
       const msg = { type: 'join', room: this.room, name: this.name };
       if (this.joinOpts.token) msg.token = this.joinOpts.token;
       if (this.joinOpts.autoSubscribe === false) msg.autoSubscribe = false;
       s.joinId = this.send(msg, s);
+    });
+  }
+
+  /**
+   * Makes ws the session's socket. Only the session's current socket is
+   * listened to: a socket it replaced is ignored.
+   * @private
+   * @param {Session} s
+   * @param {WebSocket} ws
+   * @param {() => void} onopen sends the first message
+   */
+  bindSocket(s, ws, onopen) {
+    s.ws = ws;
+    const current = () => this.session === s && s.ws === ws;
+    ws.onopen = () => {
+      if (current()) onopen();
     };
     ws.onmessage = (ev) => {
-      if (this.session !== s) return;
+      if (!current()) return;
       let msg;
       try {
         msg = JSON.parse(ev.data);
@@ -393,7 +512,9 @@ export class SFUClient extends EventTarget {
       }
       this.handle(s, msg);
     };
-    ws.onclose = (ev) => this.onSocketClosed(s, ev);
+    ws.onclose = (ev) => {
+      if (current()) this.onSocketClosed(s, ev);
+    };
   }
 
   /**
@@ -403,6 +524,16 @@ export class SFUClient extends EventTarget {
    */
   onSocketClosed(s, ev) {
     if (this.session !== s) return;
+    const final = FINAL_CLOSE_CODES.has(ev.code);
+    if (!this.stopped && !final && s.resuming) {
+      this.retryResume(s);
+      return;
+    }
+    if (!this.stopped && !final && s.joined && this.resumeToken
+      && this.options.reconnect && this.options.resume) {
+      this.startResume(s);
+      return;
+    }
     this.endSession(s);
     if (this.stopped) return;
     if (!this.everJoined) {
@@ -424,7 +555,7 @@ export class SFUClient extends EventTarget {
     const delay = Math.round(base * (0.75 + Math.random() * 0.5));
     this.attempt++;
     this.setState('reconnecting');
-    this.emit('reconnecting', { attempt: this.attempt, delay });
+    this.emit('reconnecting', { attempt: this.attempt, delay, resume: false });
     this.clearRetry();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
@@ -438,6 +569,238 @@ export class SFUClient extends EventTarget {
     this.retryTimer = null;
   }
 
+  // ---- resuming ----
+
+  /**
+   * The socket broke: the session is kept, and a new socket resumes it.
+   * @private
+   * @param {Session} s
+   */
+  startResume(s) {
+    s.resuming = true;
+    s.resumeAttempt = 0;
+    // The answer to an offer in flight went with the socket. The server may
+    // have applied the offer: the same one (same mids) is sent again once
+    // resumed, so pendingSdp is kept.
+    s.pendingOffer = null;
+    s.resumeTimer = setTimeout(() => {
+      s.resumeTimer = null;
+      if (this.session === s && s.resuming) this.abandonResume(s);
+    }, this.options.resumeTimeout);
+    this.setState('reconnecting');
+    this.emit('reconnecting', { attempt: 1, delay: 0, resume: true });
+    this.openResumeSocket(s);
+  }
+
+  /**
+   * A resume socket closed or did not open: another one after a while,
+   * until resumeTimeout has passed since the socket broke.
+   * @private
+   * @param {Session} s
+   */
+  retryResume(s) {
+    this.clearOpenTimer(s);
+    const base = Math.min(2000, 250 * 2 ** (s.resumeAttempt - 1));
+    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+    if (s.resumeTimer === null) {
+      this.abandonResume(s);
+      return;
+    }
+    this.emit('reconnecting', { attempt: s.resumeAttempt + 1, delay, resume: true });
+    this.clearRetry();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.stopped && this.session === s && s.resuming) this.openResumeSocket(s);
+    }, delay);
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   */
+  openResumeSocket(s) {
+    s.resumeAttempt++;
+    s.resumeId = null;
+    let ws;
+    try {
+      ws = new WebSocket(this.options.url);
+    } catch {
+      this.abandonResume(s);
+      return;
+    }
+    this.bindSocket(s, ws, () => {
+      this.clearOpenTimer(s);
+      s.resumeId = this.send({ type: 'resume', token: this.resumeToken }, s);
+    });
+    s.openTimer = setTimeout(() => {
+      s.openTimer = null;
+      if (this.session !== s || s.ws !== ws || ws.readyState !== WebSocket.CONNECTING) return;
+      // Given up (closed if it opens after all: closing a socket still
+      // connecting makes the browser log an error).
+      ws.onmessage = null;
+      ws.onclose = null;
+      ws.onopen = () => ws.close(1000, 'given up');
+      this.retryResume(s);
+    }, RESUME_OPEN_TIMEOUT);
+  }
+
+  /**
+   * The server resumed the session: the room is brought up to date and
+   * what could not be sent meanwhile is sent.
+   * @private
+   * @param {Session} s
+   * @param {any} msg
+   */
+  onResumed(s, msg) {
+    if (!s.resuming || msg.id !== s.resumeId) return;
+    const self = normParticipant(msg.participant ?? {});
+    if (self.id !== this.participantId) {
+      this.abandonResume(s); // not us: cannot happen with our own token
+      return;
+    }
+    this.stopResuming(s);
+    this.attempt = 0;
+    this.updateState(s);
+    this.reconcile(s, self, (msg.participants ?? []).map(normParticipant));
+    for (const pub of this.publications) {
+      const t = pub.id ? self.tracks.find((x) => x.id === pub.id) : undefined;
+      if (t && t.muted !== pub.muted) this.send({ type: 'mute', track: t.id, muted: pub.muted }, s);
+    }
+    for (const id of s.unsentLayers) {
+      const rid = this.layerPrefs.get(id);
+      if (rid && this.tracks.has(id)) this.send({ type: 'layer', track: id, rid }, s);
+    }
+    s.unsentLayers.clear();
+    this.emit('resumed', { participant: { id: self.id, name: self.name }, participants: [...this.participants.values()] });
+    this.enqueue(s, () => this.afterResume(s));
+  }
+
+  /**
+   * Brings the room up to date with the server's snapshot, emitting events
+   * for the differences only.
+   * @private
+   * @param {Session} s
+   * @param {ParticipantInfo} self
+   * @param {ParticipantInfo[]} others
+   */
+  reconcile(s, self, others) {
+    const now = new Map(others.map((p) => [p.id, p]));
+    for (const [id, p] of [...this.participants]) {
+      if (now.has(id)) continue;
+      for (const t of [...p.tracks]) this.onTrackUnpublished(s, t.id);
+      this.participants.delete(id);
+      this.emit('participant-left', { id, participant: p });
+    }
+    for (const np of others) {
+      const p = this.participants.get(np.id);
+      if (!p) {
+        this.participants.set(np.id, np);
+        for (const t of np.tracks) this.tracks.set(t.id, t);
+        this.emit('participant-joined', np);
+        continue;
+      }
+      this.reconcileTracks(s, p.tracks, np.tracks);
+      p.tracks = np.tracks.map((t) => this.tracks.get(t.id) ?? t);
+    }
+    // Our own tracks: one the server took just before the socket broke may
+    // not have been announced to us.
+    const mine = [...this.tracks.values()].filter((t) => t.participant === self.id);
+    this.reconcileTracks(s, mine, self.tracks);
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   * @param {TrackInfo[]} had
+   * @param {TrackInfo[]} has
+   */
+  reconcileTracks(s, had, has) {
+    const ids = new Set(has.map((t) => t.id));
+    for (const t of had) {
+      if (ids.has(t.id)) continue;
+      const pub = this.publications.find((x) => x.id === t.id);
+      if (pub) pub.id = null;
+      this.onTrackUnpublished(s, t.id);
+    }
+    for (const t of has) {
+      const known = this.tracks.get(t.id);
+      if (!known) {
+        if (t.participant === this.participantId) {
+          const pub = this.publications.find((x) => !x.id && x.kind === t.kind && x.transceiver);
+          if (pub) pub.id = t.id;
+          this.tracks.set(t.id, t);
+          this.emit('track-published', { track: t, local: true, publication: pub });
+        } else {
+          this.onTrackPublished(s, t);
+        }
+      } else if (known.muted !== t.muted && t.participant !== this.participantId) {
+        known.muted = t.muted;
+        this.emit('track-muted', { id: t.id, muted: t.muted, track: known });
+      }
+    }
+  }
+
+  /**
+   * The peer connection's side of a resume, in the negotiation queue.
+   * @private
+   * @param {Session} s
+   */
+  async afterResume(s) {
+    const pc = /** @type {RTCPeerConnection} */ (s.pc);
+    if (s.pendingSdp !== null) {
+      // The offer whose answer was lost (null when the socket broke again:
+      // sent after the next resume).
+      s.pendingOffer = this.send({ type: 'offer', sdp: s.pendingSdp }, s);
+    }
+    for (const pub of this.publications) {
+      const sender = pub.transceiver?.sender;
+      if (!sender) continue;
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2 || params.encodings.every((e) => e.active !== false)) continue;
+      for (const enc of params.encodings) enc.active = true;
+      await sender.setParameters(params);
+    }
+    if (pc.iceConnectionState === 'disconnected' || pc.iceConnectionState === 'failed') {
+      this.restartIce();
+    } else {
+      this.negotiate(s); // a change made while away
+    }
+  }
+
+  /**
+   * Resuming failed (the server no longer knows us, or no socket got
+   * through in time): the session ends and the room is joined afresh.
+   * @private
+   * @param {Session} s
+   */
+  abandonResume(s) {
+    this.stopResuming(s);
+    this.endSession(s);
+    if (!this.stopped) this.scheduleReconnect();
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   */
+  stopResuming(s) {
+    s.resuming = false;
+    s.resumeId = null;
+    this.clearOpenTimer(s);
+    if (s.resumeTimer !== null) clearTimeout(s.resumeTimer);
+    s.resumeTimer = null;
+    this.clearRetry();
+  }
+
+  /**
+   * @private
+   * @param {Session} s
+   */
+  clearOpenTimer(s) {
+    if (s.openTimer !== null) clearTimeout(s.openTimer);
+    s.openTimer = null;
+  }
+
   /**
    * Ends a session: socket and peer connection closed, the room forgotten
    * (everyone is reported gone; a new `joined` brings them back).
@@ -449,6 +812,7 @@ export class SFUClient extends EventTarget {
   endSession(s, code = 1000, reason = '') {
     if (!s || s.closed) return;
     s.closed = true;
+    if (s.resuming) this.stopResuming(s);
     if (this.session === s) this.session = null;
     if (s.ws.readyState === WebSocket.OPEN) {
       s.ws.close(code, reason);
@@ -470,7 +834,9 @@ export class SFUClient extends EventTarget {
       this.emit('participant-left', { id, participant: p });
     }
     this.tracks.clear();
+    this.layerPrefs.clear();
     this.participantId = null;
+    this.resumeToken = null;
   }
 
   // ---- messages ----
@@ -486,6 +852,7 @@ export class SFUClient extends EventTarget {
   send(msg, s = this.session) {
     if (!s || s.ws.readyState !== WebSocket.OPEN) return null;
     if (msg.type !== 'join' && !s.joined) return null;
+    if (s.resuming && msg.type !== 'resume') return null; // sent once resumed
     const id = String(this.nextId++);
     this.requests.set(id, msg.type);
     if (this.requests.size > 256) this.requests.delete(this.requests.keys().next().value);
@@ -502,6 +869,9 @@ export class SFUClient extends EventTarget {
     switch (msg.type) {
       case 'joined':
         this.onJoined(s, msg);
+        break;
+      case 'resumed':
+        this.onResumed(s, msg);
         break;
       case 'offer':
         this.enqueue(s, () => this.applyOffer(s, msg.sdp));
@@ -593,6 +963,7 @@ export class SFUClient extends EventTarget {
     this.everJoined = true;
     this.attempt = 0;
     this.participantId = msg.participant.id;
+    this.resumeToken = typeof msg.resumeToken === 'string' && msg.resumeToken ? msg.resumeToken : null;
     this.participants.clear();
     this.tracks.clear();
     const participants = (msg.participants ?? []).map(normParticipant);
@@ -643,6 +1014,7 @@ export class SFUClient extends EventTarget {
   onTrackUnpublished(s, id) {
     const t = this.tracks.get(id);
     this.tracks.delete(id);
+    this.layerPrefs.delete(id);
     const p = t && this.participants.get(t.participant);
     if (p) p.tracks = p.tracks.filter((x) => x.id !== id);
     const r = s.remote.get(id);
@@ -662,6 +1034,12 @@ export class SFUClient extends EventTarget {
     const request = msg.id ? this.requests.get(msg.id) : undefined;
     /** @type {ServerError} */
     const err = { code: String(msg.code ?? 'unknown'), message: String(msg.message ?? ''), id: msg.id, request };
+    if (s.resuming) {
+      // The resume was refused (not-found: the grace period passed): a new
+      // join. An expected outcome, not an error to show.
+      if (msg.id && msg.id === s.resumeId) this.abandonResume(s);
+      return;
+    }
     if (msg.id && msg.id === s.joinId && !s.joined) {
       // The join was refused: fatal for a first join, retried for a rejoin
       // unless nothing can change.
@@ -859,15 +1237,17 @@ export class SFUClient extends EventTarget {
    */
   async makeOffer(s) {
     const pc = /** @type {RTCPeerConnection} */ (s.pc);
-    if (!s.joined || s.pendingOffer || pc.signalingState !== 'stable') return;
+    if (!s.joined || s.resuming || s.pendingSdp !== null || pc.signalingState !== 'stable') return;
     const { sig, differs } = this.ownState(s);
-    if (!differs || sig === s.answeredSig) return;
+    const restart = s.iceRestart;
+    if (!restart && (!differs || sig === s.answeredSig)) return;
     const offer = await pc.createOffer();
     const id = this.send({ type: 'offer', sdp: offer.sdp }, s);
     if (!id) return;
     s.pendingOffer = id;
     s.pendingSdp = offer.sdp ?? '';
     s.offerSig = sig;
+    s.offerRestart = restart;
   }
 
   /**
@@ -905,6 +1285,7 @@ export class SFUClient extends EventTarget {
     await pc.setLocalDescription({ type: 'offer', sdp: offer });
     await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
     s.answeredSig = s.offerSig;
+    if (s.offerRestart) s.iceRestart = false;
     this.negotiate(s);
   }
 
@@ -956,7 +1337,7 @@ export class SFUClient extends EventTarget {
    * @param {Session} s
    */
   updateState(s) {
-    if (this.session !== s || !s.pc) return;
+    if (this.session !== s || !s.pc || s.resuming) return;
     switch (s.pc.connectionState) {
       case 'connected':
         this.setState('connected');

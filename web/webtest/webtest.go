@@ -1,7 +1,10 @@
 // Package webtest drives a real Chromium for end-to-end tests of the web
 // client: it launches the browser headless with fake camera and microphone,
 // opens isolated tabs, records their console errors and uncaught
-// exceptions, and waits on JavaScript conditions.
+// exceptions, and waits on JavaScript conditions. page.go reads what the
+// conference page shows (tiles, media, speakers); [Proxy] breaks a page's
+// connections to the server the way a network failure does; tls.go serves
+// the page over https as on a LAN.
 //
 // A test calls [RequireChromium] (directly or through [NewBrowser]): without
 // a browser the test is skipped, except under CI=true where it fails.
