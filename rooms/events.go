@@ -20,6 +20,9 @@ type TrackInfo struct {
 	Kind        string // "audio" or "video"
 	Layers      []string
 	Muted       bool
+	// Mid is set only where the publisher itself is told: the mid of the
+	// transceiver it published on, so it learns the ids of its tracks.
+	Mid string
 }
 
 // Joined is the first event of every participant: itself and the others,
@@ -43,12 +46,8 @@ type ParticipantJoined struct{ Participant ParticipantInfo }
 // ParticipantLeft announces a departure.
 type ParticipantLeft struct{ ID string }
 
-// TrackPublished announces a track. Mid is set only in the publisher's copy:
-// the mid of the transceiver it published on.
-type TrackPublished struct {
-	Track TrackInfo
-	Mid   string
-}
+// TrackPublished announces a track; the publisher's copy has Track.Mid.
+type TrackPublished struct{ Track TrackInfo }
 
 // TrackUnpublished announces the end of a track.
 type TrackUnpublished struct{ ID string }

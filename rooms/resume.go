@@ -112,7 +112,23 @@ func (l *Local) Resume(ctx context.Context, token string, c Conn) (*Participant,
 		if old := p.conn.Swap(&connRef{c}); old != nil {
 			old.Close(ErrResumedElsewhere)
 		}
-		c.Send(Resumed{Self: p.room.info(p), Others: p.room.infos(p)})
+		self := p.room.info(p)
+		for i := range self.Tracks {
+			if up := p.room.tracks[self.Tracks[i].ID]; up != nil {
+				self.Tracks[i].Mid = up.up.Mid()
+			}
+		}
+		c.Send(Resumed{Self: self, Others: p.room.infos(p)})
+		// What was announced while the client was away and is still true:
+		// who speaks, and which layers of its tracks are needed.
+		if len(p.room.speakers) > 0 {
+			c.Send(Speakers{IDs: p.room.speakers})
+		}
+		for _, up := range p.published {
+			if rids := up.WantedLayers(); rids != nil {
+				c.Send(LayersWanted{Track: up.ID(), RIDs: rids})
+			}
+		}
 		p.log.Info("participant resumed")
 	})
 	if doErr != nil {

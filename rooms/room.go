@@ -287,7 +287,7 @@ func (r *room) publish(p *Participant, up *sfu.UpTrack) {
 	for _, q := range r.parts {
 		ev := TrackPublished{Track: info}
 		if q == p {
-			ev.Mid = up.Mid()
+			ev.Track.Mid = up.Mid()
 		}
 		q.send(ev)
 	}

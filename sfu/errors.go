@@ -19,6 +19,9 @@ var (
 	ErrICETimeout = errors.New("ice did not connect in time")
 	// ErrICEFailed reports a peer whose ICE connection failed.
 	ErrICEFailed = errors.New("ice failed")
+	// ErrRemoteClosed reports a peer whose client closed its
+	// PeerConnection (DTLS close_notify): it will not send or receive again.
+	ErrRemoteClosed = errors.New("the client closed its PeerConnection")
 	// ErrTooManyTracks reports an offer publishing more tracks than allowed.
 	ErrTooManyTracks = errors.New("too many published tracks")
 	// ErrNotAllowed reports an offer publishing from a peer that may not

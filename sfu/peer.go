@@ -680,6 +680,10 @@ func (p *Peer) onConnectionState(s webrtc.PeerConnectionState) {
 		p.mu.Unlock()
 	case webrtc.PeerConnectionStateFailed:
 		p.fail(ErrICEFailed)
+	case webrtc.PeerConnectionStateClosed:
+		// Not closed by Close (fail ignores a closed peer): pion closes the
+		// connection when the client's DTLS says close_notify.
+		p.fail(ErrRemoteClosed)
 	}
 }
 

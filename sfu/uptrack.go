@@ -328,6 +328,28 @@ func (u *UpTrack) updateNeeds() {
 	u.publisher.h.LayersWanted(u, rids)
 }
 
+// WantedLayers returns the simulcast layers the publisher was last told
+// its subscribers need (all of them before it was told anything); nil for
+// a track without simulcast.
+func (u *UpTrack) WantedLayers() []string {
+	if len(u.rids) < 2 {
+		return nil
+	}
+	u.needMu.Lock()
+	mask := u.needMask
+	u.needMu.Unlock()
+	if mask == 0 {
+		return slices.Clone(u.rids)
+	}
+	var rids []string
+	for i, r := range u.rids {
+		if mask&(1<<i) != 0 {
+			rids = append(rids, r)
+		}
+	}
+	return rids
+}
+
 // Subscribers counts the track's subscriptions.
 func (u *UpTrack) Subscribers() int { return len(*u.downs.Load()) }
 

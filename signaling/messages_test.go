@@ -144,7 +144,7 @@ func TestRenderedMessages(t *testing.T) {
 		{rooms.ParticipantJoined{Participant: rooms.ParticipantInfo{ID: "p3", Name: "C"}},
 			`{"type":"participant-joined","participant":{"id":"p3","name":"C","tracks":[]}}`},
 		{rooms.ParticipantLeft{ID: "p3"}, `{"type":"participant-left","participant":"p3"}`},
-		{rooms.TrackPublished{Track: rooms.TrackInfo{ID: "t2", Participant: "p1", Kind: "audio"}, Mid: "1"},
+		{rooms.TrackPublished{Track: rooms.TrackInfo{ID: "t2", Participant: "p1", Kind: "audio", Mid: "1"}},
 			`{"type":"track-published","track":{"id":"t2","participant":"p1","kind":"audio","layers":[],"muted":false,"mid":"1"}}`},
 		{rooms.TrackPublished{Track: track}, `{"type":"track-published","track":{"id":"t1","participant":"p1","kind":"video","layers":["q","f"],"muted":false}}`},
 		{rooms.TrackUnpublished{ID: "t2"}, `{"type":"track-unpublished","track":"t2"}`},

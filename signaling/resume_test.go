@@ -3,6 +3,7 @@ package signaling_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -141,4 +142,87 @@ func TestResumeTakesOverOpenSocket(t *testing.T) {
 		t.Fatal("a bad resume closed the socket")
 	case <-tctx.Done():
 	}
+}
+
+// TestClosedPeerDoesNotWaitForResume: a client whose socket broke and who
+// then closed its PeerConnection (a tab closed during a network change)
+// will not come back; it is removed at once, not after the grace period.
+func TestClosedPeerDoesNotWaitForResume(t *testing.T) {
+	ctx := testContext(t)
+	srv := resumeServer(t, time.Minute)
+	a := srv.Join(ctx, "r")
+	st.Publish(ctx, t, a, "audio")
+	b := srv.Join(ctx, "r")
+	receiveTracks(t, b, 1)
+	mark := b.Mark()
+	a.DropSocket()
+	time.Sleep(200 * time.Millisecond)
+	if err := a.PC().Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitEvent(t, ctx, b, mark, "participant-left", func(e client.Event) bool {
+		return e.Type == "participant-left" && e.LeftID == a.Self.ID
+	})
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the participant left %s after closing its PeerConnection", took)
+	}
+	if _, err := a.Resume(ctx); err == nil {
+		t.Error("a participant whose PeerConnection closed could resume")
+	}
+}
+
+// TestResumeRestoresState: what changed while a publisher was away and is
+// still true reaches it after `resumed`: the layers its subscribers need
+// now, and who speaks; its own tracks come with their mids.
+func TestResumeRestoresState(t *testing.T) {
+	ctx := testContext(t)
+	srv := resumeServer(t, 10*time.Second)
+	a := srv.Join(ctx, "r")
+	video, _ := simulcastPublisher(ctx, t, a, 300)
+	audio := st.Publish(ctx, t, a, "audio")
+	audio.Synth.Level.Store(20) // loud: a speaks
+	mids := map[string]string{}
+	for _, e := range a.Events() {
+		if e.Type == "track-published" && e.Track.Participant == a.Self.ID {
+			mids[e.Track.ID] = e.Track.Mid
+		}
+	}
+	if mids[video] == "" || mids[audio.TrackID] == "" {
+		t.Fatalf("track-published gave the publisher mids %v", mids)
+	}
+	b := srv.Join(ctx, "r")
+	receiveTracks(t, b, 2)
+	mark := a.Mark()
+	if err := b.Call(ctx, map[string]any{"type": "layer", "track": video, "rid": "q"}, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ctx, a, mark, "layers q", func(e client.Event) bool {
+		return e.Type == "layers" && e.TrackID == video && slices.Equal(e.Active, []string{"q"})
+	})
+	waitEvent(t, ctx, b, 0, "a speaking", func(e client.Event) bool {
+		return e.Type == "speakers" && slices.Contains(e.Speakers, a.Self.ID)
+	})
+
+	a.DropSocket()
+	if err := b.Call(ctx, map[string]any{"type": "layer", "track": video, "rid": "h"}, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the publisher's `layers` q,h is lost
+	mark = a.Mark()
+	ev, err := a.Resume(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range ev.Self.Tracks {
+		if tr.Mid != mids[tr.ID] {
+			t.Errorf("resumed gives track %s mid %q, want %q", tr.ID, tr.Mid, mids[tr.ID])
+		}
+	}
+	waitEvent(t, ctx, a, mark, "layers q,h after resuming", func(e client.Event) bool {
+		return e.Type == "layers" && e.TrackID == video && slices.Equal(e.Active, []string{"q", "h"})
+	})
+	waitEvent(t, ctx, a, mark, "speakers after resuming", func(e client.Event) bool {
+		return e.Type == "speakers" && slices.Contains(e.Speakers, a.Self.ID)
+	})
 }

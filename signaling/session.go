@@ -377,7 +377,6 @@ func (s *session) render(m any) any {
 		return participantLeftOut{Type: "participant-left", Participant: ev.ID}
 	case rooms.TrackPublished:
 		t := trackOut(ev.Track)
-		t.Mid = ev.Mid
 		return trackPublishedOut{Type: "track-published", Track: t}
 	case rooms.TrackUnpublished:
 		return trackUnpublishedOut{Type: "track-unpublished", Track: ev.ID}
@@ -408,5 +407,5 @@ func trackOut(t rooms.TrackInfo) trackJSON {
 	if layers == nil {
 		layers = []string{}
 	}
-	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind, Layers: layers, Muted: t.Muted}
+	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind, Layers: layers, Muted: t.Muted, Mid: t.Mid}
 }
