@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tessera-rtc/tessera/configs"
+	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/web/webtest"
 )
 
@@ -859,4 +861,47 @@ func waitVideo(t *testing.T, ada *webtest.Tab, timeout time.Duration, what strin
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// TestBrowserJoinToken: on a server that requires tokens, the page joins
+// with the link `sfu token --link` prints (the token in the fragment), under
+// the name the token imposes; without a token it says why it cannot join.
+// The page's share link does not carry the token.
+func TestBrowserJoinToken(t *testing.T) {
+	skipShort(t)
+	webtest.RequireChromium(t)
+	cfg := loopbackConfig()
+	secret := strings.Repeat("k", configs.MinAuthSecretLen)
+	cfg.Auth = configs.Auth{Keys: []configs.AuthKey{{ID: "k1", Secret: secret}}, RequireToken: true}
+	base := "http://" + startServer(t, cfg)
+	auth, err := rooms.NewAuth(rooms.Key{ID: "k1", Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant := func(name string) string {
+		tok, err := auth.Issue(rooms.Grant{Room: "board", Name: name,
+			Permissions: rooms.Permissions{Publish: true, Subscribe: true}, Expires: time.Now().Add(time.Hour)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(base)
+		return joinLink(u, "board", name, tok)
+	}
+
+	b := webtest.NewBrowser(t, webtest.Options{Width: 1024, Height: 640})
+	ada, grace, eve := b.NewTab("Ada"), b.NewTab("Grace"), b.NewTab("Eve")
+	ada.Navigate(t, grant("Ada"))
+	grace.Navigate(t, grant("Grace"))
+	eve.Navigate(t, webtest.PageURL(base, "board", "Eve"))
+	ada.WaitTiles(t, 15*time.Second, "Grace")
+	grace.WaitTiles(t, 15*time.Second, "Ada")
+	ada.WaitMediaFlowing(t, 20*time.Second, "Grace")
+	eve.WaitFor(t, "the page says the join needs a token", 10*time.Second,
+		`!document.getElementById('join-error').hidden && document.getElementById('join-error').textContent.includes('unauthorized')`)
+	share := webtest.MustEval[string](t, ada, `document.getElementById('share-link').value`)
+	if strings.Contains(share, "token") || !strings.Contains(share, "room=board") {
+		t.Errorf("share link %q", share)
+	}
+	ada.CheckPage(t)
+	grace.CheckPage(t)
 }

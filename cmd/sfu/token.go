@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"time"
 
 	"github.com/tessera-rtc/tessera/rooms"
@@ -23,8 +24,9 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	noSubscribe := fs.Bool("no-subscribe", false, "the participant may not subscribe")
 	admin := fs.Bool("admin", false, "the participant may mute others' tracks")
 	kid := fs.String("kid", "", "id of the key to sign with (default: the first of auth.keys)")
+	link := fs.String("link", "", "print a link to the server's page at this base URL (e.g. https://sfu.example.com/) that joins with the token, instead of the token alone")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sfu token --room R [--name N] [--ttl 1h] [--no-publish] [--no-subscribe] [--admin] [--config rooms.yaml] [--kid K]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: sfu token --room R [--name N] [--ttl 1h] [--no-publish] [--no-subscribe] [--admin] [--config rooms.yaml] [--kid K] [--link URL]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -39,6 +41,14 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		return errors.New("--room is required")
 	case *ttl <= 0:
 		return fmt.Errorf("--ttl %s: must be positive", *ttl)
+	}
+	var base *url.URL
+	if *link != "" {
+		u, err := url.Parse(*link)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--link %q: want an http or https URL such as https://sfu.example.com/", *link)
+		}
+		base = u
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
@@ -64,6 +74,26 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if base != nil {
+		token = joinLink(base, *room, *name, token)
+	}
 	_, err = fmt.Fprintln(stdout, token)
 	return err
+}
+
+// joinLink is the page at base opening room as name with token. The token
+// goes in the fragment, which the browser does not send to the server: it
+// stays out of access logs and Referer headers.
+func joinLink(base *url.URL, room, name, token string) string {
+	u := *base
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	q := url.Values{"room": {room}}
+	if name != "" {
+		q.Set("name", name)
+	}
+	u.RawQuery = q.Encode()
+	u.Fragment = ""
+	return u.String() + "#token=" + url.QueryEscape(token)
 }

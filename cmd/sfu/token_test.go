@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -104,6 +105,23 @@ func TestTokenCommand(t *testing.T) {
 	if g.Name != "" || g.Permissions != (rooms.Permissions{Publish: true, Subscribe: true}) || time.Until(g.Expires) < 59*time.Minute {
 		t.Errorf("default grant = %+v", g)
 	}
+
+	// --link: the page's address, the token in its fragment.
+	buf.Reset()
+	if err := runToken([]string{"--config", path, "--room", "stand.up", "--name", "Ann Lee", "--link", "https://sfu.example.com"}, &buf, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	link, err := neturl.Parse(strings.TrimSpace(buf.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frag, _ := neturl.ParseQuery(link.Fragment)
+	if link.Host != "sfu.example.com" || link.Path != "/" || link.Query().Get("room") != "stand.up" || link.Query().Get("name") != "Ann Lee" {
+		t.Errorf("link = %s", link)
+	}
+	if g, err := newKey.Verify(frag.Get("token")); err != nil || g.Room != "stand.up" {
+		t.Errorf("the link's token: %+v, %v", g, err)
+	}
 }
 
 func TestTokenCommandErrors(t *testing.T) {
@@ -120,6 +138,7 @@ func TestTokenCommandErrors(t *testing.T) {
 		{[]string{"--config", noKeys, "--room", "r"}, "no auth.keys"},
 		{[]string{"--room", "r"}, "no auth.keys"},
 		{[]string{"--config", path, "--room", "r", "stray"}, "unexpected argument"},
+		{[]string{"--config", path, "--room", "r", "--link", "sfu.example.com"}, "want an http or https URL"},
 	} {
 		var out bytes.Buffer
 		err := runToken(tc.args, &out, io.Discard)

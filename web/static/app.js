@@ -49,6 +49,8 @@ const state = {
   client: null,
   room: '',
   name: '',
+  /** join token from the address's fragment (#token=…, as `sfu token --link` prints); never in the share link */
+  token: '',
   /** @type {{mic: MediaStreamTrack|null, camera: MediaStreamTrack|null, screen: MediaStreamTrack|null}} */
   tracks: { mic: null, camera: null, screen: null },
   /** @type {{mic: import('./sfu.js').Publication|null, camera: import('./sfu.js').Publication|null, screen: import('./sfu.js').Publication|null}} */
@@ -76,6 +78,7 @@ Object.defineProperty(window, 'tessera', { value: { get client() { return state.
 
 function init() {
   const params = new URLSearchParams(location.search);
+  state.token = new URLSearchParams(location.hash.slice(1)).get('token') ?? '';
   const room = params.get('room') ?? '';
   const name = params.get('name') ?? '';
   ui.room.value = room;
@@ -138,7 +141,7 @@ async function join(room, name) {
   state.client = client;
   wire(client);
   try {
-    await client.join(room, name);
+    await client.join(room, name, state.token ? { token: state.token } : {});
   } catch (err) {
     if (state.client === client) {
       state.client = null;
@@ -164,6 +167,7 @@ async function join(room, name) {
   history.replaceState(null, '', here);
   const share = new URL(location.href);
   share.search = new URLSearchParams({ room }).toString();
+  share.hash = ''; // the token is this participant's own
   ui.shareLink.value = share.href;
   ui.roomLabel.textContent = room;
   ui.roomLabel.hidden = false;
