@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -95,6 +96,13 @@ func (l *load) startPublisher(ctx context.Context, i int) error {
 	noSub := false
 	c, err := client.Dial(ctx, l.cfg.URL, client.Options{
 		Room: l.cfg.Room, Name: fmt.Sprintf("load-pub-%d", i), AutoSubscribe: &noSub, API: l.api,
+		// A PLI or FIR gets a keyframe at once, as from an encoder: new
+		// subscribers start without waiting for the next periodic one.
+		OnRTCP: func(s *webrtc.RTPSender, pkts []rtcp.Packet) {
+			if synth, ok := l.keyframers.Load(s); ok && client.WantsKeyframe(pkts) {
+				synth.(*client.Synth).RequestKeyframe()
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -145,7 +153,7 @@ func (l *load) publishOne(ctx context.Context, c *client.Client, kind string, so
 	if err != nil {
 		return nil, err
 	}
-	l.drainRTCP(tr.Sender(), "")
+	l.keyframers.Store(tr.Sender(), synth) // the client reads the sender's RTCP
 	return []*txStream{{synth: synth, pps: pps}}, nil
 }
 
@@ -206,25 +214,24 @@ func (l *load) publishSimulcast(ctx context.Context, c *client.Client, source ui
 	}
 	for _, s := range streams {
 		s.midID, s.ridID, s.mid = midID, ridID, []byte(tr.Mid())
-		l.drainRTCP(tr.Sender(), string(s.rid))
+		l.drainRTCP(tr.Sender(), string(s.rid), s.synth)
 	}
 	return streams, nil
 }
 
-// drainRTCP reads a sender's RTCP so that pion's interceptors see it
-// (NACKs are answered from the sender's history).
-func (l *load) drainRTCP(s *webrtc.RTPSender, rid string) {
+// drainRTCP reads the RTCP of a simulcast layer's sender so that pion's
+// interceptors see it (NACKs are answered from the sender's history), and
+// answers a PLI or FIR with a keyframe.
+func (l *load) drainRTCP(s *webrtc.RTPSender, rid string, synth *client.Synth) {
 	l.wg.Go(func() {
 		buf := make([]byte, 1500)
 		for {
-			var err error
-			if rid == "" {
-				_, _, err = s.Read(buf)
-			} else {
-				_, _, err = s.ReadSimulcast(buf, rid)
-			}
+			n, _, err := s.ReadSimulcast(buf, rid)
 			if err != nil {
 				return
+			}
+			if pkts, err := rtcp.Unmarshal(buf[:n]); err == nil && client.WantsKeyframe(pkts) {
+				synth.RequestKeyframe()
 			}
 		}
 	})

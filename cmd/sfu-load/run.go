@@ -27,6 +27,8 @@ type load struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	keyframers sync.Map // *webrtc.RTPSender -> *client.Synth: who answers its PLIs
+
 	pubsJoined, subsJoined, subsConnected atomic.Int64
 	phase                                 atomic.Pointer[string]
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -28,11 +29,12 @@ type Synth struct {
 	// KeyframeEvery makes every n-th video packet a keyframe start.
 	KeyframeEvery int
 
-	video bool
-	rid   string
-	seq   uint16
-	count uint32
-	buf   []byte
+	video   bool
+	keyNext atomic.Bool // the next video packet starts a keyframe
+	rid     string
+	seq     uint16
+	count   uint32
+	buf     []byte
 
 	// Header extensions a simulcast layer carries so that the receiver can
 	// tell the layers apart (pion's sender does not add them itself).
@@ -92,7 +94,7 @@ func (s *Synth) Next(now time.Time) *rtp.Packet {
 	if s.video {
 		b[0] = 0x10 // S=1, partition 0
 		b[1] = 0x01 // interframe
-		if s.KeyframeEvery > 0 && s.count%uint32(s.KeyframeEvery) == 0 {
+		if s.keyNext.Swap(false) || s.KeyframeEvery > 0 && s.count%uint32(s.KeyframeEvery) == 0 {
 			b[1] = 0x00
 		}
 		off = 2
@@ -132,6 +134,22 @@ func (s *Synth) Next(now time.Time) *rtp.Packet {
 	s.seq++
 	s.count++
 	return p
+}
+
+// RequestKeyframe makes the next video packet start a keyframe, as an
+// encoder does on a PLI or FIR.
+func (s *Synth) RequestKeyframe() { s.keyNext.Store(true) }
+
+// WantsKeyframe reports whether pkts (RTCP from the server) ask for a
+// keyframe: a PLI or a FIR.
+func WantsKeyframe(pkts []rtcp.Packet) bool {
+	for _, p := range pkts {
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			return true
+		}
+	}
+	return false
 }
 
 // UseTransceiver makes the source carry the header extensions negotiated on
