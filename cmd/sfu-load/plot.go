@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,27 +11,25 @@ import (
 	"strings"
 )
 
-// plotMain is `sfu-load plot [files...]`: it reads --json summaries (one per
-// line, from the files or stdin) and writes an SVG of the server's CPU time
+// plotMain is `sfu-load plot [files...]`: it reads --json summaries (one
+// after the other, from the files or stdin) and writes an SVG of the server's CPU time
 // per forwarded packet and the latency against the number of subscribers,
 // the median of the runs at each point.
 func plotMain(args []string, stdout io.Writer) error {
 	var sums []Summary
 	read := func(r io.Reader) error {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" {
-				continue
-			}
+		dec := json.NewDecoder(r)
+		for {
 			var s Summary
-			if err := json.Unmarshal([]byte(line), &s); err != nil {
+			err := dec.Decode(&s)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
 				return fmt.Errorf("not a summary: %w", err)
 			}
 			sums = append(sums, s)
 		}
-		return sc.Err()
 	}
 	if len(args) == 0 {
 		if err := read(os.Stdin); err != nil {
@@ -102,23 +99,38 @@ func medians(sums []Summary) []point {
 }
 
 // renderSVG draws two charts side by side, the subscriber count on a log
-// scale: CPU-µs per forwarded packet, and latency p50/p99.
+// scale: CPU-µs per forwarded packet, and latency p50/p99 (on a log scale
+// too: it spans milliseconds to the seconds of a saturated machine).
 func renderSVG(pts []point) string {
 	const w, h, pad = 420, 300, 50
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", 2*w, h+30)
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
-	chart := func(x0 int, title, unit string, series []struct {
+	chart := func(x0 int, title, unit string, logY bool, series []struct {
 		name, color string
 		v           func(point) float64
 	}) {
-		maxY := 0.0
+		maxY, minY := 0.0, math.Inf(1)
 		for _, s := range series {
 			for _, p := range pts {
 				maxY = math.Max(maxY, s.v(p))
+				if v := s.v(p); v > 0 {
+					minY = math.Min(minY, v)
+				}
 			}
 		}
 		maxY = niceCeil(maxY)
+		// On a log scale the axis spans whole decades.
+		lo, hi := 0.0, 1.0
+		if logY {
+			if math.IsInf(minY, 1) {
+				minY = 1
+			}
+			lo, hi = math.Floor(math.Log10(minY)), math.Ceil(math.Log10(maxY))
+			if hi <= lo {
+				hi = lo + 1
+			}
+		}
 		minX, maxX := math.Log10(float64(pts[0].subs)), math.Log10(float64(pts[len(pts)-1].subs))
 		if maxX == minX {
 			maxX = minX + 1
@@ -126,12 +138,27 @@ func renderSVG(pts []point) string {
 		px := func(subs int) float64 {
 			return float64(x0+pad) + (math.Log10(float64(subs))-minX)/(maxX-minX)*float64(w-2*pad)
 		}
-		py := func(v float64) float64 { return float64(h-pad) - v/maxY*float64(h-2*pad) }
+		py := func(v float64) float64 {
+			frac := v / maxY
+			if logY {
+				frac = (math.Log10(math.Max(v, math.Pow(10, lo))) - lo) / (hi - lo)
+			}
+			return float64(h-pad) - frac*float64(h-2*pad)
+		}
+		var ticks []float64
+		if logY {
+			for e := lo; e <= hi; e++ {
+				ticks = append(ticks, math.Pow(10, e))
+			}
+		} else {
+			for i := 0; i <= 4; i++ {
+				ticks = append(ticks, maxY*float64(i)/4)
+			}
+		}
 		fmt.Fprintf(&b, `<text x="%d" y="20" font-weight="bold">%s</text>`+"\n", x0+pad, title)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", x0+pad, h-pad, x0+w-pad, h-pad)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", x0+pad, pad, x0+pad, h-pad)
-		for i := 0; i <= 4; i++ {
-			v := maxY * float64(i) / 4
+		for _, v := range ticks {
 			fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%g</text>`+"\n", x0+pad-4, py(v)+4, v)
 			fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#ddd"/>`+"\n", x0+pad, py(v), x0+w-pad, py(v))
 		}
@@ -160,8 +187,8 @@ func renderSVG(pts []point) string {
 		name, color string
 		v           func(point) float64
 	}
-	chart(0, "Server CPU per forwarded packet", "µs", []series{{"CPU-µs/packet", "#1f6feb", func(p point) float64 { return p.cpuUs }}})
-	chart(w, "Latency through the server", "ms", []series{
+	chart(0, "Server CPU per forwarded packet", "µs", false, []series{{"CPU-µs/packet", "#1f6feb", func(p point) float64 { return p.cpuUs }}})
+	chart(w, "Latency through the server", "ms (log scale)", true, []series{
 		{"p50", "#2da44e", func(p point) float64 { return p.p50Ms }},
 		{"p99", "#cf222e", func(p point) float64 { return p.p99Ms }},
 	})

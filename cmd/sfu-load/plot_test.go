@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,9 @@ import (
 )
 
 func TestPlot(t *testing.T) {
+	// The file holds what --json printed, run after run (sweep.sh).
 	var lines []string
+	var file bytes.Buffer
 	for _, r := range []struct {
 		subs int
 		cpu  float64
@@ -21,9 +24,12 @@ func TestPlot(t *testing.T) {
 			t.Fatal(err)
 		}
 		lines = append(lines, string(b))
+		if err := s.write(&file, io.Discard, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 	path := filepath.Join(t.TempDir(), "runs.jsonl")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+	if err := os.WriteFile(path, file.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
