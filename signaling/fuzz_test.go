@@ -69,7 +69,8 @@ func FuzzSession(f *testing.F) {
 	f.Add([]byte("{\"type\":\"join\",\"room\":\"f\",\"name\":\"b\"}\n{\"type\":\"subscribe\",\"tracks\":[\"x\"]}\n{\"type\":\"answer\",\"sdp\":\"v=0\"}\n{\"type\":\"candidate\",\"candidate\":{\"candidate\":\"candidate:1 1 udp 1 1.2.3.4 5 typ host\"}}\n{\"type\":\"leave\"}"))
 	f.Add([]byte("{\"type\":\"resume\",\"token\":\"abc\"}\n{\"type\":\"layer\",\"track\":\"t\",\"rid\":\"q\"}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := &session{h: h, log: h.log, out: make(chan any, 1<<16), closing: make(chan struct{})}
+		s := &session{h: h, out: make(chan any, 1<<16), closing: make(chan struct{})}
+		s.logp.Store(h.log)
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		defer s.cancel()
 		for _, frame := range bytes.Split(data, []byte("\n")) {

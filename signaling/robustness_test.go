@@ -148,6 +148,26 @@ func TestGarbageDoesNotDisturbACall(t *testing.T) {
 	recv := receiveTracks(t, b, 1)[va.TrackID]
 	eventually(t, 5*time.Second, "the call's media flows", func() bool { return recv.Packets.Load() > 50 })
 
+	// The longest gap of the call's media while ctx lasts.
+	longestGap := func(ctx context.Context) time.Duration {
+		var maxGap time.Duration
+		last, lastCount := time.Now(), recv.Packets.Load()
+		for ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+			if n := recv.Packets.Load(); n != lastCount {
+				lastCount, last = n, time.Now()
+			} else if gap := time.Since(last); gap > maxGap {
+				maxGap = gap
+			}
+		}
+		return maxGap
+	}
+	// What this machine does without an attack: on a machine busy with
+	// other tests, gaps come from the scheduler, not from the server.
+	quiet, cancelQuiet := context.WithTimeout(ctx, 2*time.Second)
+	controlGap := longestGap(quiet)
+	cancelQuiet()
+
 	attack, cancel := context.WithTimeout(ctx, 4*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -203,29 +223,24 @@ func TestGarbageDoesNotDisturbACall(t *testing.T) {
 		}()
 	}
 
-	// Sample the call's media while the attack runs.
-	var maxGap time.Duration
-	last, lastCount := time.Now(), recv.Packets.Load()
-	for attack.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-		if n := recv.Packets.Load(); n != lastCount {
-			lastCount, last = n, time.Now()
-		} else if gap := time.Since(last); gap > maxGap {
-			maxGap = gap
-		}
-	}
+	maxGap := longestGap(attack)
 	wg.Wait()
 	frames, kicks := 0, 0
 	sent.Range(func(any, any) bool { frames++; return true })
 	thrownOut.Range(func(any, any) bool { kicks++; return true })
-	t.Logf("garbage frames sent: %d; sockets thrown out: %d; longest media gap: %s", frames, kicks, maxGap.Round(time.Millisecond))
+	t.Logf("garbage frames sent: %d; sockets thrown out: %d; longest media gap: %s (%s without the attack)",
+		frames, kicks, maxGap.Round(time.Millisecond), controlGap.Round(time.Millisecond))
 	if frames < 100 || kicks == 0 {
 		t.Fatalf("the attack did not happen: %d frames, %d sockets thrown out", frames, kicks)
 	}
-	// A stalled room or a dead peer shows as seconds of silence; a loaded
-	// machine running the race detector alone can pause a few hundred ms.
-	if maxGap > time.Second {
-		t.Errorf("the call's media stopped for %s during the attack", maxGap)
+	// At most 200 ms; on a machine whose scheduler alone stops the media
+	// for 100 ms or more, at most 200 ms more than that.
+	limit := 200 * time.Millisecond
+	if controlGap >= 100*time.Millisecond {
+		limit += controlGap
+	}
+	if maxGap > limit {
+		t.Errorf("the call's media stopped for %s during the attack (limit %s)", maxGap, limit)
 	}
 	if n := recv.Corrupt.Load(); n != 0 {
 		t.Errorf("%d corrupt packets", n)

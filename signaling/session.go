@@ -33,7 +33,7 @@ const (
 type session struct {
 	h      *Handler
 	ws     *websocket.Conn
-	log    *slog.Logger
+	logp   atomic.Pointer[slog.Logger] // the reader sets it on join; every goroutine logs with it
 	remote string
 	ctx    context.Context // ends with the session
 	cancel context.CancelFunc
@@ -54,21 +54,25 @@ type session struct {
 
 func newSession(h *Handler, ws *websocket.Conn, r *http.Request) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &session{
+	s := &session{
 		h: h, ws: ws, ctx: ctx, cancel: cancel, remote: r.RemoteAddr,
-		log:        h.log.With("remote", r.RemoteAddr),
 		out:        make(chan any, h.cfg.QueueSize),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
+	s.logp.Store(h.log.With("remote", r.RemoteAddr))
+	return s
 }
+
+// logger is the session's logger: with room and participant once joined.
+func (s *session) logger() *slog.Logger { return s.logp.Load() }
 
 // run serves the socket until it closes, then removes the participant.
 func (s *session) run() {
 	go s.writer()
 	joinTimer := time.AfterFunc(s.h.cfg.JoinTimeout, func() {
 		if !s.joined.Load() {
-			s.log.Info("socket closed: no join in time", "timeout", s.h.cfg.JoinTimeout.String())
+			s.logger().Info("socket closed: no join in time", "timeout", s.h.cfg.JoinTimeout.String())
 			s.closeWith(CloseJoinTimeout, "join timeout")
 			_ = s.ws.SetReadDeadline(time.Now()) // the reader may wait on a silent client
 		}
@@ -114,9 +118,9 @@ func (s *session) read() (clean bool) {
 		typ, data, err := s.ws.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
-				s.log.Warn("frame over the size limit: socket closed", "limit", s.h.cfg.MaxMessageBytes)
+				s.logger().Warn("frame over the size limit: socket closed", "limit", s.h.cfg.MaxMessageBytes)
 			} else {
-				s.log.Debug("socket closed", "err", err)
+				s.logger().Debug("socket closed", "err", err)
 			}
 			return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway)
 		}
@@ -127,7 +131,7 @@ func (s *session) read() (clean bool) {
 			s.replyError("", fmt.Errorf("%w: more than %d messages a second", errRateLimited, s.h.cfg.MessagesPerSecond))
 			continue
 		case rateFlood:
-			s.log.Warn("socket closed: flooding", "limit", s.h.cfg.MessagesPerSecond)
+			s.logger().Warn("socket closed: flooding", "limit", s.h.cfg.MessagesPerSecond)
 			s.closeWith(websocket.ClosePolicyViolation, "too many messages")
 			return false
 		}
@@ -199,7 +203,7 @@ func (s *session) join(id string, m *joinMsg) error {
 	}
 	s.part = p
 	s.joined.Store(true)
-	s.log = p.Logger().With("remote", s.remote)
+	s.logp.Store(p.Logger().With("remote", s.remote))
 	return nil
 }
 
@@ -214,7 +218,7 @@ func (s *session) resume(id string, m *resumeMsg) error {
 	}
 	s.part = p
 	s.joined.Store(true)
-	s.log = p.Logger().With("remote", s.remote)
+	s.logp.Store(p.Logger().With("remote", s.remote))
 	return nil
 }
 
@@ -225,7 +229,7 @@ func (s *session) offer(id string, m *offerMsg) error {
 	if errors.Is(err, sfu.ErrOfferCollision) {
 		// The client is the polite peer: it rolls back, answers the server's
 		// offer, and offers again.
-		s.log.Debug("client offer ignored: collides with the server's")
+		s.logger().Debug("client offer ignored: collides with the server's")
 		return nil
 	}
 	return err
@@ -236,13 +240,13 @@ func (s *session) replyError(id string, err error) {
 	s.h.errors[code].Add(1)
 	msg := err.Error()
 	if code == CodeInternal {
-		s.log.Error("request failed", "err", err)
+		s.logger().Error("request failed", "err", err)
 		msg = "internal error"
 		if errors.Is(err, rooms.ErrShutdown) {
 			msg = err.Error()
 		}
 	} else {
-		s.log.Debug("request refused", "code", string(code), "err", err)
+		s.logger().Debug("request refused", "code", string(code), "err", err)
 	}
 	s.enqueue(errorOut{Type: "error", ID: id, Code: code, Message: msg})
 }
@@ -274,7 +278,7 @@ func (s *session) enqueue(m any) {
 	select {
 	case s.out <- m:
 	default:
-		s.log.Warn("client not reading: socket closed", "queued", len(s.out))
+		s.logger().Warn("client not reading: socket closed", "queued", len(s.out))
 		s.closeWith(CloseTooSlow, "too slow")
 	}
 }
@@ -295,7 +299,7 @@ func (s *session) writer() {
 		select {
 		case m := <-s.out:
 			if err := s.write(m); err != nil {
-				s.log.Debug("write failed", "err", err)
+				s.logger().Debug("write failed", "err", err)
 				s.closeWith(websocket.CloseAbnormalClosure, "")
 				_ = s.ws.Close() // unblocks the reader
 				return
