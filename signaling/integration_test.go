@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling/client"
 	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
@@ -159,11 +160,19 @@ func TestLateJoinerReceivesExistingTracks(t *testing.T) {
 	}
 }
 
+// TestDepartureRemovesTracks: a participant that leaves, or closes its
+// socket and PeerConnection without leaving, is gone for everyone within
+// seconds, tracks first; also with resuming on (the default 15 s grace),
+// since a closed PeerConnection cannot come back.
 func TestDepartureRemovesTracks(t *testing.T) {
-	for _, how := range []string{"leave", "abrupt close"} {
+	for _, how := range []string{"leave", "abrupt close", "abrupt close, resuming on"} {
 		t.Run(how, func(t *testing.T) {
 			ctx := testContext(t)
-			srv := st.NewServer(t, st.Options{})
+			opts := st.Options{}
+			if how == "abrupt close, resuming on" {
+				opts.Rooms = rooms.Config{OnDemand: true, MaxParticipants: 10, ResumeGrace: 15 * time.Second}
+			}
+			srv := st.NewServer(t, opts)
 			a := srv.Join(ctx, "dep")
 			st.Publish(ctx, t, a, "video")
 			st.Publish(ctx, t, a, "audio")
