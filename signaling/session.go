@@ -201,10 +201,15 @@ func (s *session) join(id string, m *joinMsg) error {
 	if err != nil {
 		return err
 	}
+	s.attach(p)
+	return nil
+}
+
+// attach makes p the session's participant, after a join or a resume.
+func (s *session) attach(p *rooms.Participant) {
 	s.part = p
 	s.joined.Store(true)
 	s.logp.Store(p.Logger().With("remote", s.remote))
-	return nil
 }
 
 func (s *session) resume(id string, m *resumeMsg) error {
@@ -216,9 +221,7 @@ func (s *session) resume(id string, m *resumeMsg) error {
 	if err != nil {
 		return err
 	}
-	s.part = p
-	s.joined.Store(true)
-	s.logp.Store(p.Logger().With("remote", s.remote))
+	s.attach(p)
 	return nil
 }
 
