@@ -42,27 +42,7 @@ func writeConfig(t *testing.T, text string) string {
 // startInProcess runs the server until the test ends and returns its address.
 func startInProcess(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, io.Discard, func(a string) { addrc <- a }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	select {
-	case a := <-addrc:
-		return a
-	case err := <-done:
-		t.Fatalf("server did not start: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start")
-	}
-	return ""
+	return startLogged(t, io.Discard, args...)
 }
 
 func TestServesClientHealthAndSocket(t *testing.T) {
