@@ -346,37 +346,29 @@ func (s *session) write(m any) error {
 	return s.ws.WriteJSON(s.render(m))
 }
 
+// joinRequestID is the id of the join or resume request, echoed in its reply.
+func (s *session) joinRequestID() string {
+	if p := s.joinID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // render turns a room event into its protocol message.
 func (s *session) render(m any) any {
 	switch ev := m.(type) {
 	case rooms.Joined:
-		id := ""
-		if p := s.joinID.Load(); p != nil {
-			id = *p
-		}
-		others := make([]participantJSON, len(ev.Others))
-		for i, o := range ev.Others {
-			others[i] = participantOut(o)
-		}
 		return joinedOut{
-			Type: "joined", ID: id,
+			Type: "joined", ID: s.joinRequestID(),
 			Participant:  participantRef{ID: ev.Self.ID, Name: ev.Self.Name},
-			Participants: others,
+			Participants: participantsOut(ev.Others),
 			ICEServers:   s.h.iceServers(),
 			ResumeToken:  ev.ResumeToken,
 		}
 	case rooms.Resumed:
-		id := ""
-		if p := s.joinID.Load(); p != nil {
-			id = *p
-		}
-		others := make([]participantJSON, len(ev.Others))
-		for i, o := range ev.Others {
-			others[i] = participantOut(o)
-		}
-		self := participantOut(ev.Self)
 		return resumedOut{
-			Type: "resumed", ID: id, Participant: self, Participants: others, ICEServers: s.h.iceServers(),
+			Type: "resumed", ID: s.joinRequestID(), Participant: participantOut(ev.Self),
+			Participants: participantsOut(ev.Others), ICEServers: s.h.iceServers(),
 		}
 	case rooms.ParticipantJoined:
 		return participantJoinedOut{Type: "participant-joined", Participant: participantOut(ev.Participant)}
@@ -399,6 +391,14 @@ func (s *session) render(m any) any {
 		return candidateOut{Type: "candidate", Candidate: ev.Candidate}
 	}
 	return m
+}
+
+func participantsOut(ps []rooms.ParticipantInfo) []participantJSON {
+	out := make([]participantJSON, len(ps))
+	for i, p := range ps {
+		out[i] = participantOut(p)
+	}
+	return out
 }
 
 func participantOut(p rooms.ParticipantInfo) participantJSON {
