@@ -266,14 +266,8 @@ func changed(a, b reflect.Value, path string, out *[]string) {
 	}
 	t := a.Type()
 	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
+		if name, ok := yamlName(t.Field(i)); ok {
+			changed(a.Field(i), b.Field(i), join(path, name), out)
 		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		changed(a.Field(i), b.Field(i), join(path, name), out)
 	}
 }

@@ -178,16 +178,24 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
+		if name, ok := yamlName(f); ok {
+			out[name] = f
 		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		out[name] = f
 	}
 	return out
+}
+
+// yamlName is the key of field f in the file, as the YAML decoder reads
+// it; false for a field the file cannot set.
+func yamlName(f reflect.StructField) (string, bool) {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" || !f.IsExported() {
+		return "", false
+	}
+	if name == "" {
+		name = strings.ToLower(f.Name)
+	}
+	return name, true
 }
 
 func join(path, key string) string {
