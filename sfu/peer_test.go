@@ -3,6 +3,7 @@ package sfu
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -91,22 +92,26 @@ func (p *pair) SendOffer(sdp string) {
 		return
 	}
 	go func() {
-		if err := p.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-			p.t.Errorf("client: %v", err)
-			return
-		}
-		answer, err := p.client.CreateAnswer(nil)
-		if err == nil {
-			err = p.client.SetLocalDescription(answer)
-		}
-		if err == nil {
-			err = p.server.HandleAnswer(answer.SDP)
-		}
-		if err != nil {
+		if _, err := p.answer(sdp); err != nil {
 			p.t.Errorf("answering the server: %v", err)
 		}
 		p.answered <- struct{}{}
 	}()
+}
+
+// answer has the client answer the server's offer sdp; it returns the answer.
+func (p *pair) answer(sdp string) (string, error) {
+	if err := p.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return "", fmt.Errorf("client: %w", err)
+	}
+	answer, err := p.client.CreateAnswer(nil)
+	if err == nil {
+		err = p.client.SetLocalDescription(answer)
+	}
+	if err == nil {
+		err = p.server.HandleAnswer(answer.SDP)
+	}
+	return answer.SDP, err
 }
 
 func (p *pair) SendCandidate(c *webrtc.ICECandidateInit) {
@@ -344,17 +349,8 @@ func TestOfferCollision(t *testing.T) {
 	}
 
 	// The client answers the server's offer, then offers again: accepted.
-	if err := sub.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: serverOffer}); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := sub.client.CreateAnswer(nil)
+	answer, err := sub.answer(serverOffer)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.client.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.server.HandleAnswer(answer.SDP); err != nil {
 		t.Fatal(err)
 	}
 	if err := sub.offer(); err != nil {
@@ -368,7 +364,7 @@ func TestOfferCollision(t *testing.T) {
 	}
 
 	// A second answer, with no offer outstanding, is refused.
-	if err := sub.server.HandleAnswer(answer.SDP); !errors.Is(err, ErrNoPendingOffer) {
+	if err := sub.server.HandleAnswer(answer); !errors.Is(err, ErrNoPendingOffer) {
 		t.Fatalf("stray answer: %v, want ErrNoPendingOffer", err)
 	}
 }
@@ -405,22 +401,9 @@ func TestCoalescedOffers(t *testing.T) {
 		t.Fatalf("second offer while the first is outstanding:\n%s", o)
 	case <-time.After(300 * time.Millisecond):
 	}
-	answerOffer := func(sdp string) {
-		if err := sub.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-			t.Fatal(err)
-		}
-		answer, err := sub.client.CreateAnswer(nil)
-		if err == nil {
-			err = sub.client.SetLocalDescription(answer)
-		}
-		if err == nil {
-			err = sub.server.HandleAnswer(answer.SDP)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	if _, err := sub.answer(first); err != nil {
+		t.Fatal(err)
 	}
-	answerOffer(first)
 	var second string
 	select {
 	case second = <-sub.offers:
@@ -432,5 +415,7 @@ func TestCoalescedOffers(t *testing.T) {
 			t.Errorf("the coalesced offer lacks track %s", up.ID())
 		}
 	}
-	answerOffer(second)
+	if _, err := sub.answer(second); err != nil {
+		t.Fatal(err)
+	}
 }
