@@ -10,8 +10,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // The UDP port all ICE traffic shares: one socket per local address, each
@@ -30,7 +28,7 @@ const batchSize = 64
 // batchConn is a UDP socket that queues writes while a batch is open.
 type batchConn struct {
 	*net.UDPConn
-	send func([]ipv4.Message) (int, error) // sendmmsg on this socket
+	io *sockIO
 
 	open atomic.Int32 // open batches; changed under mu
 
@@ -41,45 +39,37 @@ type batchConn struct {
 
 // batch is a set of queued packets; its buffers are reused.
 type batch struct {
-	msgs  []ipv4.Message
-	bufs  [batchSize][]byte
-	addrs [batchSize]net.UDPAddr
-	ips   [batchSize][16]byte
-	n     int
+	bufs [batchSize][]byte
+	q    sendQueue // the packets as the system call takes them
+	n    int
 }
 
-func newBatchConn(c *net.UDPConn, v6 bool) *batchConn {
-	b := &batchConn{UDPConn: c}
-	if v6 {
-		p := ipv6.NewPacketConn(c)
-		b.send = func(ms []ipv4.Message) (int, error) { return p.WriteBatch(ms, 0) }
-	} else {
-		p := ipv4.NewPacketConn(c)
-		b.send = func(ms []ipv4.Message) (int, error) { return p.WriteBatch(ms, 0) }
+func newBatchConn(c *net.UDPConn) (*batchConn, error) {
+	io, err := newSockIO(c)
+	if err != nil {
+		return nil, err
 	}
-	b.cur = newBatch()
-	return b
+	return &batchConn{UDPConn: c, io: io, cur: newBatch()}, nil
 }
 
 func newBatch() *batch {
-	b := &batch{msgs: make([]ipv4.Message, batchSize)}
+	b := &batch{}
 	for i := range b.bufs {
 		b.bufs[i] = make([]byte, 0, 1500)
-		b.msgs[i].Buffers = [][]byte{nil}
-		b.msgs[i].Addr = &b.addrs[i]
 	}
+	b.q.init()
 	return b
 }
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter.
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.ReadFromUDPAddrPort(b)
+	return c.io.recv(b)
 }
 
 // WriteToAddrPort implements ice.AddrPortReaderWriter: the write is queued
 // when a batch is open, sent at once otherwise.
 func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	if c.open.Load() == 0 || len(b) > 1500 {
+	if c.open.Load() == 0 || len(b) > 1500 || len(b) == 0 {
 		return c.WriteToUDPAddrPort(b, addr)
 	}
 	c.mu.Lock()
@@ -90,17 +80,7 @@ func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 	q := c.cur
 	i := q.n
 	q.bufs[i] = append(q.bufs[i][:0], b...)
-	q.msgs[i].Buffers[0] = q.bufs[i]
-	a := addr.Addr().Unmap()
-	if a.Is4() {
-		ip4 := a.As4()
-		copy(q.ips[i][:4], ip4[:])
-		q.addrs[i].IP = q.ips[i][:4]
-	} else {
-		q.ips[i] = a.As16()
-		q.addrs[i].IP = q.ips[i][:16]
-	}
-	q.addrs[i].Port = int(addr.Port())
+	q.q.set(i, q.bufs[i], addr)
 	q.n++
 	full := q.n == batchSize
 	var out *batch
@@ -155,15 +135,10 @@ func (c *batchConn) take() *batch {
 }
 
 // flush sends a batch and returns it to the spares. Errors are those of
-// UDP: the packets are lost, as a failed sendto would lose them.
+// UDP: a packet the kernel refuses is lost, as a failed sendto would lose
+// it, and the rest still go.
 func (c *batchConn) flush(q *batch) {
-	for sent := 0; sent < q.n; {
-		n, err := c.send(q.msgs[sent:q.n])
-		if err != nil || n <= 0 {
-			break
-		}
-		sent += n
-	}
+	c.io.send(&q.q, q.n)
 	q.n = 0
 	c.mu.Lock()
 	c.spare = append(c.spare, q)
@@ -212,7 +187,14 @@ func listenUDPMux(cfg Config, ifFilter func(string) bool, ipFilter func(net.IP) 
 		}
 		_ = c.SetReadBuffer(4 << 20)
 		_ = c.SetWriteBuffer(4 << 20)
-		b := newBatchConn(c, !a.Is4())
+		b, err := newBatchConn(c)
+		if err != nil {
+			_ = c.Close()
+			for _, b := range m.conns {
+				_ = b.Close()
+			}
+			return nil, fmt.Errorf("listen on %s: %w", a, err)
+		}
 		m.conns = append(m.conns, b)
 		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: b}))
 	}

@@ -3,6 +3,7 @@ package sfu
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -21,7 +22,10 @@ func TestBatchConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBatchConn(c, false)
+	b, err := newBatchConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer b.Close()
 
 	read := func() []byte {
@@ -65,5 +69,86 @@ func TestBatchConn(t *testing.T) {
 		b.end()
 	}); a > 1 && !raceEnabled {
 		t.Errorf("a batch of 10 allocates %.0f times", a)
+	}
+}
+
+// TestBatchConnRead: the mux's reads return the datagram and who sent it,
+// over IPv4 and IPv6.
+func TestBatchConnRead(t *testing.T) {
+	for _, tc := range []struct{ network, ip string }{{"udp4", "127.0.0.1"}, {"udp6", "::1"}} {
+		t.Run(tc.network, func(t *testing.T) {
+			local := &net.UDPAddr{IP: net.ParseIP(tc.ip)}
+			c, err := net.ListenUDP(tc.network, local)
+			if err != nil {
+				t.Skipf("no %s loopback: %v", tc.network, err)
+			}
+			b, err := newBatchConn(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			peer, err := net.ListenUDP(tc.network, local)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close()
+			if _, err := peer.WriteTo([]byte("hello"), b.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+			_ = b.SetReadDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 1500)
+			n, from, err := b.ReadFromAddrPort(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(buf[:n]) != "hello" || from != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
+				t.Fatalf("read %q from %v, want %q from %v", buf[:n], from, "hello", peer.LocalAddr())
+			}
+			// A closed socket ends the read loop with an error, not a hang.
+			_ = b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			if _, _, err := b.ReadFromAddrPort(buf); err == nil {
+				t.Fatal("read with nothing to read and a deadline passed: no error")
+			}
+		})
+	}
+}
+
+// TestBatchConnRefused: a packet the kernel refuses (here an IPv6
+// destination on an IPv4 socket) is lost alone; the rest of its batch
+// still goes.
+func TestBatchConnRefused(t *testing.T) {
+	recv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	to := recv.LocalAddr().(*net.UDPAddr).AddrPort()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newBatchConn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	bad := netip.MustParseAddrPort("[2001:db8::1]:9")
+	b.begin()
+	for i, dst := range []netip.AddrPort{bad, to, bad, to, to} {
+		if _, err := b.WriteToAddrPort([]byte{byte(i)}, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.end()
+	buf := make([]byte, 10)
+	for _, want := range []byte{1, 3, 4} {
+		_ = recv.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := recv.Read(buf)
+		if err != nil {
+			t.Fatalf("packet %d: %v", want, err)
+		}
+		if n != 1 || buf[0] != want {
+			t.Fatalf("got %v, want packet %d", buf[:n], want)
+		}
 	}
 }
