@@ -136,6 +136,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 // configureInterceptors installs what the forwarder relies on: NACKs
 // towards publishers for what the server lost, and TWCC feedback towards
 // publishers (so browser bandwidth estimation works for what they send).
+// Both start only when a peer publishes (publisherOnly).
 //
 // The rest is the forwarder's own. Subscribers' NACKs are answered from one
 // packet cache per published layer (pion's responder would keep a copy of
@@ -149,13 +150,13 @@ func configureInterceptors(m *webrtc.MediaEngine, reg *interceptor.Registry) err
 	if err != nil {
 		return err
 	}
-	reg.Add(gen)
+	reg.Add(publisherOnly{gen})
 
 	fb, err := twcc.NewSenderInterceptor()
 	if err != nil {
 		return err
 	}
-	reg.Add(fb)
+	reg.Add(publisherOnly{fb})
 	return nil
 }
 
