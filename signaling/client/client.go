@@ -377,6 +377,7 @@ func (c *Client) handleOffer(sdp string) {
 		c.pendingOffer = nil
 		c.needOffer = true
 	}
+	sdp, inactive := unstopInactive(sdp)
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		c.events.add(Event{Type: "client-error", Error: &Error{Code: "client", Message: "apply offer: " + err.Error()}})
 		return
@@ -390,7 +391,7 @@ func (c *Client) handleOffer(sdp string) {
 		return
 	}
 	c.applyCandidates()
-	_ = c.send(map[string]any{"type": "answer", "sdp": answer.SDP})
+	_ = c.send(map[string]any{"type": "answer", "sdp": answerInactive(answer.SDP, inactive)})
 	if c.needOffer {
 		_ = c.offerLocked()
 	}
