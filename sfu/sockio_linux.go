@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"syscall"
@@ -123,17 +124,26 @@ func (s *sockIO) recv(b []byte) (int, netip.AddrPort, error) {
 }
 
 // send sends packets [0, n) of q, each once; what the kernel refuses is
-// lost, as with a failed sendto.
-func (s *sockIO) send(q *sendQueue, n int) {
+// lost, as with a failed sendto, and the first refusal is returned.
+func (s *sockIO) send(q *sendQueue, n int) error {
+	var first error
 	for q.from = 0; q.from < n; q.from += q.sent {
 		q.to, q.sent, q.errno = n, 0, 0
 		if err := s.rc.Write(q.fn); err != nil {
-			return // closed
+			return err // closed
 		}
 		if q.errno != 0 || q.sent <= 0 {
+			if first == nil {
+				var err error = io.ErrShortWrite
+				if q.errno != 0 {
+					err = q.errno
+				}
+				first = &net.OpError{Op: "write", Net: "udp", Err: err}
+			}
 			q.sent = 1 // skip the packet the kernel refused (e.g. no route to it)
 		}
 	}
+	return first
 }
 
 func sockaddrAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {

@@ -62,12 +62,17 @@ func newSockIO(c *net.UDPConn) (*sockIO, error) {
 
 func (s *sockIO) recv(b []byte) (int, netip.AddrPort, error) { return s.c.ReadFromUDPAddrPort(b) }
 
-func (s *sockIO) send(q *sendQueue, n int) {
+func (s *sockIO) send(q *sendQueue, n int) error {
+	var first error
 	for from := 0; from < n; {
 		sent, err := s.batch(q.msgs[from:n])
 		if err != nil || sent <= 0 {
+			if first == nil {
+				first = err
+			}
 			sent = 1 // skip the packet refused
 		}
 		from += sent
 	}
+	return first
 }

@@ -67,29 +67,29 @@ func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 }
 
 // WriteToAddrPort implements ice.AddrPortReaderWriter: the write is queued
-// when a batch is open, sent at once otherwise.
+// when a batch is open, sent at once otherwise (through the same raw
+// system call, as a batch of one).
 func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	if c.open.Load() == 0 || len(b) > 1500 || len(b) == 0 {
+	if len(b) > 1500 || len(b) == 0 {
 		return c.WriteToUDPAddrPort(b, addr)
 	}
 	c.mu.Lock()
-	if c.open.Load() == 0 { // the batch closed meanwhile
-		c.mu.Unlock()
-		return c.WriteToUDPAddrPort(b, addr)
-	}
+	alone := c.open.Load() == 0 // then nothing else is queued
 	q := c.cur
 	i := q.n
 	q.bufs[i] = append(q.bufs[i][:0], b...)
 	q.q.set(i, q.bufs[i], addr)
 	q.n++
-	full := q.n == batchSize
 	var out *batch
-	if full {
+	if alone || q.n == batchSize {
 		out = c.take()
 	}
 	c.mu.Unlock()
-	if out != nil {
-		c.flush(out)
+	if out == nil {
+		return len(b), nil
+	}
+	if err := c.flush(out); err != nil && alone {
+		return 0, err
 	}
 	return len(b), nil
 }
@@ -137,12 +137,14 @@ func (c *batchConn) take() *batch {
 // flush sends a batch and returns it to the spares. Errors are those of
 // UDP: a packet the kernel refuses is lost, as a failed sendto would lose
 // it, and the rest still go.
-func (c *batchConn) flush(q *batch) {
-	c.io.send(&q.q, q.n)
+// It returns the error of the first packet refused.
+func (c *batchConn) flush(q *batch) error {
+	err := c.io.send(&q.q, q.n)
 	q.n = 0
 	c.mu.Lock()
 	c.spare = append(c.spare, q)
 	c.mu.Unlock()
+	return err
 }
 
 // udpMux is the ICE UDP mux over batching sockets on one port.

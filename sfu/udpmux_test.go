@@ -133,6 +133,9 @@ func TestBatchConnRefused(t *testing.T) {
 	}
 	defer b.Close()
 	bad := netip.MustParseAddrPort("[2001:db8::1]:9")
+	if _, err := b.WriteToAddrPort([]byte{9}, bad); err == nil {
+		t.Error("a lone write the kernel refused reported no error")
+	}
 	b.begin()
 	for i, dst := range []netip.AddrPort{bad, to, bad, to, to} {
 		if _, err := b.WriteToAddrPort([]byte{byte(i)}, dst); err != nil {
