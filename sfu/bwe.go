@@ -48,42 +48,21 @@ const (
 	bweProbeBackoff = 4 * time.Second
 )
 
-// sentPacket is one record of the send history in one word, written by
-// any sender with one atomic store (0: empty):
-//
-//	bits  0-16  sequence number + 1
-//	bits 17-27  size in bytes (up to 2047; larger is recorded as 2047)
-//	bit  28     probe
-//	bits 29-63  send time in µs, modulo 2^35 (9.5 hours)
-//
-// Feedback comes within seconds, so the send time is the one nearest now
-// with those low bits.
-type sentPacket struct{ w atomic.Uint64 }
-
-const (
-	sentSizeMax  = 1<<11 - 1
-	sentTimeBits = 35
-	sentTimeMask = 1<<sentTimeBits - 1
-)
-
-func packSent(seq uint16, size int, probe bool, at int64) uint64 {
-	w := uint64(seq) + 1 | uint64(min(size, sentSizeMax))<<17
-	if probe {
-		w |= 1 << 28
-	}
-	return w | (uint64(at/int64(time.Microsecond))&sentTimeMask)<<29
+// sentPacket is one record of the send history, written by any sender
+// with two atomic stores: meta packs the sequence number + 1 (0: empty),
+// the size and the probe flag; at is the send time. A reader that sees the
+// same meta before and after reading at has a consistent record.
+type sentPacket struct {
+	meta atomic.Uint64 // seq+1 (bits 0-16), size (17-40), probe (41)
+	at   atomic.Int64  // unix ns
 }
 
-// unpackSent reads a record of packet seq; ok is false when the record is
-// empty or another packet's.
-func unpackSent(w uint64, seq uint16, now int64) (at int64, size int, probe bool, ok bool) {
-	if w&(1<<17-1) != uint64(seq)+1 {
-		return 0, 0, false, false
+func packMeta(seq uint16, size int, probe bool) uint64 {
+	m := uint64(seq) + 1 | uint64(min(size, 1<<24-1))<<17
+	if probe {
+		m |= 1 << 41
 	}
-	nowUS := uint64(now / int64(time.Microsecond))
-	ago := (nowUS - w>>29) & sentTimeMask
-	at = int64(nowUS-ago) * int64(time.Microsecond)
-	return at, int(w >> 17 & sentSizeMax), w&(1<<28) != 0, true
+	return m
 }
 
 // observation is one packet of the feedback, with our record of it.
@@ -128,7 +107,10 @@ func (b *bwe) Estimate() int { return int(b.est.Load()) }
 // sequence number. Safe from any goroutine; allocates nothing.
 func (b *bwe) onSent(size int, now int64, probe bool) uint16 {
 	seq := uint16(b.next.Add(1) - 1)
-	b.sent[seq%bweHistory].w.Store(packSent(seq, size, probe, now))
+	s := &b.sent[seq%bweHistory]
+	s.meta.Store(0)
+	s.at.Store(now)
+	s.meta.Store(packMeta(seq, size, probe))
 	return seq
 }
 
@@ -136,8 +118,8 @@ func (b *bwe) onSent(size int, now int64, probe bool) uint16 {
 // packets until DTLS is up): its absence from the feedback is no loss.
 func (b *bwe) unsent(seq uint16) {
 	s := &b.sent[seq%bweHistory]
-	if w := s.w.Load(); w&(1<<17-1) == uint64(seq)+1 {
-		s.w.CompareAndSwap(w, 0)
+	if m := s.meta.Load(); m&(1<<17-1) == uint64(seq)+1 {
+		s.meta.CompareAndSwap(m, 0)
 	}
 }
 
@@ -156,8 +138,11 @@ func (b *bwe) onFeedback(fb *twccFeedback, now int64) {
 			arrival += deltas[0] * int64(time.Microsecond)
 			deltas = deltas[1:]
 		}
-		if at, size, probe, ok := unpackSent(b.sent[seq%bweHistory].w.Load(), seq, now); ok {
-			o := observation{sentAt: at, size: size, probe: probe}
+		s := &b.sent[seq%bweHistory]
+		m := s.meta.Load()
+		at := s.at.Load()
+		if m&(1<<17-1) == uint64(seq)+1 && s.meta.Load() == m {
+			o := observation{sentAt: at, size: int(m >> 17 & (1<<24 - 1)), probe: m&(1<<41) != 0}
 			if received {
 				o.arrival = arrival
 			}
