@@ -8,16 +8,15 @@ import (
 	"time"
 )
 
-// TestBatchConn: what is written while a batch is open arrives when it
-// closes, intact and in order, also past one sendmmsg's worth; writes
-// outside a batch go out at once.
-func TestBatchConn(t *testing.T) {
+// batchPair returns a batchConn and a plain socket to send to, both on
+// 127.0.0.1, closed at the test's end.
+func batchPair(t *testing.T) (*batchConn, *net.UDPConn) {
+	t.Helper()
 	recv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer recv.Close()
-	to := recv.LocalAddr().(*net.UDPAddr).AddrPort()
+	t.Cleanup(func() { _ = recv.Close() })
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +25,16 @@ func TestBatchConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { _ = b.Close() })
+	return b, recv
+}
+
+// TestBatchConn: what is written while a batch is open arrives when it
+// closes, intact and in order, also past one sendmmsg's worth; writes
+// outside a batch go out at once.
+func TestBatchConn(t *testing.T) {
+	b, recv := batchPair(t)
+	to := recv.LocalAddr().(*net.UDPAddr).AddrPort()
 
 	read := func() []byte {
 		t.Helper()
@@ -117,21 +125,8 @@ func TestBatchConnRead(t *testing.T) {
 // destination on an IPv4 socket) is lost alone; the rest of its batch
 // still goes.
 func TestBatchConnRefused(t *testing.T) {
-	recv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	b, recv := batchPair(t)
 	to := recv.LocalAddr().(*net.UDPAddr).AddrPort()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := newBatchConn(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	bad := netip.MustParseAddrPort("[2001:db8::1]:9")
 	if _, err := b.WriteToAddrPort([]byte{9}, bad); err == nil {
 		t.Error("a lone write the kernel refused reported no error")
