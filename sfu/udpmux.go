@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
@@ -30,9 +29,8 @@ type batchConn struct {
 	*net.UDPConn
 	io *sockIO
 
-	open atomic.Int32 // open batches; changed under mu
-
 	mu    sync.Mutex
+	open  int      // open batches, guarded by mu
 	cur   *batch   // guarded by mu
 	spare []*batch // guarded by mu
 }
@@ -74,7 +72,7 @@ func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 		return c.WriteToUDPAddrPort(b, addr)
 	}
 	c.mu.Lock()
-	alone := c.open.Load() == 0 // then nothing else is queued
+	alone := c.open == 0 // then nothing else is queued
 	q := c.cur
 	i := q.n
 	q.bufs[i] = append(q.bufs[i][:0], b...)
@@ -105,14 +103,14 @@ func (c *batchConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // begin opens a batch: writes are queued until the matching end.
 func (c *batchConn) begin() {
 	c.mu.Lock()
-	c.open.Add(1)
+	c.open++
 	c.mu.Unlock()
 }
 
 // end closes a batch and sends what is queued.
 func (c *batchConn) end() {
 	c.mu.Lock()
-	c.open.Add(-1)
+	c.open--
 	var out *batch
 	if c.cur.n > 0 {
 		out = c.take()
@@ -136,8 +134,7 @@ func (c *batchConn) take() *batch {
 
 // flush sends a batch and returns it to the spares. Errors are those of
 // UDP: a packet the kernel refuses is lost, as a failed sendto would lose
-// it, and the rest still go.
-// It returns the error of the first packet refused.
+// it, and the rest still go; the first refusal is returned.
 func (c *batchConn) flush(q *batch) error {
 	err := c.io.send(&q.q, q.n)
 	q.n = 0

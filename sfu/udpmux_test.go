@@ -112,10 +112,26 @@ func TestBatchConnRead(t *testing.T) {
 			if string(buf[:n]) != "hello" || from != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
 				t.Fatalf("read %q from %v, want %q from %v", buf[:n], from, "hello", peer.LocalAddr())
 			}
-			// A closed socket ends the read loop with an error, not a hang.
+			// An empty socket waits in the poller, so a deadline ends the
+			// read; so does closing the socket, which ends the mux's loop.
 			_ = b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 			if _, _, err := b.ReadFromAddrPort(buf); err == nil {
 				t.Fatal("read with nothing to read and a deadline passed: no error")
+			}
+			_ = b.SetReadDeadline(time.Time{})
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := b.ReadFromAddrPort(buf)
+				done <- err
+			}()
+			_ = b.Close() // before or during the read: either way it must end
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("read on a closed socket: no error")
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("read still blocked after the socket closed")
 			}
 		})
 	}
