@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/pion/logging"
-	"github.com/pion/transport/v4/vnet"
+	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 	"github.com/tessera-rtc/tessera/signaling/client"
 )
