@@ -78,7 +78,10 @@ func parseDescription(raw string, want, prev []string) ([]mediaInfo, error) {
 		default:
 			return nil, fmt.Errorf("%w: media section %q has unsupported media %q", ErrBadSDP, mid, md.MediaName.Media)
 		}
-		rejected := md.MediaName.Port.Value == 0
+		// Port 0 rejects a section, except with a=bundle-only (RFC 9143):
+		// Firefox offers every section after the first that way.
+		_, bundleOnly := md.Attribute("bundle-only")
+		rejected := md.MediaName.Port.Value == 0 && !bundleOnly
 		if !rejected {
 			if _, ok := md.Attribute("ice-ufrag"); !ok && !sessUfrag {
 				return nil, fmt.Errorf("%w: media section %q has no a=ice-ufrag", ErrBadSDP, mid)
