@@ -67,6 +67,7 @@ type Peer struct {
 	free        []*webrtc.RTPTransceiver  // inactive in the session: reusable
 	remoteCands []webrtc.ICECandidateInit // arrived before a remote description
 	needOffer   bool                      // a change awaits an offer
+	numbers     numbering                 // payload types in use in the session
 	offerAt     time.Time                 // when the outstanding server offer was sent
 
 	// mu guards the fields below. It is never held while calling out.
@@ -294,6 +295,7 @@ func (p *Peer) negotiate() {
 		return
 	}
 	p.needOffer = false
+	p.numbers.learn(offer.SDP)
 	p.offered = append(p.offered, p.releasing...)
 	p.releasing = nil
 	p.log.Debug("offer sent", "tracks", len(p.subs))
@@ -385,10 +387,14 @@ func (p *Peer) attach(d *DownTrack) (*subscription, error) {
 	return &subscription{down: d, tr: tr, sender: tr.Sender()}, nil
 }
 
-// setCodecs offers the subscriber only the codec the publisher sends, and
-// no RTX (see handleNACK for why).
+// setCodecs offers the subscriber only the codec the publisher sends,
+// numbered as the subscriber numbers it, and no RTX (see handleNACK for
+// why). Called with negMu held.
 func (p *Peer) setCodecs(tr *webrtc.RTPTransceiver, up *UpTrack) {
 	c, ok := registeredCodec(up.kind, up.codec)
+	if ok {
+		c, ok = p.numbers.number(c)
+	}
 	if !ok {
 		return
 	}
@@ -487,6 +493,7 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 		}
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	p.numbers.learn(sdp)
 
 	p.mu.Lock()
 	for _, m := range infos {
@@ -531,6 +538,7 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 		p.fail(fmt.Errorf("cannot answer: %w", err))
 		return added, removed, fmt.Errorf("answer: %w", err)
 	}
+	p.numbers.learn(answer.SDP)
 	p.applyRemoteCandidates()
 	reply(answer.SDP)
 	p.localDescriptionSent()
@@ -577,6 +585,7 @@ func (p *Peer) HandleAnswer(sdp string) error {
 		p.log.Info("negotiation failed: client answer refused", "err", err)
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	p.numbers.learn(sdp)
 	p.event("client answer applied")
 	if f := p.e.cfg.OnNegotiation; f != nil {
 		f("server-offer", time.Since(p.offerAt))

@@ -1,0 +1,106 @@
+package sfu
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// firefoxOffer reads the first offer of Firefox 153 publishing audio and
+// simulcast video: every m-line after the first is bundle-only (port 0).
+func firefoxOffer(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/firefox153-offer.sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestParseDescriptionBundleOnly(t *testing.T) {
+	infos, err := parseDescription(firefoxOffer(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 2 {
+		t.Fatalf("%d sections, want 2", len(infos))
+	}
+	for _, m := range infos {
+		if !m.sending {
+			t.Errorf("section %s (%s) not read as sending", m.mid, m.kind)
+		}
+	}
+	video := infos[1]
+	if got := strings.Join(video.rids, " "); got != "q h f" {
+		t.Errorf("rids = %q, want q h f", got)
+	}
+	if c, ok := pickCodec(video.kind, video.codecs); !ok || c.MimeType != webrtc.MimeTypeVP8 || c.PayloadType != 120 {
+		t.Errorf("video codec = %+v, want Firefox's VP8 at 120", c)
+	}
+	// A port of 0 without bundle-only still rejects the section.
+	rejected := strings.Replace(firefoxOffer(t), "a=bundle-only\r\n", "", 1)
+	infos, err = parseDescription(rejected, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if infos[1].sending {
+		t.Error("a rejected section (port 0, no bundle-only) read as sending")
+	}
+}
+
+func TestNumbering(t *testing.T) {
+	reg := func(kind webrtc.RTPCodecType, mime, fmtp string) webrtc.RTPCodecParameters {
+		c, ok := registeredCodec(kind, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, SDPFmtpLine: fmtp}})
+		if !ok {
+			t.Fatalf("%s %s not registered", mime, fmtp)
+		}
+		return c
+	}
+	vp8 := reg(videoKind, webrtc.MimeTypeVP8, "")
+	opus := reg(webrtc.RTPCodecTypeAudio, webrtc.MimeTypeOpus, "")
+	h264 := reg(videoKind, webrtc.MimeTypeH264, "packetization-mode=1;profile-level-id=42e01f")
+	vp9 := reg(videoKind, webrtc.MimeTypeVP9, "profile-id=0")
+	h264Baseline := reg(videoKind, webrtc.MimeTypeH264, "packetization-mode=1;profile-level-id=42001f")
+	tests := []struct {
+		name    string
+		session []string // descriptions of the session so far
+		codec   webrtc.RTPCodecParameters
+		want    webrtc.PayloadType
+	}{
+		{"new session: the registration", nil, vp8, 96},
+		{"Chromium numbering: the registration", []string{chromeOffer}, vp8, 96},
+		{"Firefox's VP8 keeps Firefox's number", []string{firefoxOffer(t)}, vp8, 120},
+		{"Firefox's Opus keeps Firefox's number", []string{firefoxOffer(t)}, opus, 109},
+		// Firefox offered no H264, and the registration's 109 is its Opus.
+		{"a number the client gave another codec is not reused", []string{firefoxOffer(t)}, h264, 96},
+		{"Firefox's VP9 keeps Firefox's number", []string{firefoxOffer(t)}, vp9, 121},
+		// The registration's 103 means nothing in Firefox's session.
+		{"a free registration is kept", []string{firefoxOffer(t)}, h264Baseline, 103},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n numbering
+			for _, s := range tt.session {
+				n.learn(s)
+			}
+			got, ok := n.number(tt.codec)
+			if !ok || got.PayloadType != tt.want {
+				t.Fatalf("number(%s) = %d (ok %v), want %d", tt.codec.MimeType, got.PayloadType, ok, tt.want)
+			}
+			if !strings.EqualFold(got.MimeType, tt.codec.MimeType) || got.SDPFmtpLine != tt.codec.SDPFmtpLine {
+				t.Errorf("codec changed: %+v", got)
+			}
+			// Once offered, the number stays: a later subscription to the
+			// same codec gets the same one.
+			kind, name, _ := strings.Cut(got.MimeType, "/")
+			n.learn(fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=%s 9 UDP/TLS/RTP/SAVPF %d\r\na=mid:x\r\na=rtpmap:%d %s/%d\r\na=fmtp:%d %s\r\n",
+				kind, got.PayloadType, got.PayloadType, name, got.ClockRate, got.PayloadType, got.SDPFmtpLine))
+			if again, _ := n.number(tt.codec); again.PayloadType != got.PayloadType {
+				t.Errorf("numbered again as %d, first as %d", again.PayloadType, got.PayloadType)
+			}
+		})
+	}
+}
