@@ -1,215 +1,142 @@
-// Package webtest drives a real Chromium for end-to-end tests of the web
-// client: it launches the browser headless with fake camera and microphone,
-// opens isolated tabs, records their console errors and uncaught
-// exceptions, and waits on JavaScript conditions. page.go reads what the
+// Package webtest drives real browsers for end-to-end tests of the web
+// client: Chromium over the DevTools protocol (chromedp) and Firefox over
+// WebDriver BiDi (bidi.go, a small client of its own). It launches them
+// headless with fake camera and microphone, opens isolated tabs, records
+// their console errors and uncaught exceptions, and waits on JavaScript
+// conditions; a [Tab] works the same in both. page.go reads what the
 // conference page shows (tiles, media, speakers); [Proxy] breaks a page's
 // connections to the server the way a network failure does; tls.go serves
 // the page over https as on a LAN.
 //
-// A test calls [RequireChromium] (directly or through [NewBrowser]): without
-// a browser the test is skipped, except under CI=true where it fails.
+// A test calls [RequireChromium] (directly or through [NewBrowser]) or
+// [RequireFirefox] (through [NewFirefox]): without the browser the test is
+// skipped, except under CI=true where it fails.
 package webtest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"strings"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
-
-// DefaultChromium is where Debian's chromium package installs the browser.
-const DefaultChromium = "/usr/bin/chromium"
-
-// ChromiumPath returns the browser to run: $CHROMIUM when set, else
-// [DefaultChromium].
-func ChromiumPath() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	return DefaultChromium
-}
-
-// RequireChromium returns the browser's path. When there is none it skips
-// the test, or fails it when the environment variable CI is "true": CI must
-// not pass by running no browser test.
-func RequireChromium(t testing.TB) string {
-	t.Helper()
-	p := ChromiumPath()
-	if _, err := exec.LookPath(p); err != nil {
-		msg := fmt.Sprintf("no Chromium at %s (%v): install it with `apt-get install -y chromium`, or set CHROMIUM", p, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
 
 // Options configure a browser.
 type Options struct {
 	// IgnoreCertErrors accepts any TLS certificate (self-signed ones).
 	IgnoreCertErrors bool
-	// Width and Height size each window; 1280x720 when zero.
+	// Width and Height size each window (each tab's viewport in Firefox);
+	// 1280x720 when zero.
 	Width, Height int
 	// Flags are extra command-line flags (name without dashes -> value).
 	Flags map[string]any
+	// Prefs are Firefox preferences (name -> bool, number or string) added
+	// to or overriding [FirefoxPrefs]'s. Chromium has none.
+	Prefs map[string]any
 }
 
-// Browser is one Chromium process.
+func windowSize(opts Options) (w, h int) {
+	if opts.Width == 0 || opts.Height == 0 {
+		return 1280, 720
+	}
+	return opts.Width, opts.Height
+}
+
+// Engine names a browser.
+type Engine string
+
+// The browsers a [Browser] can be.
+const (
+	Chromium Engine = "chromium"
+	Firefox  Engine = "firefox"
+)
+
+// Browser is one browser process: Chromium ([NewBrowser]) or Firefox
+// ([NewFirefox]).
 type Browser struct {
 	t      testing.TB
-	ctx    context.Context // the browser's first tab; parent of every Tab
+	engine Engine
+	ctx    context.Context // Chromium: its first tab, parent of every Tab; Firefox: ends when it stops
 	cancel context.CancelFunc
+	ff     *firefox // Firefox's process and BiDi session; nil in Chromium
 }
 
-// Flags returns the command-line flags the browser runs with: headless, no
-// sandbox or GPU, fake media devices granted without a prompt, autoplay
-// allowed, no background network or throttling.
-func Flags(opts Options) []chromedp.ExecAllocatorOption {
-	w, h := opts.Width, opts.Height
-	if w == 0 || h == 0 {
-		w, h = 1280, 720
-	}
-	flags := []chromedp.ExecAllocatorOption{
-		chromedp.Flag("headless", "new"),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.WindowSize(w, h),
-	}
-	if opts.IgnoreCertErrors {
-		flags = append(flags, chromedp.IgnoreCertErrors)
-	}
-	for name, v := range opts.Flags {
-		flags = append(flags, chromedp.Flag(name, v))
-	}
-	return flags
-}
-
-// NewBrowser starts Chromium with a fresh profile; it is stopped when the
-// test ends.
-func NewBrowser(t testing.TB, opts Options) *Browser {
-	t.Helper()
-	path := RequireChromium(t)
-	allocOpts := append(Flags(opts),
-		chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	b := &Browser{t: t, ctx: ctx, cancel: func() { cancel(); cancelAlloc() }}
-	t.Cleanup(b.cancel)
-	// The first Do starts the browser, for as long as ctx lives.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", path, err)
-	}
-	return b
-}
+// Engine tells which browser b is.
+func (b *Browser) Engine() Engine { return b.engine }
 
 // Tab is one page in a browser context of its own (separate storage, as
-// a different person's browser would be). Its methods report failures to
-// the test they are given, so that a subtest fails itself.
+// a different person's browser would be; a user context in Firefox). Its
+// methods report failures to the test they are given, so that a subtest
+// fails itself.
 type Tab struct {
 	Name   string
-	ctx    context.Context
-	cancel context.CancelFunc
+	engine Engine
+	ctx    context.Context // ends when the tab closes; parent of every operation on it
+	be     backend         // nil if the tab could not be opened
 
 	mu       sync.Mutex
 	problems []string // console errors and uncaught exceptions, guarded by mu
 	closed   bool     // guarded by mu
 }
 
+// backend is what a browser does for a Tab. Every method gets a context
+// derived from the tab's, with a timeout.
+type backend interface {
+	// eval evaluates a JavaScript expression, awaiting a promise, and
+	// returns its value as JSON: nil when undefined, null when it has no
+	// JSON form. An exception is an error.
+	eval(ctx context.Context, expr string) ([]byte, error)
+	// navigate and reload wait for the load event.
+	navigate(ctx context.Context, url string) error
+	reload(ctx context.Context) error
+	// click clicks the first element matching a CSS selector once it is
+	// visible.
+	click(ctx context.Context, selector string) error
+	// screenshot captures the viewport as PNG.
+	screenshot(ctx context.Context) ([]byte, error)
+	setViewport(ctx context.Context, width, height int64, mobile bool) error
+	// close closes the tab and ends its context.
+	close()
+}
+
 // NewTab opens an empty tab in a new window and browser context. Name
 // labels its messages.
 func (b *Browser) NewTab(name string) *Tab {
 	b.t.Helper()
-	tab := &Tab{Name: name}
-	ctx, cancel := chromedp.NewContext(b.ctx,
-		chromedp.WithNewBrowserContext(),
-		chromedp.WithListener(tab.onEvent),
-	)
-	tab.ctx, tab.cancel = ctx, cancel
+	tab := &Tab{Name: name, engine: b.engine, ctx: b.ctx}
+	var err error
+	if b.ff != nil {
+		w, h := windowSize(b.ff.opts)
+		err = b.ff.openTab(b.ctx, tab, w, h)
+	} else {
+		err = openChromiumTab(b.ctx, tab)
+	}
 	b.t.Cleanup(tab.Close)
-	// The first Do opens the tab for as long as ctx lives: it must not get
-	// a shorter-lived context.
-	if err := chromedp.Do(ctx); err != nil {
+	if err != nil {
 		b.t.Fatalf("%s: open tab: %v", name, err)
 	}
 	return tab
 }
 
-// onEvent records what a person would see as an error in the console. It
-// runs on the tab's event loop: it must return quickly.
-func (tab *Tab) onEvent(ev any) {
-	var msg string
-	switch ev := ev.(type) {
-	case *runtime.EventConsoleAPICalled:
-		if ev.Type != runtime.ConsoleAPICalledTypeError && ev.Type != runtime.ConsoleAPICalledTypeAssert {
-			return
-		}
-		parts := make([]string, 0, len(ev.Args))
-		for _, a := range ev.Args {
-			parts = append(parts, remoteText(a))
-		}
-		msg = fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(parts, " "))
-	case *runtime.EventExceptionThrown:
-		d := ev.ExceptionDetails
-		text := d.Text
-		if d.Exception != nil {
-			text += " " + remoteText(d.Exception)
-		}
-		msg = fmt.Sprintf("uncaught: %s (%s:%d)", text, d.URL, d.LineNumber+1)
-	case *log.EventEntryAdded:
-		if ev.Entry.Level != log.EntryLevelError {
-			return
-		}
-		msg = fmt.Sprintf("%s error: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
-	default:
-		return
-	}
+// Engine tells which browser the tab is in.
+func (tab *Tab) Engine() Engine { return tab.engine }
+
+// record notes a console error or uncaught exception.
+func (tab *Tab) record(msg string) {
 	tab.mu.Lock()
 	tab.problems = append(tab.problems, msg)
 	tab.mu.Unlock()
 }
 
-func remoteText(o *runtime.RemoteObject) string {
-	if o == nil {
-		return ""
-	}
-	if o.Description != "" {
-		return o.Description
-	}
-	if len(o.Value) > 0 {
-		return strings.Trim(string(o.Value), `"`)
-	}
-	return string(o.Type)
-}
-
-// ConsoleErrors returns the console errors and uncaught exceptions so far.
+// ConsoleErrors returns the console errors and uncaught exceptions so far
+// ("console.error: ...", "uncaught: ..."). Chromium adds the errors of its
+// log (a failed request, "network error: ..."); Firefox's WebDriver BiDi
+// reports only the console and JavaScript errors.
 func (tab *Tab) ConsoleErrors() []string {
 	tab.mu.Lock()
 	defer tab.mu.Unlock()
@@ -225,16 +152,21 @@ func (tab *Tab) CheckConsole(t testing.TB) {
 	}
 }
 
-func (tab *Tab) do(timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) error {
+// op runs f with a context that ends after timeout or when the tab closes.
+func (tab *Tab) op(timeout time.Duration, f func(ctx context.Context) error) error {
+	if tab.be == nil {
+		return fmt.Errorf("tab %s never opened", tab.Name)
+	}
 	ctx, cancel := context.WithTimeout(tab.ctx, timeout)
 	defer cancel()
-	return chromedp.Do(ctx, actions...)
+	return f(ctx)
 }
 
 // Navigate loads url and waits for the load event.
 func (tab *Tab) Navigate(t testing.TB, url string) {
 	t.Helper()
-	if err := tab.do(30*time.Second, chromedp.Navigate(url)); err != nil {
+	err := tab.op(30*time.Second, func(ctx context.Context) error { return tab.be.navigate(ctx, url) })
+	if err != nil {
 		t.Fatalf("%s: navigate to %s: %v", tab.Name, url, err)
 	}
 }
@@ -242,25 +174,65 @@ func (tab *Tab) Navigate(t testing.TB, url string) {
 // Reload reloads the page and waits for the load event.
 func (tab *Tab) Reload(t testing.TB) {
 	t.Helper()
-	if err := tab.do(30*time.Second, chromedp.Reload()); err != nil {
+	if err := tab.op(30*time.Second, func(ctx context.Context) error { return tab.be.reload(ctx) }); err != nil {
 		t.Fatalf("%s: reload: %v", tab.Name, err)
 	}
 }
 
-// Click clicks the first element matching a CSS selector.
+// Click clicks the first element matching a CSS selector, waiting for it to
+// be visible. In Firefox it is the element's click() run as a user gesture,
+// not a mouse event at its position.
 func (tab *Tab) Click(t testing.TB, selector string) {
 	t.Helper()
-	if err := tab.do(10*time.Second, chromedp.Click(chromedp.CSS(selector), chromedp.NodeVisible)); err != nil {
+	err := tab.op(10*time.Second, func(ctx context.Context) error { return tab.be.click(ctx, selector) })
+	if err != nil {
 		t.Fatalf("%s: click %s: %v", tab.Name, selector, err)
 	}
 }
 
 // Eval evaluates a JavaScript expression (awaiting a promise) and decodes
-// its JSON value into T.
+// its JSON value into T. T []byte gets the JSON itself (nil for
+// undefined). When the value is undefined or null and T cannot be nil, the
+// error is chromedp.ErrJSUndefined or chromedp.ErrJSNull, in either
+// browser; an exception thrown (or a promise rejected) is an error with its
+// message. In Firefox the value is JSON.stringify's (toJSON applies), and
+// expr must be an expression, not statements.
 func Eval[T any](tab *Tab, expr string) (T, error) {
-	ctx, cancel := context.WithTimeout(tab.ctx, 10*time.Second)
-	defer cancel()
-	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	var raw []byte
+	err := tab.op(10*time.Second, func(ctx context.Context) error {
+		var err error
+		raw, err = tab.be.eval(ctx, expr)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decodeJS[T](raw)
+}
+
+// decodeJS decodes a JSON value of eval into T, as chromedp.Evaluate does.
+func decodeJS[T any](raw []byte) (T, error) {
+	var res T
+	switch p := any(&res).(type) {
+	case *chromedp.Void:
+		return res, nil
+	case *[]byte:
+		*p = raw
+		return res, nil
+	}
+	if raw == nil || string(bytes.TrimSpace(raw)) == "null" {
+		switch reflect.TypeFor[T]().Kind() {
+		case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface:
+			return res, nil
+		}
+		if raw == nil {
+			return res, chromedp.ErrJSUndefined
+		}
+		return res, chromedp.ErrJSNull
+	}
+	err := json.Unmarshal(raw, &res)
+	return res, err
 }
 
 // MustEval is Eval failing t on error.
@@ -312,23 +284,24 @@ func (tab *Tab) Poll(timeout time.Duration, expr string) error {
 // Screenshot captures the tab's viewport as PNG.
 func (tab *Tab) Screenshot(t testing.TB) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tab.ctx, 20*time.Second)
-	defer cancel()
-	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	var buf []byte
+	err := tab.op(20*time.Second, func(ctx context.Context) error {
+		var err error
+		buf, err = tab.be.screenshot(ctx)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("%s: screenshot: %v", tab.Name, err)
 	}
 	return buf
 }
 
-// SetViewport emulates a viewport size (e.g. a phone's width).
+// SetViewport emulates a viewport size (e.g. a phone's width). Firefox
+// sets the size but has no mobile emulation: mobile fails t there.
 func (tab *Tab) SetViewport(t testing.TB, width, height int64, mobile bool) {
 	t.Helper()
-	var opts []chromedp.EmulateViewportOption
-	if mobile {
-		opts = append(opts, chromedp.EmulateMobile)
-	}
-	if err := tab.do(10*time.Second, chromedp.EmulateViewport(width, height, opts...)); err != nil {
+	err := tab.op(10*time.Second, func(ctx context.Context) error { return tab.be.setViewport(ctx, width, height, mobile) })
+	if err != nil {
 		t.Fatalf("%s: viewport: %v", tab.Name, err)
 	}
 }
@@ -340,8 +313,8 @@ func (tab *Tab) Close() {
 	closed := tab.closed
 	tab.closed = true
 	tab.mu.Unlock()
-	if !closed {
-		tab.cancel()
+	if !closed && tab.be != nil {
+		tab.be.close()
 	}
 }
 
