@@ -15,30 +15,37 @@ const (
 )
 
 // browserHeaderExtensions lists header extensions in the order that gives
-// each the id browsers use (pion numbers extensions 1, 2, 3... in
+// each the id Chromium uses (pion numbers extensions 1, 2, 3... in
 // registration order). Matching ids matter: if the server offers first with
-// other ids, Chrome's next offer fails with "BUNDLE group contains a codec
+// other ids, Chromium's next offer fails with "BUNDLE group contains a codec
 // collision for header extension id=N". The ids were read off the offer of
-// Chromium 156; those we never send are harmless to negotiate.
+// Chromium 156.
+//
+// The server offers (sends) only the extensions it writes: audio level,
+// transport-wide sequence numbers, mid and video orientation. The others are
+// only accepted from publishers: offering them too would take every id from
+// 1 to 14, and Firefox, left no one-byte id for its own extensions, numbers
+// one 16 and then refuses its own offer ("invalid extension id 16").
 var browserHeaderExtensions = []struct {
 	uri   string
 	audio bool
 	video bool
+	send  bool // offered to subscribers; else accepted from publishers only
 }{
-	{uriAudioLevel, true, false}, // 1
-	{"http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", true, true}, // 2
-	{sdp.TransportCCURI, true, true},                                           // 3
-	{sdp.SDESMidURI, true, true},                                               // 4
-	{"http://www.webrtc.org/experiments/rtp-hdrext/playout-delay", false, true},
-	{"http://www.webrtc.org/experiments/rtp-hdrext/video-content-type", false, true},
-	{"http://www.webrtc.org/experiments/rtp-hdrext/video-timing", false, true},
-	{"http://www.webrtc.org/experiments/rtp-hdrext/color-space", false, true},
-	{"http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00", false, true}, // 9
-	{sdp.SDESRTPStreamIDURI, false, true},                                                   // 10
-	{sdp.SDESRepairRTPStreamIDURI, false, true},                                             // 11
-	{"https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension", false, true},
-	{uriVideoOrientation, false, true},                  // 13
-	{"urn:ietf:params:rtp-hdrext:toffset", false, true}, // 14
+	{uriAudioLevel, true, false, true},                                                // 1
+	{"http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", true, true, false}, // 2
+	{sdp.TransportCCURI, true, true, true},                                            // 3
+	{sdp.SDESMidURI, true, true, true},                                                // 4
+	{"http://www.webrtc.org/experiments/rtp-hdrext/playout-delay", false, true, false},
+	{"http://www.webrtc.org/experiments/rtp-hdrext/video-content-type", false, true, false},
+	{"http://www.webrtc.org/experiments/rtp-hdrext/video-timing", false, true, false},
+	{"http://www.webrtc.org/experiments/rtp-hdrext/color-space", false, true, false},
+	{"http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00", false, true, false}, // 9
+	{sdp.SDESRTPStreamIDURI, false, true, false},                                                   // 10
+	{sdp.SDESRepairRTPStreamIDURI, false, true, false},                                             // 11
+	{"https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension", false, true, false},
+	{uriVideoOrientation, false, true, true},                   // 13
+	{"urn:ietf:params:rtp-hdrext:toffset", false, true, false}, // 14
 }
 
 var videoFeedback = []webrtc.RTCPFeedback{
@@ -109,7 +116,11 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 			if !k.on {
 				continue
 			}
-			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: h.uri}, k.kind); err != nil {
+			dirs := []webrtc.RTPTransceiverDirection{webrtc.RTPTransceiverDirectionRecvonly}
+			if h.send {
+				dirs = append(dirs, webrtc.RTPTransceiverDirectionSendonly)
+			}
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: h.uri}, k.kind, dirs...); err != nil {
 				return nil, fmt.Errorf("register header extension %s: %w", h.uri, err)
 			}
 		}
