@@ -48,6 +48,8 @@ const state = {
   /** @type {SFUClient|null} */
   client: null,
   room: '',
+  /** Publish the camera in simulcast (off with ?simulcast=0). */
+  simulcast: true,
   name: '',
   /** join token from the address's fragment (#token=…, as `sfu token --link` prints); never in the share link */
   token: '',
@@ -81,6 +83,7 @@ function init() {
   state.token = new URLSearchParams(location.hash.slice(1)).get('token') ?? '';
   const room = params.get('room') ?? '';
   const name = params.get('name') ?? '';
+  state.simulcast = params.get('simulcast') !== '0';
   ui.room.value = room;
   ui.name.value = name;
   ui.joinForm.addEventListener('submit', (ev) => {
@@ -159,11 +162,11 @@ async function join(room, name) {
     state.pubs.mic = client.publish(state.tracks.mic, { source: 'microphone', muted: state.micMuted });
   }
   if (state.tracks.camera) {
-    state.pubs.camera = client.publish(state.tracks.camera, { source: 'camera', simulcast: true, muted: state.camMuted });
+    state.pubs.camera = client.publish(state.tracks.camera, { source: 'camera', simulcast: state.simulcast, muted: state.camMuted });
   }
 
   const here = new URL(location.href);
-  here.search = new URLSearchParams({ room, name }).toString();
+  here.search = new URLSearchParams({ room, name, ...(state.simulcast ? {} : { simulcast: '0' }) }).toString();
   history.replaceState(null, '', here);
   const share = new URL(location.href);
   share.search = new URLSearchParams({ room }).toString();
