@@ -17,6 +17,7 @@ type person struct {
 	engine  webtest.Engine
 	params  url.Values // extra page parameters (simulcast=0, ...)
 	joinLag bool       // joins after everyone without it is in the call
+	shares  bool       // shares a screen once everyone is in the call
 }
 
 // browsers starts each browser the people need, once.
@@ -107,10 +108,37 @@ func runRoom(t *testing.T, people []person) {
 		}
 		wait(true)
 	}
+	for i, p := range people {
+		if !p.shares {
+			continue
+		}
+		if p.engine == webtest.Firefox {
+			// Headless Firefox has no screen to capture: the page shares a
+			// canvas instead, through the same button and code.
+			webtest.MustEval[bool](t, tabs[i], canvasDisplayJS)
+		}
+		tabs[i].Click(t, "#screen")
+		tabs[i].WaitFor(t, "the local screen tile", 5*time.Second, `!!document.querySelector('#grid .tile[data-local][data-screen]')`)
+		for j := range people {
+			if j != i {
+				tabs[j].WaitScreenFlowing(t, p.name+" (screen)", 15*time.Second)
+			}
+		}
+	}
 	for _, tab := range tabs {
 		tab.CheckPage(t)
 	}
 }
+
+// canvasDisplayJS makes getDisplayMedia return a 1280x720 canvas that
+// changes colour at 15 frames a second.
+const canvasDisplayJS = `(navigator.mediaDevices.getDisplayMedia = async () => {
+  const c = Object.assign(document.createElement('canvas'), {width: 1280, height: 720});
+  const g = c.getContext('2d');
+  let n = 0;
+  setInterval(() => { g.fillStyle = 'hsl(' + (n++ * 7 % 360) + ', 60%, 50%)'; g.fillRect(0, 0, c.width, c.height); }, 66);
+  return c.captureStream(15);
+}, true)`
 
 // TestBrowsersMixed runs rooms of Firefox and Chromium on the project's
 // page: each person must see and hear everyone else.
@@ -124,7 +152,7 @@ func TestBrowsersMixed(t *testing.T) {
 		name   string
 		people []person
 	}{
-		{"1 Firefox and 1 Chromium", []person{{name: "Fox", engine: ff}, {name: "Crow", engine: cr}}},
+		{"1 Firefox and 1 Chromium, both sharing a screen", []person{{name: "Fox", engine: ff, shares: true}, {name: "Crow", engine: cr, shares: true}}},
 		{"2 Firefox", []person{{name: "Fox", engine: ff}, {name: "Fennec", engine: ff}}},
 		{"2 Firefox without simulcast", []person{{name: "Fox", engine: ff, params: noSimulcast}, {name: "Fennec", engine: ff, params: noSimulcast}}},
 		{"1 Firefox and 2 Chromium together", []person{{name: "Fox", engine: ff}, {name: "Crow", engine: cr}, {name: "Raven", engine: cr}}},
