@@ -61,10 +61,11 @@ var dynamicPTs = func() []webrtc.PayloadType {
 	return out
 }()
 
-// number returns c (a codec of the server's registration) with the payload
-// type it should have in this session: the client's number for the same
-// codec, else the registration's when free, else a free dynamic one. It
-// reports false when every number is taken.
+// number returns c (a codec of the server's registration) as it should be
+// offered in this session: as the session already has it (number and
+// format parameters) when it does, else under the registration's number
+// when free, else under a free dynamic one. It reports false when every
+// number is taken.
 func (n *numbering) number(c webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
 	pts := make([]webrtc.PayloadType, 0, len(n.byPT))
 	for pt := range n.byPT {
@@ -75,8 +76,10 @@ func (n *numbering) number(c webrtc.RTPCodecParameters) (webrtc.RTPCodecParamete
 		known := n.byPT[pt]
 		if strings.EqualFold(known.MimeType, c.MimeType) && known.ClockRate == c.ClockRate &&
 			fmtpCompatible(c.MimeType, known.SDPFmtpLine, c.SDPFmtpLine) {
-			c.PayloadType = pt
-			return c, true
+			// The client's number with the client's format line: in a
+			// BUNDLE group one number is one configuration.
+			known.RTCPFeedback = c.RTCPFeedback
+			return known, true
 		}
 	}
 	if _, taken := n.byPT[c.PayloadType]; !taken {

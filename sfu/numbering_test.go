@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -69,16 +70,17 @@ func TestNumbering(t *testing.T) {
 		session []string // descriptions of the session so far
 		codec   webrtc.RTPCodecParameters
 		want    webrtc.PayloadType
+		fmtp    string // the format line offered, when not the registration's
 	}{
-		{"new session: the registration", nil, vp8, 96},
-		{"Chromium numbering: the registration", []string{chromeOffer}, vp8, 96},
-		{"Firefox's VP8 keeps Firefox's number", []string{firefoxOffer(t)}, vp8, 120},
-		{"Firefox's Opus keeps Firefox's number", []string{firefoxOffer(t)}, opus, 109},
+		{"new session: the registration", nil, vp8, 96, ""},
+		{"Chromium numbering: the registration", []string{chromeOffer}, vp8, 96, ""},
+		{"Firefox's VP8 keeps Firefox's number", []string{firefoxOffer(t)}, vp8, 120, "max-fs=12288;max-fr=60"},
+		{"Firefox's Opus keeps Firefox's number", []string{firefoxOffer(t)}, opus, 109, "maxplaybackrate=48000;stereo=1;useinbandfec=1"},
 		// Firefox offered no H264, and the registration's 109 is its Opus.
-		{"a number the client gave another codec is not reused", []string{firefoxOffer(t)}, h264, 96},
-		{"Firefox's VP9 keeps Firefox's number", []string{firefoxOffer(t)}, vp9, 121},
+		{"a number the client gave another codec is not reused", []string{firefoxOffer(t)}, h264, 96, ""},
+		{"Firefox's VP9 keeps Firefox's number", []string{firefoxOffer(t)}, vp9, 121, "max-fs=12288;max-fr=60"},
 		// The registration's 103 means nothing in Firefox's session.
-		{"a free registration is kept", []string{firefoxOffer(t)}, h264Baseline, 103},
+		{"a free registration is kept", []string{firefoxOffer(t)}, h264Baseline, 103, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,8 +92,11 @@ func TestNumbering(t *testing.T) {
 			if !ok || got.PayloadType != tt.want {
 				t.Fatalf("number(%s) = %d (ok %v), want %d", tt.codec.MimeType, got.PayloadType, ok, tt.want)
 			}
-			if !strings.EqualFold(got.MimeType, tt.codec.MimeType) || got.SDPFmtpLine != tt.codec.SDPFmtpLine {
-				t.Errorf("codec changed: %+v", got)
+			if want := cmp.Or(tt.fmtp, tt.codec.SDPFmtpLine); got.SDPFmtpLine != want {
+				t.Errorf("format line %q, want %q (one number, one configuration)", got.SDPFmtpLine, want)
+			}
+			if !strings.EqualFold(got.MimeType, tt.codec.MimeType) || !fmtpCompatible(got.MimeType, got.SDPFmtpLine, tt.codec.SDPFmtpLine) {
+				t.Errorf("another codec: %+v", got)
 			}
 			// Once offered, the number stays: a later subscription to the
 			// same codec gets the same one.

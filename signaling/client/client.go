@@ -14,17 +14,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
@@ -42,6 +42,14 @@ type Options struct {
 	// OnRTCP, when set, receives the RTCP the server sends about the
 	// client's published tracks (from the goroutine reading it).
 	OnRTCP func(s *webrtc.RTPSender, pkts []rtcp.Packet)
+	// Codecs, when set, tells the server what the client decodes (the
+	// join's codecs): tracks come in one of them, or a track-unsupported
+	// event says why not.
+	Codecs []webrtc.RTPCodecCapability
+	// OnlyTrackCodecs makes Publish offer only the codecs of the track's
+	// mime type, as an application calling setCodecPreferences with them
+	// alone; by default they come first, and the others follow.
+	OnlyTrackCodecs bool
 }
 
 // Client is one participant.
@@ -83,25 +91,7 @@ func DefaultAPI() (*webrtc.API, error) { return NewAPI(nil) }
 // NewAPI is DefaultAPI on the network n (nil: the operating system's), e.g.
 // a host of pion's virtual network.
 func NewAPI(n transport.Net) (*webrtc.API, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, err
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		return nil, err
-	}
-	var se webrtc.SettingEngine
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	if n != nil {
-		se.SetNet(n)
-		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+	return NewAPIWith(APIOptions{Net: n})
 }
 
 // Dial connects to the server's WebSocket URL (ws://host/ws) and joins.
@@ -176,6 +166,13 @@ func (c *Client) Join(ctx context.Context) error {
 	}
 	if c.opt.AutoSubscribe != nil {
 		msg["autoSubscribe"] = *c.opt.AutoSubscribe
+	}
+	if c.opt.Codecs != nil {
+		codecs := make([]map[string]string, 0, len(c.opt.Codecs))
+		for _, cc := range c.opt.Codecs {
+			codecs = append(codecs, map[string]string{"mimeType": cc.MimeType, "sdpFmtpLine": cc.SDPFmtpLine})
+		}
+		msg["codecs"] = codecs
 	}
 	if err := c.send(msg); err != nil {
 		return err
@@ -430,6 +427,9 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, init ...w
 		return "", nil, err
 	}
 	c.drainRTCP(tr.Sender())
+	if err := offerTrackCodecs(tr, track, c.opt.OnlyTrackCodecs); err != nil {
+		return "", nil, err
+	}
 	// pion assigns mids when it creates an offer, and an offer dropped in a
 	// collision cannot give them back: numeric mids could then clash with
 	// the ones the server assigns. The client's own mids are not numeric.
@@ -461,6 +461,9 @@ func (c *Client) PublishSimulcast(ctx context.Context, layers ...webrtc.TrackLoc
 		return "", nil, err
 	}
 	c.drainRTCP(tr.Sender())
+	if err := offerTrackCodecs(tr, layers[0], c.opt.OnlyTrackCodecs); err != nil {
+		return "", nil, err
+	}
 	if err := tr.SetMid(fmt.Sprintf("c%d", c.nextMid.Add(1))); err != nil {
 		return "", nil, err
 	}
@@ -479,6 +482,75 @@ func (c *Client) PublishSimulcast(ctx context.Context, layers ...webrtc.TrackLoc
 		return "", nil, fmt.Errorf("waiting for track-published: %w", err)
 	}
 	return ev.Track.ID, tr, nil
+}
+
+// offerTrackCodecs makes tr offer first the codecs track can be sent with
+// (only those, with only set). pion offers every codec of the kind in the
+// media engine's order and the server answers with the first it forwards:
+// a track of another codec (H264 where VP8 comes first) could then not be
+// bound to what was negotiated. The codecs of the track's mime type come
+// first, those with its format parameters before the others, each followed
+// by its retransmission format; then the rest, as a browser application's
+// setCodecPreferences does to prefer a codec. The transceiver is left
+// alone when pion's order is that already.
+func offerTrackCodecs(tr *webrtc.RTPTransceiver, track webrtc.TrackLocal, only bool) error {
+	ct, ok := track.(interface {
+		Codec() webrtc.RTPCodecCapability
+	})
+	if !ok {
+		return nil
+	}
+	want := ct.Codec()
+	all := tr.Sender().GetParameters().Codecs
+	if len(all) == 0 {
+		return nil
+	}
+	var exact, other, rest []webrtc.RTPCodecParameters
+	for _, c := range all {
+		switch {
+		case strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX):
+		case !strings.EqualFold(c.MimeType, want.MimeType):
+			if !only {
+				rest = append(rest, c)
+			}
+		case sameFmtp(c.SDPFmtpLine, want.SDPFmtpLine):
+			exact = append(exact, c)
+		default:
+			other = append(other, c)
+		}
+	}
+	if len(exact)+len(other) == 0 {
+		return fmt.Errorf("%w: no %s among the negotiable codecs", webrtc.ErrUnsupportedCodec, want.MimeType)
+	}
+	var prefs []webrtc.RTPCodecParameters
+	for _, c := range slices.Concat(exact, other, rest) {
+		prefs = append(prefs, c)
+		apt := fmt.Sprintf("apt=%d", c.PayloadType)
+		for _, r := range all {
+			if strings.EqualFold(r.MimeType, webrtc.MimeTypeRTX) && strings.TrimSpace(r.SDPFmtpLine) == apt {
+				prefs = append(prefs, r)
+			}
+		}
+	}
+	if !only && slices.EqualFunc(prefs, all, func(a, b webrtc.RTPCodecParameters) bool { return a.PayloadType == b.PayloadType }) {
+		return nil
+	}
+	return tr.SetCodecPreferences(prefs)
+}
+
+// sameFmtp reports whether two fmtp lines carry the same parameters, in
+// any order.
+func sameFmtp(a, b string) bool {
+	parse := func(l string) map[string]string {
+		m := map[string]string{}
+		for _, kv := range strings.Split(l, ";") {
+			if k, v, _ := strings.Cut(strings.TrimSpace(kv), "="); k != "" {
+				m[strings.ToLower(k)] = v
+			}
+		}
+		return m
+	}
+	return maps.Equal(parse(a), parse(b))
 }
 
 // drainRTCP reads a sender's RTCP, so that pion's interceptors answer the

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -18,7 +20,9 @@ import (
 // receiver can verify (source, counter, send time and a checksum), so that
 // tests and the load tool can tell that media arrived intact and how late.
 //
-// Video packets carry a VP8 payload descriptor and mark a keyframe every
+// Video packets start as the codec's do, a VP8 payload descriptor or an
+// H264 NAL unit header (one NAL unit per packet: an IDR slice for a
+// keyframe, a non-IDR slice otherwise), and mark a keyframe every
 // KeyframeEvery packets, so that the server's keyframe logic works on them.
 type Synth struct {
 	Track *webrtc.TrackLocalStaticRTP
@@ -30,6 +34,7 @@ type Synth struct {
 	KeyframeEvery int
 
 	video   bool
+	h264    bool        // the payload format: H264 rather than VP8 (video)
 	keyNext atomic.Bool // the next video packet starts a keyframe
 	rid     string
 	seq     uint16
@@ -57,13 +62,25 @@ const synthHeader = 22
 
 const synthMagic = 0x5eed
 
-// NewSynth makes a source of the given kind ("audio": Opus at 48 kHz,
-// "video": VP8 at 90 kHz) whose track has stream id streamID. A video
-// source may name a simulcast layer: rid.
+// SynthH264Fmtp is the format of the H264 a Synth sends: constrained
+// baseline, packetization mode 1, which every browser numbering has.
+const SynthH264Fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+
+// NewSynth makes a source of the given kind whose track has stream id
+// streamID: "audio" (Opus at 48 kHz), "video" (VP8 at 90 kHz), or a mime
+// type, webrtc.MimeTypeOpus, webrtc.MimeTypeVP8 or webrtc.MimeTypeH264. A
+// video source may name a simulcast layer: rid.
 func NewSynth(kind, trackID, streamID string, source uint32, size int, rid ...string) (*Synth, error) {
-	capab := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
-	if kind == "audio" {
+	var capab webrtc.RTPCodecCapability
+	switch strings.ToLower(kind) {
+	case "audio", strings.ToLower(webrtc.MimeTypeOpus):
 		capab = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	case "video", strings.ToLower(webrtc.MimeTypeVP8):
+		capab = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	case strings.ToLower(webrtc.MimeTypeH264):
+		capab = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: SynthH264Fmtp}
+	default:
+		return nil, fmt.Errorf("synth: unsupported kind %q", kind)
 	}
 	var opts []func(*webrtc.TrackLocalStaticRTP)
 	if len(rid) > 0 && rid[0] != "" {
@@ -75,8 +92,9 @@ func NewSynth(kind, trackID, streamID string, source uint32, size int, rid ...st
 	}
 	s := &Synth{
 		Track: t, Source: source, Size: max(size, MinSynthSize), KeyframeEvery: 30,
-		video: kind != "audio", seq: uint16(source * 7919),
+		seq: uint16(source * 7919),
 	}
+	s.setCodec(capab.MimeType)
 	if len(rid) > 0 {
 		s.rid = rid[0]
 	}
@@ -92,10 +110,20 @@ func (s *Synth) Next(now time.Time) *rtp.Packet {
 	b := s.buf[:s.Size]
 	off := 0
 	if s.video {
-		b[0] = 0x10 // S=1, partition 0
-		b[1] = 0x01 // interframe
-		if s.keyNext.Swap(false) || s.KeyframeEvery > 0 && s.count%uint32(s.KeyframeEvery) == 0 {
-			b[1] = 0x00
+		key := s.keyNext.Swap(false) || s.KeyframeEvery > 0 && s.count%uint32(s.KeyframeEvery) == 0
+		switch {
+		case s.h264 && key:
+			b[0] = h264IDR
+		case s.h264:
+			b[0] = h264NonIDR
+		default:
+			b[0] = vp8Start
+		}
+		b[1] = 0x01 // VP8: interframe
+		if s.h264 {
+			b[1] = 0x88 // slice header: first_mb_in_slice 0, ...
+		} else if key {
+			b[1] = 0x00 // VP8: keyframe
 		}
 		off = 2
 	}
@@ -136,6 +164,31 @@ func (s *Synth) Next(now time.Time) *rtp.Packet {
 	return p
 }
 
+// First bytes of a video payload. A VP8 payload descriptor with S set and
+// partition 0 (0x10) is, read as an H264 NAL unit header, a reserved NAL
+// type (16) that the H264 source never sends: ReadStamp tells them apart.
+const (
+	vp8Start   = 0x10 // VP8 payload descriptor: S=1, partition 0
+	h264IDR    = 0x65 // NAL unit header: nal_ref_idc 3, type 5 (IDR slice)
+	h264NonIDR = 0x41 // NAL unit header: nal_ref_idc 2, type 1 (non-IDR slice)
+)
+
+// Codec returns the mime type of the payloads the source sends.
+func (s *Synth) Codec() string {
+	switch {
+	case !s.video:
+		return webrtc.MimeTypeOpus
+	case s.h264:
+		return webrtc.MimeTypeH264
+	}
+	return webrtc.MimeTypeVP8
+}
+
+func (s *Synth) setCodec(mime string) {
+	s.video = strings.HasPrefix(strings.ToLower(mime), "video/")
+	s.h264 = strings.EqualFold(mime, webrtc.MimeTypeH264)
+}
+
 // RequestKeyframe makes the next video packet start a keyframe, as an
 // encoder does on a PLI or FIR.
 func (s *Synth) RequestKeyframe() { s.keyNext.Store(true) }
@@ -152,13 +205,22 @@ func WantsKeyframe(pkts []rtcp.Packet) bool {
 	return false
 }
 
-// UseTransceiver makes the source carry the header extensions negotiated on
-// tr that pion's sender does not add itself: mid and rid for a simulcast
-// layer (so that the server can tell the layers apart), the audio level for
-// audio.
+// UseTransceiver makes the source send what was negotiated on tr: payloads
+// of the codec negotiated for its track (pion sets the payload type on
+// write), and the header extensions pion's sender does not add itself: mid
+// and rid for a simulcast layer (so that the server can tell the layers
+// apart), the audio level for audio.
 func (s *Synth) UseTransceiver(tr *webrtc.RTPTransceiver) {
 	s.mid = tr.Mid()
-	for _, h := range tr.Sender().GetParameters().HeaderExtensions {
+	params := tr.Sender().GetParameters()
+	for _, c := range params.Codecs {
+		// pion binds the track to the first negotiated codec of its mime type.
+		if strings.EqualFold(c.MimeType, s.Track.Codec().MimeType) {
+			s.setCodec(c.MimeType)
+			break
+		}
+	}
+	for _, h := range params.HeaderExtensions {
 		switch h.URI {
 		case sdp.SDESMidURI:
 			s.midID = uint8(h.ID)
@@ -198,14 +260,21 @@ var zero4 [4]byte
 var ErrNotSynth = errors.New("payload is not an intact synthetic payload")
 
 // ReadStamp verifies a Synth payload (video payloads start with the VP8
-// descriptor) and returns its stamp.
+// descriptor or the H264 NAL unit header, two bytes) and returns its stamp.
 func ReadStamp(payload []byte, video bool) (Stamp, error) {
 	var st Stamp
 	if video {
 		if len(payload) < 2 {
 			return st, ErrNotSynth
 		}
-		st.Key = payload[1]&0x01 == 0
+		switch payload[0] {
+		case vp8Start:
+			st.Key = payload[1]&0x01 == 0
+		case h264IDR, h264NonIDR:
+			st.Key = payload[0] == h264IDR
+		default:
+			return st, ErrNotSynth
+		}
 		payload = payload[2:]
 	}
 	if len(payload) < synthHeader || binary.BigEndian.Uint16(payload) != synthMagic {

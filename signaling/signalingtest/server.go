@@ -5,6 +5,7 @@ package signalingtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -119,25 +120,31 @@ func (s *Server) Join(ctx context.Context, room string, opts ...client.Options) 
 
 // Publisher is a client's synthetic track and its server id.
 type Publisher struct {
-	Synth   *client.Synth
-	TrackID string
-	Kind    string
+	Synth       *client.Synth
+	TrackID     string
+	Kind        string // "audio" or "video"
+	Transceiver *webrtc.RTPTransceiver
 }
 
 var sources atomic.Uint32
 
-// Publish publishes a synthetic track of kind ("audio" or "video") and sends
-// media on it until ctx ends.
+// Publish publishes a synthetic track of kind ("audio" or "video", or a
+// codec's mime type such as webrtc.MimeTypeH264: see client.NewSynth) and
+// sends media on it until ctx ends.
 func Publish(ctx context.Context, t testing.TB, c *client.Client, kind string) *Publisher {
 	t.Helper()
 	src := sources.Add(1)
-	synth, err := client.NewSynth(kind, fmt.Sprintf("%s-%d", kind, src), c.Self.ID, src, 400)
+	codec := kind
+	if kind, _, _ = strings.Cut(strings.ToLower(kind), "/"); kind != "audio" {
+		kind = "video"
+	}
+	synth, err := client.NewSynth(codec, fmt.Sprintf("%s-%d", kind, src), c.Self.ID, src, 400)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id, tr, err := c.Publish(ctx, synth.Track)
 	if err != nil {
-		t.Fatalf("publish %s: %v", kind, err)
+		t.Fatalf("publish %s: %v", codec, err)
 	}
 	synth.UseTransceiver(tr)
 	interval := 20 * time.Millisecond
@@ -145,7 +152,7 @@ func Publish(ctx context.Context, t testing.TB, c *client.Client, kind string) *
 		interval = 10 * time.Millisecond
 	}
 	go synth.Run(ctx, interval)
-	return &Publisher{Synth: synth, TrackID: id, Kind: kind}
+	return &Publisher{Synth: synth, TrackID: id, Kind: kind, Transceiver: tr}
 }
 
 // Received is what a Receiver counted on one remote track.
@@ -157,6 +164,9 @@ type Received struct {
 	SeqGaps  atomic.Int64 // sequence numbers skipped when first seen (before any retransmission)
 	LastSeq  atomic.Uint32
 	FirstKey atomic.Bool // the first packet was a keyframe start (video)
+	// UnknownPT counts packets whose payload type the client's
+	// PeerConnection did not know (pion reads them with ErrCodecNotFound).
+	UnknownPT atomic.Int64
 	// First describes the first packet, for failure messages.
 	First string
 
@@ -211,7 +221,11 @@ func (r *Received) Missing(from, to uint32) int {
 }
 
 // Receive reads tr until it ends, verifying every payload.
-func Receive(tr *webrtc.TrackRemote) *Received {
+func Receive(tr *webrtc.TrackRemote) *Received { return receive(tr, nil) }
+
+// receive is Receive; inspect, when set, sees every packet read (from the
+// reading goroutine, before its payload is verified).
+func receive(tr *webrtc.TrackRemote, inspect func(*rtp.Packet)) *Received {
 	r := &Received{Track: tr, seen: map[uint32]bool{}}
 	video := tr.Kind() == webrtc.RTPCodecTypeVideo
 	first := make(chan struct{})
@@ -221,7 +235,10 @@ func Receive(tr *webrtc.TrackRemote) *Received {
 		var last uint16
 		for n := 0; ; n++ {
 			k, _, err := tr.Read(buf)
-			if err != nil {
+			if err != nil && k > 0 && errors.Is(err, webrtc.ErrCodecNotFound) {
+				// A packet all the same: the track goes on.
+				r.UnknownPT.Add(1)
+			} else if err != nil {
 				if n == 0 {
 					close(first)
 				}
@@ -230,6 +247,9 @@ func Receive(tr *webrtc.TrackRemote) *Received {
 			if p.Unmarshal(buf[:k]) != nil {
 				r.Corrupt.Add(1)
 				continue
+			}
+			if inspect != nil {
+				inspect(&p)
 			}
 			st, err := client.ReadStamp(p.Payload, video)
 			if err != nil {
