@@ -20,6 +20,8 @@ type TrackInfo struct {
 	Kind        string // "audio" or "video"
 	Layers      []string
 	Muted       bool
+	// Codec is the MIME type the publisher sends, e.g. "video/VP8".
+	Codec string
 	// Mid is set only where the publisher itself is told: the mid of the
 	// transceiver it published on, so it learns the ids of its tracks.
 	Mid string
@@ -52,6 +54,19 @@ type TrackPublished struct{ Track TrackInfo }
 // TrackUnpublished announces the end of a track.
 type TrackUnpublished struct{ ID string }
 
+// TrackUpdated announces a track whose codec changed: its publisher
+// switched so that more subscribers can decode it.
+type TrackUpdated struct{ Track TrackInfo }
+
+// TrackUnsupported tells a participant that it cannot receive a track:
+// the publisher sends it in a codec the participant does not decode, and
+// none that every subscriber decodes. A TrackUpdated may make it
+// receivable later.
+type TrackUnsupported struct {
+	ID    string
+	Codec string
+}
+
 // TrackMuted announces a publisher's mute or unmute.
 type TrackMuted struct {
 	ID    string
@@ -80,6 +95,8 @@ func (ParticipantJoined) isEvent() {}
 func (ParticipantLeft) isEvent()   {}
 func (TrackPublished) isEvent()    {}
 func (TrackUnpublished) isEvent()  {}
+func (TrackUpdated) isEvent()      {}
+func (TrackUnsupported) isEvent()  {}
 func (TrackMuted) isEvent()        {}
 func (Speakers) isEvent()          {}
 func (LayersWanted) isEvent()      {}

@@ -27,6 +27,7 @@ type Participant struct {
 	log           *slog.Logger
 	joinedAt      time.Time
 	perms         Permissions // granted at join (rooms/auth.go)
+	codecs        sfu.Codecs  // what the client decodes (nil: anything)
 
 	removeOnce sync.Once
 
@@ -58,6 +59,7 @@ func newParticipant(r *room, req JoinRequest) (*Participant, error) {
 		id: sfu.NewID("p-"), name: name, room: r, joinedAt: time.Now(),
 		// Permissions: without subscribe, never subscribed automatically.
 		autoSubscribe: req.AutoSubscribe && req.perms.Subscribe, perms: req.perms,
+		codecs: req.Codecs,
 	}
 	p.conn.Store(&connRef{req.Conn})
 	p.log = r.reg.log.With("room", r.name, "participant", p.id, "name", name)
@@ -223,6 +225,16 @@ func (p *Participant) TrackPublished(t *sfu.UpTrack) {
 // TrackUnpublished implements sfu.Handler.
 func (p *Participant) TrackUnpublished(t *sfu.UpTrack) {
 	p.room.post(func() { p.room.unpublish(t) })
+}
+
+// TrackRefused implements sfu.Handler.
+func (p *Participant) TrackRefused(t *sfu.UpTrack) {
+	p.room.post(func() { p.room.refused(p, t) })
+}
+
+// TrackCodecChanged implements sfu.Handler.
+func (p *Participant) TrackCodecChanged(t *sfu.UpTrack) {
+	p.room.post(func() { p.room.codecChanged(t) })
 }
 
 // LayersWanted implements sfu.Handler.

@@ -48,6 +48,10 @@ type JoinRequest struct {
 	Conn          Conn
 	// Token is the client's join token (rooms/auth.go); empty: none.
 	Token string
+	// Codecs lists what the client decodes; nil: anything the server
+	// forwards. Tracks are sent in a codec their subscribers decode where
+	// the publisher can send one (sfu.Peer.SetAudience).
+	Codecs sfu.Codecs
 
 	perms Permissions // what the token (or its absence) allows; set by Join
 }

@@ -40,12 +40,15 @@ type track struct {
 	up    *sfu.UpTrack
 	owner *Participant
 	subs  map[*Participant]bool
+	// unsupported: participants who wanted the track in a codec they do
+	// not decode, and were told so.
+	unsupported map[*Participant]bool
 }
 
 func (t *track) info() TrackInfo {
 	return TrackInfo{
 		ID: t.up.ID(), Participant: t.owner.id, Kind: t.up.Kind().String(),
-		Layers: t.up.Layers(), Muted: t.up.Muted(),
+		Layers: t.up.Layers(), Muted: t.up.Muted(), Codec: t.up.Codec().MimeType,
 	}
 }
 
@@ -229,6 +232,7 @@ func (r *room) join(ctx context.Context, req JoinRequest) (*Participant, error) 
 		p.resumeToken = r.reg.addResumable(p)
 		p.send(Joined{Self: r.info(p), Others: r.infos(p), ResumeToken: p.resumeToken})
 		r.broadcast(ParticipantJoined{Participant: r.info(p)}, p)
+		r.updateAudiences()
 		if p.autoSubscribe {
 			for _, t := range r.sortedTracks() {
 				r.subscribe(p, t)
@@ -260,6 +264,18 @@ func (r *room) subscribe(p *Participant, t *track) {
 	if t.subs[p] || !p.perms.Subscribe { // Permissions: never subscribed without subscribe
 		return
 	}
+	if c := t.up.Codec(); !p.codecs.Decodes(c.RTPCodecCapability) {
+		if t.unsupported == nil {
+			t.unsupported = map[*Participant]bool{}
+		}
+		if !t.unsupported[p] {
+			t.unsupported[p] = true
+			p.send(TrackUnsupported{ID: t.up.ID(), Codec: c.MimeType})
+			p.log.Info("track in a codec the participant does not decode", "track", t.up.ID(), "codec", c.MimeType)
+		}
+		return
+	}
+	delete(t.unsupported, p)
 	if _, err := p.peer.Subscribe(t.up); err != nil {
 		p.log.Warn("subscribe failed", "track", t.up.ID(), "err", err)
 		return
@@ -268,6 +284,7 @@ func (r *room) subscribe(p *Participant, t *track) {
 }
 
 func (r *room) unsubscribe(p *Participant, t *track) {
+	delete(t.unsupported, p)
 	if !t.subs[p] {
 		return
 	}
@@ -325,8 +342,10 @@ func (r *room) leave(p *Participant, reason error) bool {
 	}
 	for _, t := range r.tracks {
 		delete(t.subs, p)
+		delete(t.unsupported, p)
 	}
 	r.parts = slices.DeleteFunc(r.parts, func(q *Participant) bool { return q == p })
+	r.updateAudiences()
 	r.reg.dropResumable(p)
 	r.broadcast(ParticipantLeft{ID: p.id}, nil)
 	p.log.Info("participant left", "reason", reasonText(reason), "participants", len(r.parts),
@@ -335,6 +354,70 @@ func (r *room) leave(p *Participant, reason error) bool {
 		r.closed = true
 	}
 	return true
+}
+
+// updateAudiences tells every participant's Peer what the others, who may
+// receive its tracks, decode.
+func (r *room) updateAudiences() {
+	for _, p := range r.parts {
+		audience := make([]sfu.Codecs, 0, len(r.parts))
+		for _, q := range r.parts {
+			if q != p && q.perms.Subscribe {
+				audience = append(audience, q.codecs)
+			}
+		}
+		p.peer.SetAudience(audience)
+	}
+}
+
+// refused follows a subscription p's client could not take (the codec is
+// not in its session): p is told, as for a codec it said it does not decode.
+func (r *room) refused(p *Participant, up *sfu.UpTrack) {
+	t := r.tracks[up.ID()]
+	if t == nil || !t.subs[p] {
+		return
+	}
+	delete(t.subs, p)
+	if t.unsupported == nil {
+		t.unsupported = map[*Participant]bool{}
+	}
+	t.unsupported[p] = true
+	c := up.Codec().MimeType
+	p.send(TrackUnsupported{ID: up.ID(), Codec: c})
+	p.log.Info("subscription refused by the client", "track", up.ID(), "codec", c)
+}
+
+// codecChanged follows a publisher's switch to another codec: everyone is
+// told, subscriptions move to the new codec, and those who could not
+// decode the old one (or cannot decode the new one) are subscribed (or
+// told).
+func (r *room) codecChanged(up *sfu.UpTrack) {
+	t := r.tracks[up.ID()]
+	if t == nil {
+		return
+	}
+	info := t.info()
+	for _, q := range r.parts {
+		ev := TrackUpdated{Track: info}
+		if q == t.owner {
+			ev.Track.Mid = up.Mid()
+		}
+		q.send(ev)
+	}
+	for _, q := range r.parts {
+		switch {
+		case q == t.owner:
+		case t.subs[q] && q.codecs.Decodes(up.Codec().RTPCodecCapability):
+			q.peer.Resubscribe(up)
+		case t.subs[q]:
+			r.unsubscribe(q, t)
+			r.subscribe(q, t) // tells q why not
+		case t.unsupported[q]:
+			delete(t.unsupported, q)
+			r.subscribe(q, t)
+		}
+	}
+	t.owner.log.Info("track codec changed", "track", up.ID(), "codec", up.Codec().MimeType)
 }
 
 func reasonText(err error) string {

@@ -18,8 +18,15 @@ import (
 type DownTrack struct {
 	up  *UpTrack
 	sub *Peer // the subscriber
+	// src is the codec of the publisher it forwards, as the publisher
+	// numbers it; packets of another codec (around a switch) are not its.
+	src   webrtc.RTPCodecParameters
+	srcPT uint8
 
 	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
+	// refused: the subscriber's answer left out the codec (Bind found it
+	// missing); the subscription forwards nothing and is dropped.
+	refused atomic.Bool
 
 	// maxLayer is the highest simulcast layer the subscriber wants.
 	maxLayer atomic.Int32
@@ -78,8 +85,9 @@ type binding struct {
 }
 
 func newDownTrack(up *UpTrack, sub *Peer) *DownTrack {
-	d := &DownTrack{up: up, sub: sub}
-	d.rw.clockRate = up.codec.ClockRate
+	src := up.Codec()
+	d := &DownTrack{up: up, sub: sub, src: src, srcPT: uint8(src.PayloadType)}
+	d.rw.clockRate = src.ClockRate
 	d.maxLayer.Store(int32(up.layerCount() - 1))
 	d.bweLayer.Store(int32(up.layerCount() - 1))
 	d.layer.Store(-1)
@@ -101,10 +109,14 @@ func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
 // UpTrack returns the forwarded track.
 func (d *DownTrack) UpTrack() *UpTrack { return d.up }
 
+// Codec is the codec forwarded, numbered as the publisher numbers it.
+func (d *DownTrack) Codec() webrtc.RTPCodecParameters { return d.src }
+
 // Bind picks, among the codecs negotiated with the subscriber, the one the
-// publisher sends (webrtc.TrackLocal).
+// publisher sends (webrtc.TrackLocal). When the subscriber did not take it,
+// the DownTrack is marked refused and forwards nothing.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	up := d.up.codec
+	up := d.src
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, up.MimeType) && fmtpCompatible(c.MimeType, c.SDPFmtpLine, up.SDPFmtpLine) {
 			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()}
@@ -122,7 +134,13 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			return c, nil
 		}
 	}
-	return webrtc.RTPCodecParameters{}, fmt.Errorf("%w: subscriber does not accept %s", webrtc.ErrUnsupportedCodec, up.MimeType)
+	// An error here would make pion refuse the subscriber's whole answer,
+	// and with it every other subscription: this one alone is dropped.
+	d.refused.Store(true)
+	if cs := ctx.CodecParameters(); len(cs) > 0 {
+		return cs[0], nil
+	}
+	return webrtc.RTPCodecParameters{}, nil
 }
 
 // Unbind stops forwarding (webrtc.TrackLocal).
@@ -193,7 +211,7 @@ func (d *DownTrack) restart() { d.started = false }
 // treat as padding, and keeps the sequence numbers one to one.
 func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 	b := d.bound.Load()
-	if b == nil {
+	if b == nil || p.PayloadType != d.srcPT {
 		return
 	}
 	if !d.started || l != d.current {

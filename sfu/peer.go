@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -32,6 +33,13 @@ type Handler interface {
 	// LayersWanted tells the publisher of a simulcast track which layers
 	// subscribers need (lowest first): it may stop encoding the others.
 	LayersWanted(t *UpTrack, rids []string)
+	// TrackRefused reports a subscription to t that the client cannot take
+	// (its session has no such codec); it was dropped.
+	TrackRefused(t *UpTrack)
+	// TrackCodecChanged reports that the publisher now sends t in another
+	// codec (see SetAudience): subscriptions made before forward nothing
+	// more, and are replaced with Resubscribe.
+	TrackCodecChanged(t *UpTrack)
 }
 
 // PeerConfig configures one Peer.
@@ -79,6 +87,13 @@ type Peer struct {
 	closed    bool
 	failed    bool
 	history   []NegotiationEvent
+	// reconsider: the audience changed since the codecs were last chosen.
+	reconsider bool
+	refused    []*DownTrack // subscriptions the client cannot take, to report
+
+	// audience is what the participants who may receive this peer's
+	// tracks decode (SetAudience).
+	audience atomic.Pointer[[]Codecs]
 
 	// bwe estimates the subscriber's bandwidth; downs lists its attached
 	// subscriptions for the allocator (copy-on-write, written under negMu).
@@ -232,6 +247,53 @@ func (p *Peer) Subscribe(up *UpTrack) (*DownTrack, error) {
 	return d, nil
 }
 
+// Resubscribe replaces a subscription made before the publisher switched
+// the track's codec with one in the new codec (one offer replaces the
+// m-line). It returns the subscription, and false when there is none.
+func (p *Peer) Resubscribe(up *UpTrack) (*DownTrack, bool) {
+	p.mu.Lock()
+	d, ok := p.wanted[up.id]
+	if !ok || p.closed {
+		p.mu.Unlock()
+		return nil, false
+	}
+	if d.srcPT == uint8(up.Codec().PayloadType) {
+		p.mu.Unlock()
+		return d, true
+	}
+	next := newDownTrack(up, p)
+	next.maxLayer.Store(d.maxLayer.Load())
+	p.wanted[up.id] = next
+	p.mu.Unlock()
+	p.wake()
+	return next, true
+}
+
+// refuse drops a subscription the client cannot take and queues it for
+// the Handler's TrackRefused. Called with negMu held.
+func (p *Peer) refuse(d *DownTrack) {
+	p.mu.Lock()
+	if p.wanted[d.up.id] == d {
+		delete(p.wanted, d.up.id)
+		p.refused = append(p.refused, d)
+	}
+	p.mu.Unlock()
+}
+
+// reportRefused tells the Handler of refused subscriptions, outside the locks.
+func (p *Peer) reportRefused() {
+	p.mu.Lock()
+	refused := p.refused
+	p.refused = nil
+	p.mu.Unlock()
+	for _, d := range refused {
+		p.h.TrackRefused(d.up)
+	}
+	if len(refused) > 0 {
+		p.wake() // detach them
+	}
+}
+
 // Unsubscribe stops forwarding the track; it reports whether the peer was
 // subscribed.
 func (p *Peer) Unsubscribe(trackID string) bool {
@@ -272,12 +334,20 @@ func slicesOf[K comparable, V any](m map[K]V) []V {
 // changed, sends an offer. It does nothing while an offer is outstanding:
 // the answer wakes it again, so changes that arrive meanwhile are coalesced.
 func (p *Peer) negotiate() {
+	p.negotiateLocked()
+	p.reportRefused()
+}
+
+func (p *Peer) negotiateLocked() {
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
 	if p.isClosed() || p.pc.SignalingState() != webrtc.SignalingStateStable {
 		return
 	}
 	if p.reconcile() {
+		p.needOffer = true
+	}
+	if p.reconsiderCodecs() {
 		p.needOffer = true
 	}
 	if !p.needOffer {
@@ -338,6 +408,10 @@ func (p *Peer) reconcile() bool {
 		s, err := p.attach(d)
 		if err != nil {
 			p.log.Warn("cannot subscribe", "track", id, "err", err)
+			if errors.Is(err, errCodecRefused) {
+				p.refuse(d)
+				changed = true // the released transceiver
+			}
 			continue
 		}
 		p.subs[id] = s
@@ -376,33 +450,46 @@ func (p *Peer) attach(d *DownTrack) (*subscription, error) {
 			return nil, err
 		}
 		p.free = append(p.free[:i], p.free[i+1:]...)
-		p.setCodecs(tr, d.up)
-		return &subscription{down: d, tr: tr, sender: sender}, nil
+		return p.withCodecs(&subscription{down: d, tr: tr, sender: sender})
 	}
 	tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		return nil, err
 	}
-	p.setCodecs(tr, d.up)
-	return &subscription{down: d, tr: tr, sender: tr.Sender()}, nil
+	return p.withCodecs(&subscription{down: d, tr: tr, sender: tr.Sender()})
+}
+
+// errCodecRefused: the subscriber's session cannot take the codec of a
+// track. pion's session accepts, for a kind, only the codecs the client's
+// descriptions listed: a client that offered only H264 video gets no VP8.
+var errCodecRefused = errors.New("the subscriber's session has no such codec")
+
+// withCodecs sets the codec of a new subscription; when the subscriber's
+// session cannot take it, the transceiver is released again. Called with
+// negMu held.
+func (p *Peer) withCodecs(s *subscription) (*subscription, error) {
+	if err := p.setCodecs(s.tr, s.down); err != nil {
+		if rerr := p.pc.RemoveTrack(s.sender); rerr != nil {
+			p.log.Warn("cannot release a refused subscription", "err", rerr)
+		}
+		p.releasing = append(p.releasing, s.tr)
+		return nil, fmt.Errorf("%w: %s: %v", errCodecRefused, s.down.src.MimeType, err)
+	}
+	return s, nil
 }
 
 // setCodecs offers the subscriber only the codec the publisher sends,
 // numbered as the subscriber numbers it, and no RTX (see handleNACK for
 // why). Called with negMu held.
-func (p *Peer) setCodecs(tr *webrtc.RTPTransceiver, up *UpTrack) {
-	c, ok := registeredCodec(up.kind, up.codec)
-	if ok {
-		c, ok = p.numbers.number(c)
-	}
+func (p *Peer) setCodecs(tr *webrtc.RTPTransceiver, d *DownTrack) error {
+	c, ok := registeredCodec(d.up.kind, d.src)
 	if !ok {
-		return
+		return fmt.Errorf("%s is not forwarded", d.src.MimeType)
 	}
-	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
-		// Without preferences the subscriber is offered every codec of the
-		// kind, and Bind still picks the publisher's.
-		p.log.Debug("codec preferences not applied", "codec", c.MimeType, "err", err)
+	if c, ok = p.numbers.number(c); !ok {
+		return errors.New("no payload type left")
 	}
+	return tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c})
 }
 
 // HandleOffer applies a client offer and hands the answer to reply before
@@ -506,7 +593,7 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 			delete(p.published, m.mid)
 			removed = append(removed, t)
 		case !ok && m.sending:
-			codec, _ := pickCodec(m.kind, m.codecs)
+			codec, _, _ := chooseCodec(m.kind, m.codecs, p.loadAudience())
 			t = newUpTrack(p, m, codec)
 			p.published[m.mid] = t
 			added = append(added, t)
@@ -521,7 +608,7 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 			if tr.Mid() == t.mid {
 				for _, m := range infos {
 					if m.mid == t.mid {
-						if err := tr.SetCodecPreferences(withRTX(t.codec, m.codecs)); err != nil {
+						if err := tr.SetCodecPreferences(withRTX(t.Codec(), m.codecs)); err != nil {
 							p.log.Debug("codec preferences not applied", "mid", t.mid, "err", err)
 						}
 					}
@@ -543,7 +630,7 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 	reply(answer.SDP)
 	p.localDescriptionSent()
 	for _, t := range added {
-		p.log.Info("track published", "track", t.id, "kind", t.kind.String(), "codec", t.codec.MimeType, "layers", strings.Join(t.rids, ","))
+		p.log.Info("track published", "track", t.id, "kind", t.kind.String(), "codec", t.Codec().MimeType, "layers", strings.Join(t.rids, ","))
 	}
 	return added, removed, nil
 }
@@ -564,26 +651,36 @@ func (p *Peer) ResendOffer() {
 
 // HandleAnswer applies the client's answer to the outstanding server offer.
 func (p *Peer) HandleAnswer(sdp string) error {
+	switched, err := p.handleAnswer(sdp)
+	p.reportRefused()
+	p.wake()
+	for _, u := range switched {
+		p.h.TrackCodecChanged(u)
+	}
+	return err
+}
+
+func (p *Peer) handleAnswer(sdp string) ([]*UpTrack, error) {
 	p.negMu.Lock()
-	defer p.wake()
 	defer p.negMu.Unlock()
 	if p.isClosed() {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	if p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
 		p.event("client answer refused: no offer outstanding")
 		p.log.Info("negotiation failed: answer with no offer outstanding")
-		return ErrNoPendingOffer
+		return nil, ErrNoPendingOffer
 	}
-	if _, err := parseDescription(sdp, mids(p.pc.PendingLocalDescription()), nil); err != nil {
+	infos, err := parseDescription(sdp, mids(p.pc.PendingLocalDescription()), nil)
+	if err != nil {
 		p.event("client answer refused: %v", err)
 		p.log.Info("negotiation failed: client answer refused", "err", err)
-		return err
+		return nil, err
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		p.event("client answer refused: %v", err)
 		p.log.Info("negotiation failed: client answer refused", "err", err)
-		return fmt.Errorf("%w: %v", ErrBadSDP, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	p.numbers.learn(sdp)
 	p.event("client answer applied")
@@ -593,7 +690,12 @@ func (p *Peer) HandleAnswer(sdp string) error {
 	p.free = append(p.free, p.offered...)
 	p.offered = nil
 	p.applyRemoteCandidates()
-	return nil
+	for _, s := range p.subs {
+		if s.down.refused.Load() {
+			p.refuse(s.down)
+		}
+	}
+	return p.settleSwitches(infos), nil
 }
 
 // maxPendingCandidates bounds the candidates kept before a remote description.
@@ -718,8 +820,8 @@ func (p *Peer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		p.log.Warn("media for an unannounced simulcast layer", "track", up.id, "rid", tr.RID())
 		return
 	}
-	if !strings.EqualFold(tr.Codec().MimeType, up.codec.MimeType) {
-		p.log.Warn("publisher sends another codec than negotiated", "track", up.id, "got", tr.Codec().MimeType, "want", up.codec.MimeType)
+	if want := up.Codec(); !strings.EqualFold(tr.Codec().MimeType, want.MimeType) {
+		p.log.Warn("publisher sends another codec than negotiated", "track", up.id, "got", tr.Codec().MimeType, "want", want.MimeType)
 	}
 	p.wg.Add(1)
 	go func() {

@@ -136,6 +136,8 @@ func (p *pair) TrackUnpublished(t *UpTrack) {
 }
 
 func (p *pair) LayersWanted(*UpTrack, []string) {}
+func (p *pair) TrackCodecChanged(*UpTrack)      {}
+func (p *pair) TrackRefused(*UpTrack)           {}
 
 func (p *pair) PeerFailed(err error) {
 	p.mu.Lock()

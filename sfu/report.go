@@ -38,7 +38,7 @@ func (d *DownTrack) senderReport(now int64) *rtcp.SenderReport {
 	lastTS, lastAt, run := d.rw.lastTS, d.rw.lastAt, *d.rw.cur()
 	d.up.fwdMu.Unlock()
 
-	clock := int64(d.up.codec.ClockRate)
+	clock := int64(d.src.ClockRate)
 	rtpNow := lastTS + uint32((now-lastAt)*clock/1e9)
 	ntp := toNTP(now)
 	if sr := d.up.layers[run.layer].sr.Load(); sr != nil && clock > 0 {

@@ -91,7 +91,7 @@ func (p *Peer) Stats() PeerStats {
 	slices.SortFunc(published, func(a, b *UpTrack) int { return compareMid(a.mid, b.mid) })
 	for _, u := range published {
 		s.Published = append(s.Published, UpTrackStats{
-			ID: u.id, Kind: u.kind.String(), Mid: u.mid, Codec: u.codec.MimeType,
+			ID: u.id, Kind: u.kind.String(), Mid: u.mid, Codec: u.Codec().MimeType,
 			Muted: u.Muted(), Subscribers: u.Subscribers(), Layers: u.Stats(),
 		})
 	}

@@ -27,9 +27,17 @@ type UpTrack struct {
 	publisher *Peer
 	kind      webrtc.RTPCodecType
 	mid       string
-	codec     webrtc.RTPCodecParameters
-	ck        codecKind
 	rids      []string // layer names, lowest quality first; nil without simulcast
+	// offered lists the codecs of the publisher's m-line (with their RTX
+	// formats), in its order of preference: what it can switch to.
+	offered []webrtc.RTPCodecParameters
+
+	// cur is the codec the publisher sends; it changes when the publisher
+	// switches (Peer.SetAudience).
+	cur atomic.Pointer[upCodec]
+	// switchTo is the codec the publisher was asked to switch to, until its
+	// answer. Guarded by the publisher's negMu.
+	switchTo *webrtc.RTPCodecParameters
 
 	// Publisher-side header extension ids the forwarder copies (0: none).
 	extAudioLevel  uint8
@@ -63,6 +71,12 @@ type UpTrack struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+}
+
+// upCodec is a codec a track is sent in, with its keyframe parser.
+type upCodec struct {
+	params webrtc.RTPCodecParameters // numbered as the publisher numbers it
+	ck     codecKind
 }
 
 // upLayer is one simulcast layer (or the only stream) of an UpTrack.
@@ -166,11 +180,11 @@ func newUpTrack(p *Peer, m mediaInfo, codec webrtc.RTPCodecParameters) *UpTrack 
 		publisher: p,
 		kind:      m.kind,
 		mid:       m.mid,
-		codec:     codec,
-		ck:        codecKindOf(codec.MimeType),
+		offered:   m.codecs,
 		rids:      orderLayers(m.rids),
 		closed:    make(chan struct{}),
 	}
+	u.setCodec(codec)
 	if id := m.extIDs[uriAudioLevel]; id > 0 && id < 256 {
 		u.extAudioLevel = uint8(id)
 	}
@@ -222,7 +236,25 @@ func (u *UpTrack) Kind() webrtc.RTPCodecType { return u.kind }
 func (u *UpTrack) Mid() string { return u.mid }
 
 // Codec is the codec the publisher sends.
-func (u *UpTrack) Codec() webrtc.RTPCodecParameters { return u.codec }
+func (u *UpTrack) Codec() webrtc.RTPCodecParameters { return u.cur.Load().params }
+
+func (u *UpTrack) setCodec(c webrtc.RTPCodecParameters) {
+	u.cur.Store(&upCodec{params: c, ck: codecKindOf(c.MimeType)})
+}
+
+// codecKindOf returns the keyframe parser for packets of payload type pt:
+// the current codec's, or during a switch the other one's.
+func (u *UpTrack) codecKindOf(pt uint8) codecKind {
+	if c := u.cur.Load(); uint8(c.params.PayloadType) == pt {
+		return c.ck
+	}
+	for _, c := range u.offered {
+		if uint8(c.PayloadType) == pt {
+			return codecKindOf(c.MimeType)
+		}
+	}
+	return codecAudio
+}
 
 // Layers lists the simulcast rids, lowest quality first (nil without simulcast).
 func (u *UpTrack) Layers() []string { return slices.Clone(u.rids) }
@@ -400,7 +432,7 @@ func (u *UpTrack) read(l int, track *webrtc.TrackRemote) {
 		if u.extAudioLevel != 0 {
 			u.hearLevel(&p, now)
 		}
-		key := u.kind == webrtc.RTPCodecTypeAudio || isKeyframeStart(u.ck, p.Payload)
+		key := u.kind == webrtc.RTPCodecTypeAudio || isKeyframeStart(u.codecKindOf(p.PayloadType), p.Payload)
 		u.forward(l, &p, key, now)
 	}
 }

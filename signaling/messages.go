@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/sfu"
 )
 
 // Client-to-server messages, one type each.
@@ -17,6 +18,9 @@ type (
 		Name          string `json:"name"`
 		Token         string `json:"token"`
 		AutoSubscribe *bool  `json:"autoSubscribe"`
+		// Codecs lists what the client decodes (RTCRtpReceiver.getCapabilities);
+		// absent: anything.
+		Codecs []codecJSON `json:"codecs"`
 	}
 	offerMsg struct {
 		SDP string `json:"sdp"`
@@ -153,8 +157,41 @@ func (m *joinMsg) validate() error {
 		return badRequest("name is required")
 	case len(m.Token) > 4096:
 		return badRequest("token is too long")
+	case len(m.Codecs) > maxCodecs:
+		return badRequest("codecs lists more than %d codecs", maxCodecs)
+	}
+	for _, c := range m.Codecs {
+		kind, name, ok := strings.Cut(c.MimeType, "/")
+		switch {
+		case !ok || (kind != "audio" && kind != "video") || name == "" || len(c.MimeType) > 64:
+			return badRequest("codec mimeType %.64q is not audio/... or video/...", c.MimeType)
+		case len(c.SDPFmtpLine) > 512:
+			return badRequest("codec sdpFmtpLine is longer than 512 bytes")
+		}
 	}
 	return nil
+}
+
+// maxCodecs bounds the codecs a client may list (browsers list about 30).
+const maxCodecs = 128
+
+// codecJSON is a codec as RTCRtpReceiver.getCapabilities lists it.
+type codecJSON struct {
+	MimeType    string `json:"mimeType"`
+	SDPFmtpLine string `json:"sdpFmtpLine,omitempty"`
+}
+
+// decodes turns a join's codec list into what the room takes: nil when the
+// client did not say.
+func (m *joinMsg) decodes() sfu.Codecs {
+	if m.Codecs == nil {
+		return nil
+	}
+	out := make(sfu.Codecs, 0, len(m.Codecs))
+	for _, c := range m.Codecs {
+		out = append(out, webrtc.RTPCodecCapability{MimeType: c.MimeType, SDPFmtpLine: c.SDPFmtpLine})
+	}
+	return out
 }
 
 func validSDP(sdp string) error {
@@ -234,6 +271,7 @@ type trackJSON struct {
 	Kind        string   `json:"kind"`
 	Layers      []string `json:"layers"`
 	Muted       bool     `json:"muted"`
+	Codec       string   `json:"codec,omitempty"`
 	Mid         string   `json:"mid,omitempty"`
 }
 
@@ -284,6 +322,12 @@ type (
 	trackUnpublishedOut struct {
 		Type  string `json:"type"`
 		Track string `json:"track"`
+	}
+	trackUnsupportedOut struct {
+		Type    string `json:"type"`
+		Track   string `json:"track"`
+		Codec   string `json:"codec"`
+		Message string `json:"message"`
 	}
 	trackMutedOut struct {
 		Type  string `json:"type"`

@@ -197,7 +197,7 @@ func (s *session) join(id string, m *joinMsg) error {
 	}
 	auto := m.AutoSubscribe == nil || *m.AutoSubscribe
 	s.joinID.Store(&id)
-	p, err := s.h.reg.Join(s.ctx, rooms.JoinRequest{Room: m.Room, Name: m.Name, AutoSubscribe: auto, Conn: s, Token: m.Token})
+	p, err := s.h.reg.Join(s.ctx, rooms.JoinRequest{Room: m.Room, Name: m.Name, AutoSubscribe: auto, Conn: s, Token: m.Token, Codecs: m.decodes()})
 	if err != nil {
 		return err
 	}
@@ -377,6 +377,11 @@ func (s *session) render(m any) any {
 	case rooms.TrackPublished:
 		t := trackOut(ev.Track)
 		return trackPublishedOut{Type: "track-published", Track: t}
+	case rooms.TrackUpdated:
+		return trackPublishedOut{Type: "track-updated", Track: trackOut(ev.Track)}
+	case rooms.TrackUnsupported:
+		return trackUnsupportedOut{Type: "track-unsupported", Track: ev.ID, Codec: ev.Codec,
+			Message: "the track is sent as " + ev.Codec + ", which this client does not decode, and no codec reaches every subscriber"}
 	case rooms.TrackUnpublished:
 		return trackUnpublishedOut{Type: "track-unpublished", Track: ev.ID}
 	case rooms.TrackMuted:
@@ -414,5 +419,5 @@ func trackOut(t rooms.TrackInfo) trackJSON {
 	if layers == nil {
 		layers = []string{}
 	}
-	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind, Layers: layers, Muted: t.Muted, Mid: t.Mid}
+	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind, Layers: layers, Muted: t.Muted, Codec: t.Codec, Mid: t.Mid}
 }

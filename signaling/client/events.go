@@ -24,6 +24,7 @@ type Track struct {
 	Kind        string   `json:"kind"`
 	Layers      []string `json:"layers"`
 	Muted       bool     `json:"muted"`
+	Codec       string   `json:"codec"`
 	Mid         string   `json:"mid"`
 }
 
@@ -46,8 +47,9 @@ type Event struct {
 	Participants []Participant            // joined (the others)
 	Participant  Participant              // participant-joined
 	LeftID       string                   // participant-left
-	Track        Track                    // track-published
-	TrackID      string                   // track-unpublished, track-muted
+	Track        Track                    // track-published, track-updated
+	TrackID      string                   // track-unpublished, track-muted, track-unsupported
+	Codec        string                   // track-unsupported
 	Muted        bool                     // track-muted
 	Speakers     []string                 // speakers
 	ResumeToken  string                   // joined
@@ -68,12 +70,13 @@ func parseEvent(data []byte) (Event, error) {
 		Active       []string                 `json:"active"`
 		ResumeToken  string                   `json:"resumeToken"`
 		Code         string                   `json:"code"`
+		Codec        string                   `json:"codec"`
 		Message      string                   `json:"message"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return Event{}, err
 	}
-	ev := Event{Type: raw.Type, ID: raw.ID, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active, ResumeToken: raw.ResumeToken}
+	ev := Event{Type: raw.Type, ID: raw.ID, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active, ResumeToken: raw.ResumeToken, Codec: raw.Codec}
 	var err error
 	switch raw.Type {
 	case "joined":
@@ -87,9 +90,9 @@ func parseEvent(data []byte) (Event, error) {
 		err = json.Unmarshal(raw.Participant, &ev.Participant)
 	case "participant-left":
 		err = json.Unmarshal(raw.Participant, &ev.LeftID)
-	case "track-published":
+	case "track-published", "track-updated":
 		err = json.Unmarshal(raw.Track, &ev.Track)
-	case "track-unpublished", "track-muted", "layers":
+	case "track-unpublished", "track-muted", "layers", "track-unsupported":
 		err = json.Unmarshal(raw.Track, &ev.TrackID)
 	case "speakers":
 		err = json.Unmarshal(raw.Participants, &ev.Speakers)
