@@ -23,6 +23,11 @@ func (cs Codecs) Decodes(c webrtc.RTPCodecCapability) bool {
 	return false
 }
 
+// sameCodec reports whether a and b are one codec (their numbers aside).
+func sameCodec(a, b webrtc.RTPCodecParameters) bool {
+	return strings.EqualFold(a.MimeType, b.MimeType) && fmtpCompatible(a.MimeType, a.SDPFmtpLine, b.SDPFmtpLine)
+}
+
 // decoders counts the members of audience that decode c.
 func decoders(c webrtc.RTPCodecCapability, audience []Codecs) int {
 	n := 0

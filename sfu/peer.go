@@ -69,14 +69,15 @@ type Peer struct {
 	// change and candidate applied to pc.
 	negMu sync.Mutex
 	// Guarded by negMu:
-	subs        map[string]*subscription  // attached subscriptions, by track id
-	releasing   []*webrtc.RTPTransceiver  // freed since the last offer
-	offered     []*webrtc.RTPTransceiver  // freed, offered as inactive, awaiting the answer
-	free        []*webrtc.RTPTransceiver  // inactive in the session: reusable
-	remoteCands []webrtc.ICECandidateInit // arrived before a remote description
-	needOffer   bool                      // a change awaits an offer
-	numbers     numbering                 // payload types in use in the session
-	offerAt     time.Time                 // when the outstanding server offer was sent
+	subs        map[string]*subscription                             // attached subscriptions, by track id
+	releasing   []*webrtc.RTPTransceiver                             // freed since the last offer
+	offered     []*webrtc.RTPTransceiver                             // freed, offered as inactive, awaiting the answer
+	free        []*webrtc.RTPTransceiver                             // inactive in the session: reusable
+	remoteCands []webrtc.ICECandidateInit                            // arrived before a remote description
+	needOffer   bool                                                 // a change awaits an offer
+	numbers     numbering                                            // payload types in use in the session
+	lastCodec   map[*webrtc.RTPTransceiver]webrtc.RTPCodecParameters // what a released transceiver carried
+	offerAt     time.Time                                            // when the outstanding server offer was sent
 
 	// mu guards the fields below. It is never held while calling out.
 	mu        sync.Mutex
@@ -137,6 +138,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	p := &Peer{
 		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log, noPublish: cfg.NoPublish,
 		subs:      map[string]*subscription{},
+		lastCodec: map[*webrtc.RTPTransceiver]webrtc.RTPCodecParameters{},
 		published: map[string]*UpTrack{},
 		wanted:    map[string]*DownTrack{},
 		kick:      make(chan struct{}, 1),
@@ -394,6 +396,7 @@ func (p *Peer) reconcile() bool {
 			p.log.Warn("cannot remove track", "track", id, "err", err)
 		}
 		p.releasing = append(p.releasing, s.tr)
+		p.lastCodec[s.tr] = s.down.src
 		changed = true
 	}
 	for id, d := range wanted {
@@ -438,7 +441,9 @@ func (p *Peer) reconcile() bool {
 // session has one (so the SDP does not grow with churn), else a new one.
 func (p *Peer) attach(d *DownTrack) (*subscription, error) {
 	for i, tr := range p.free {
-		if tr.Kind() != d.up.kind {
+		// A browser keeps an m-line's decoder: a transceiver is reused
+		// only for the codec it carried.
+		if last, ok := p.lastCodec[tr]; tr.Kind() != d.up.kind || ok && !sameCodec(last, d.src) {
 			continue
 		}
 		sender, err := p.e.api.NewRTPSender(d, p.pc.SCTP().Transport())

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,11 @@ type person struct {
 	params  url.Values // extra page parameters (simulcast=0, ...)
 	joinLag bool       // joins after everyone without it is in the call
 	shares  bool       // shares a screen once everyone is in the call
+	// cannot names the people whose video this one cannot decode: their
+	// tile says why, and their audio plays.
+	cannot []string
+	// receives, when set, is the only video codec this one may be sent.
+	receives string
 }
 
 // browsers starts each browser the people need, once.
@@ -55,6 +61,8 @@ func runRoom(t *testing.T, people []person) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for i, tab := range tabs {
+				media, _ := webtest.Eval[string](tab, pageMediaJS)
+				t.Logf("%s's media: %s", people[i].name, media)
 				t.Logf("%s (%s):%s", people[i].name, people[i].engine, tab.Diagnose())
 			}
 		}
@@ -66,30 +74,52 @@ func runRoom(t *testing.T, people []person) {
 		}
 		tabs[i].Navigate(t, u)
 	}
-	others := func(i int, lateToo bool) []string {
-		var out []string
+	others := func(i int, lateToo bool) (see, cannot []string) {
 		for j, p := range people {
-			if j != i && (lateToo || !p.joinLag) {
-				out = append(out, p.name)
+			if j == i || (!lateToo && p.joinLag) {
+				continue
+			}
+			if slices.Contains(people[i].cannot, p.name) {
+				cannot = append(cannot, p.name)
+			} else {
+				see = append(see, p.name)
 			}
 		}
-		return out
+		return see, cannot
 	}
 	wait := func(lateToo bool) {
 		for i, p := range people {
 			if p.joinLag && !lateToo {
 				continue
 			}
-			tabs[i].WaitTiles(t, 20*time.Second, others(i, lateToo)...)
+			see, cannot := others(i, lateToo)
+			tabs[i].WaitTiles(t, 20*time.Second, append(see, cannot...)...)
 		}
 		for i, p := range people {
 			if p.joinLag && !lateToo {
 				continue
 			}
-			tabs[i].WaitMediaFlowing(t, 30*time.Second, others(i, lateToo)...)
-			for _, name := range others(i, lateToo) {
+			see, cannot := others(i, lateToo)
+			tabs[i].WaitMediaFlowing(t, 30*time.Second, see...)
+			for _, name := range see {
 				if v := tabs[i].RemoteVideo(t, name); v.Width < 160 {
 					t.Errorf("%s decodes %s's video at %d pixels wide", p.name, name, v.Width)
+				}
+			}
+			for _, name := range cannot {
+				tabs[i].WaitFor(t, name+"'s tile saying why it has no video", 15*time.Second,
+					webtest.TileAttr(name, "data-video-muted", "false")+" && "+unsupportedTileJS(name))
+				waitAudio(t, tabs[i], name, 15*time.Second)
+			}
+			if p.receives != "" {
+				got := webtest.MustEval[[]string](t, tabs[i], inboundVideoCodecsJS)
+				for _, c := range got {
+					if !strings.EqualFold(c, p.receives) {
+						t.Errorf("%s receives video as %s, want only %s (all: %v)", p.name, c, p.receives, got)
+					}
+				}
+				if len(got) == 0 && len(see) > 0 {
+					t.Errorf("%s receives no video codec at all", p.name)
 				}
 			}
 		}
@@ -130,6 +160,54 @@ func runRoom(t *testing.T, people []person) {
 	}
 }
 
+// pageMediaJS describes, for a failure, what a page receives: each video
+// inbound-rtp (mid, track, frames, width, packets, codec), each
+// transceiver (mid, directions, receiver track) and each tile's tracks.
+const pageMediaJS = `(async () => {
+  const pc = tessera.client.pc;
+  const st = await pc.getStats();
+  const inbound = [];
+  st.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') inbound.push([s.mid, s.trackIdentifier, s.framesDecoded, s.frameWidth, s.packetsReceived, s.codecId && st.get(s.codecId).mimeType].join(' '));
+  });
+  const transceivers = pc.getTransceivers().map((t) => [t.mid, t.direction, t.currentDirection, t.receiver.track.id, t.receiver.track.readyState].join(' '));
+  const tiles = [...document.querySelectorAll('#grid .tile')].map((el) => el.dataset.name + ': ' +
+    el.querySelector('video').srcObject.getTracks().map((t) => t.kind + ' ' + t.id + ' ' + t.readyState).join(', ') + ' width ' + el.querySelector('video').videoWidth);
+  return JSON.stringify({inbound, transceivers, tiles});
+})()`
+
+// waitAudio waits until the tab receives the named person's audio.
+func waitAudio(t *testing.T, tab *webtest.Tab, name string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if ti, ok := webtest.ByName(tab.RemoteTiles(t))[name]; ok && ti.Packets > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no audio from %s after %s%s", tab.Name, name, timeout, tab.Diagnose())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// unsupportedTileJS is a JavaScript condition: the remote person named
+// name has a tile that says its video is in a codec this browser cannot
+// play.
+func unsupportedTileJS(name string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('#grid .tile:not([data-local]):not([data-screen])')].some((el) => el.dataset.name === %q && el.dataset.unsupported && !el.querySelector('.why').hidden)`, name)
+}
+
+// inboundVideoCodecsJS lists the MIME types of the video the page receives.
+const inboundVideoCodecsJS = `(async () => {
+  const stats = await tessera.client.pc.getStats();
+  const out = new Set();
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && s.codecId && (s.packetsReceived || 0) > 0) out.add(stats.get(s.codecId).mimeType);
+  });
+  return [...out];
+})()`
+
 // canvasDisplayJS makes getDisplayMedia return a 1280x720 canvas that
 // changes colour at 15 frames a second.
 const canvasDisplayJS = `(navigator.mediaDevices.getDisplayMedia = async () => {
@@ -160,6 +238,37 @@ func TestBrowsersMixed(t *testing.T) {
 		{"1 Firefox after 2 Chromium, no simulcast", []person{
 			{name: "Crow", engine: cr, params: noSimulcast}, {name: "Raven", engine: cr, params: noSimulcast},
 			{name: "Fox", engine: ff, params: noSimulcast, joinLag: true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { runRoom(t, tt.people) })
+	}
+}
+
+// TestBrowsersMixedCodecs runs rooms whose people decode different video
+// codecs (?codec=h264 makes a page send and say it decodes H264 alone):
+// publishers send what everyone decodes where they can, switch when a
+// newcomer needs another codec, and a tile says why it has no video where
+// no codec reaches a person.
+func TestBrowsersMixedCodecs(t *testing.T) {
+	skipShort(t)
+	webtest.RequireChromium(t)
+	webtest.RequireFirefox(t)
+	ff, cr := webtest.Firefox, webtest.Chromium
+	h264 := url.Values{"codec": {"h264"}}
+	vp8 := url.Values{"codec": {"vp8"}}
+	tests := []struct {
+		name   string
+		people []person
+	}{
+		{"an H264-only page is sent H264", []person{
+			{name: "Crow", engine: cr}, {name: "Hawk", engine: cr, params: h264, receives: "video/H264"}}},
+		{"publishers switch to H264 for a late H264-only page", []person{
+			{name: "Crow", engine: cr}, {name: "Raven", engine: cr},
+			{name: "Hawk", engine: cr, params: h264, receives: "video/H264", joinLag: true}}},
+		{"H264-only, VP8-only and Firefox", []person{
+			{name: "Hawk", engine: cr, params: h264, receives: "video/H264", cannot: []string{"Kite", "Fox"}},
+			{name: "Kite", engine: cr, params: vp8, receives: "video/VP8", cannot: []string{"Hawk"}},
+			{name: "Fox", engine: ff, cannot: []string{"Hawk"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { runRoom(t, tt.people) })
