@@ -50,6 +50,8 @@ const state = {
   room: '',
   /** Publish the camera in simulcast (off with ?simulcast=0). */
   simulcast: true,
+  /** @type {string[]|undefined} the only video codecs to send and receive (?codec=h264) */
+  videoCodecs: undefined,
   name: '',
   /** join token from the address's fragment (#token=…, as `sfu token --link` prints); never in the share link */
   token: '',
@@ -84,6 +86,8 @@ function init() {
   const room = params.get('room') ?? '';
   const name = params.get('name') ?? '';
   state.simulcast = params.get('simulcast') !== '0';
+  const codec = params.get('codec');
+  state.videoCodecs = codec ? codec.split(',').map((c) => `video/${c.trim()}`) : undefined;
   ui.room.value = room;
   ui.name.value = name;
   ui.joinForm.addEventListener('submit', (ev) => {
@@ -144,7 +148,10 @@ async function join(room, name) {
   state.client = client;
   wire(client);
   try {
-    await client.join(room, name, state.token ? { token: state.token } : {});
+    await client.join(room, name, {
+      ...(state.token ? { token: state.token } : {}),
+      ...(state.videoCodecs ? { videoCodecs: state.videoCodecs } : {}),
+    });
   } catch (err) {
     if (state.client === client) {
       state.client = null;
@@ -166,7 +173,9 @@ async function join(room, name) {
   }
 
   const here = new URL(location.href);
-  here.search = new URLSearchParams({ room, name, ...(state.simulcast ? {} : { simulcast: '0' }) }).toString();
+  here.search = new URLSearchParams({
+    room, name, ...(state.simulcast ? {} : { simulcast: '0' }), ...(state.videoCodecs ? { codec: state.videoCodecs.map((m) => m.slice('video/'.length)).join(',') } : {}),
+  }).toString();
   history.replaceState(null, '', here);
   const share = new URL(location.href);
   share.search = new URLSearchParams({ room }).toString();
@@ -287,6 +296,8 @@ function wire(client) {
   on('track-published', () => render());
   on('track-unpublished', () => render());
   on('track-muted', () => render());
+  on('track-updated', () => render());
+  on('track-unsupported', () => render());
   on('speakers', (d) => {
     state.speakers = new Set(d.participants);
     markSpeakers();
@@ -589,7 +600,10 @@ function createTile(spec) {
   const name = document.createElement('span');
   name.className = 'name';
   caption.append(name, badge('mic-off', '#i-mic-off', 'Microphone muted'), badge('cam-off', '#i-cam-off', 'Camera off'));
-  el.append(video, avatar, caption);
+  const why = document.createElement('p');
+  why.className = 'why';
+  why.hidden = true;
+  el.append(video, avatar, why, caption);
   const stream = new MediaStream();
   video.srcObject = stream;
   return { el, video, stream };
@@ -627,6 +641,13 @@ function updateTile(tile, spec) {
   /** @type {HTMLElement} */ (el.querySelector('.avatar')).style.setProperty('--hue', String(hueOf(person)));
   /** @type {HTMLElement} */ (el.querySelector('.mic-off')).hidden = spec.screen || !spec.audioMuted;
   /** @type {HTMLElement} */ (el.querySelector('.cam-off')).hidden = spec.screen || !spec.videoMuted;
+  const unsupported = spec.video?.unsupported;
+  const why = /** @type {HTMLElement} */ (el.querySelector('.why'));
+  why.hidden = !unsupported;
+  why.textContent = unsupported ? `No video: this browser cannot play ${spec.video?.codec.replace(/^video\//, '')} here` : '';
+  why.title = unsupported ?? '';
+  if (unsupported) el.dataset.unsupported = spec.video?.codec ?? '';
+  else delete el.dataset.unsupported;
   const hasVideo = spec.tracks.some((t) => t.kind === 'video');
   el.classList.toggle('no-video', !hasVideo || spec.videoMuted);
   el.setAttribute('aria-label', `${spec.name}${spec.audioMuted && !spec.screen ? ', microphone muted' : ''}${spec.videoMuted && !spec.screen ? ', camera off' : ''}`);

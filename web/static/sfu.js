@@ -53,6 +53,9 @@ const RESUME_OPEN_TIMEOUT = 4000;
  * @property {'audio'|'video'} kind
  * @property {string[]} layers Simulcast rids, lowest quality first; empty without simulcast.
  * @property {boolean} muted
+ * @property {string} codec The MIME type the publisher sends, e.g. `video/VP8`.
+ * @property {string} [unsupported] Set when this client cannot receive the
+ *   track: the server's explanation (the codec is one it does not decode).
  * @property {string} [mid] Only in the publisher's own copy: the mid it published on.
  */
 
@@ -290,7 +293,9 @@ export class SFUClient extends EventTarget {
    * {@link SFUClient}.
    * @param {string} room
    * @param {string} name
-   * @param {{token?: string, autoSubscribe?: boolean}} [opts]
+   * @param {{token?: string, autoSubscribe?: boolean, videoCodecs?: string[]}} [opts]
+   *   videoCodecs restricts the video codecs this client sends and says it
+   *   decodes to these MIME types (e.g. `['video/H264']`).
    * @returns {Promise<{participant: {id: string, name: string}, participants: ParticipantInfo[]}>}
    */
   join(room, name, opts = {}) {
@@ -484,6 +489,8 @@ export class SFUClient extends EventTarget {
       const msg = { type: 'join', room: this.room, name: this.name };
       if (this.joinOpts.token) msg.token = this.joinOpts.token;
       if (this.joinOpts.autoSubscribe === false) msg.autoSubscribe = false;
+      const codecs = decodableCodecs(this.joinOpts.videoCodecs);
+      if (codecs) msg.codecs = codecs;
       s.joinId = this.send(msg, s);
     });
   }
@@ -907,6 +914,21 @@ export class SFUClient extends EventTarget {
       case 'track-unpublished':
         this.onTrackUnpublished(s, msg.track);
         break;
+      case 'track-updated': {
+        const t = this.tracks.get(msg.track?.id);
+        if (t) {
+          t.codec = String(msg.track.codec ?? '');
+          delete t.unsupported; // the server says again if it still is
+        }
+        this.emit('track-updated', { id: msg.track?.id, track: t });
+        break;
+      }
+      case 'track-unsupported': {
+        const t = this.tracks.get(msg.track);
+        if (t) t.unsupported = String(msg.message ?? `this client does not decode ${msg.codec}`);
+        this.emit('track-unsupported', { id: msg.track, codec: msg.codec, track: t });
+        break;
+      }
       case 'track-muted': {
         const t = this.tracks.get(msg.track);
         if (t) t.muted = !!msg.muted;
@@ -1123,6 +1145,7 @@ export class SFUClient extends EventTarget {
       tr.direction = 'sendonly';
       pub.transceiver = tr;
       pub.simulcast = spareSimulcast(tr);
+      if (pub.kind === 'video') preferCodecs(tr, this.joinOpts.videoCodecs);
       this.negotiate(s);
       return;
     }
@@ -1143,6 +1166,7 @@ export class SFUClient extends EventTarget {
     }
     s.own.add(tr);
     pub.transceiver = tr;
+    if (pub.kind === 'video') preferCodecs(tr, this.joinOpts.videoCodecs);
     this.negotiate(s);
   }
 
@@ -1401,6 +1425,46 @@ function spareSimulcast(tr) {
 }
 
 /**
+ * Limits what a video transceiver sends to the MIME types in `only` (and
+ * their retransmission format); nothing changes without `only`.
+ * @param {RTCRtpTransceiver} tr
+ * @param {string[]} [only]
+ */
+function preferCodecs(tr, only) {
+  if (!only || typeof tr.setCodecPreferences !== 'function') return;
+  const lower = only.map((m) => m.toLowerCase());
+  const codecs = (RTCRtpReceiver.getCapabilities('video')?.codecs ?? [])
+    .filter((c) => lower.includes(c.mimeType.toLowerCase()) || c.mimeType.toLowerCase() === 'video/rtx');
+  try {
+    tr.setCodecPreferences(codecs);
+  } catch {
+    // a codec this browser does not have: it sends what it has
+  }
+}
+
+/**
+ * What this browser decodes, for `join`: media codecs only, video limited
+ * to `only` when given. Undefined where the browser cannot tell.
+ * @param {string[]} [only] video MIME types
+ * @returns {{mimeType: string, sdpFmtpLine?: string}[]|undefined}
+ */
+function decodableCodecs(only) {
+  if (typeof RTCRtpReceiver === 'undefined' || typeof RTCRtpReceiver.getCapabilities !== 'function') return undefined;
+  const lower = only?.map((m) => m.toLowerCase());
+  /** @type {{mimeType: string, sdpFmtpLine?: string}[]} */
+  const out = [];
+  for (const kind of ['audio', 'video']) {
+    for (const c of RTCRtpReceiver.getCapabilities(kind)?.codecs ?? []) {
+      const mime = c.mimeType.toLowerCase();
+      if (/\/(rtx|red|ulpfec|flexfec-03|cn|telephone-event)$/.test(mime)) continue;
+      if (kind === 'video' && lower && !lower.includes(mime)) continue;
+      out.push(c.sdpFmtpLine ? { mimeType: c.mimeType, sdpFmtpLine: c.sdpFmtpLine } : { mimeType: c.mimeType });
+    }
+  }
+  return out;
+}
+
+/**
  * @param {any} t
  * @returns {TrackInfo}
  */
@@ -1411,6 +1475,7 @@ function normTrack(t) {
     kind: t.kind === 'audio' ? 'audio' : 'video',
     layers: Array.isArray(t.layers) ? t.layers : [],
     muted: !!t.muted,
+    codec: String(t.codec ?? ''),
     ...(t.mid !== undefined ? { mid: t.mid } : {}),
   };
 }
