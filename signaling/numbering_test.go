@@ -448,3 +448,26 @@ func TestMixedCodecs(t *testing.T) {
 		})
 	}
 }
+
+// TestRoomShapes runs the room shapes that once failed with Firefox in
+// them, with clients numbering as the browsers do: each member must get
+// every other member's audio and video intact and in its own numbering.
+func TestRoomShapes(t *testing.T) {
+	ff, cr := client.NumberingFirefox, client.NumberingChromium
+	m := func(name string, n client.Numbering, late bool) *member {
+		return &member{name: name, numbering: n, video: "video", late: late}
+	}
+	for _, tc := range []struct {
+		name    string
+		members []*member
+	}{
+		{"1 Firefox and 1 Chromium", []*member{m("fox", ff, false), m("crow", cr, false)}},
+		{"2 Firefox", []*member{m("fox", ff, false), m("fennec", ff, false)}},
+		{"1 Firefox after 2 Chromium", []*member{m("crow", cr, false), m("raven", cr, false), m("fox", ff, true)}},
+		{"1 Firefox and 2 Chromium together", []*member{m("fox", ff, false), m("crow", cr, false), m("raven", cr, false)}},
+		{"2 Firefox after 1 Chromium", []*member{m("crow", cr, false), m("fox", ff, true), m("fennec", ff, true)}},
+		{"3 Chromium", []*member{m("crow", cr, false), m("raven", cr, false), m("rook", cr, false)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { runRoom(t, false, tc.members, t.Errorf) })
+	}
+}
