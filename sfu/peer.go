@@ -107,9 +107,13 @@ type Peer struct {
 	rtcpSSRC      uint32 // the SSRC the server's receiver reports come from
 
 	connectTimer *time.Timer
-	kick         chan struct{}
-	done         chan struct{}
-	wg           sync.WaitGroup // the negotiation loop and the track readers
+	// iceStarted is closed once ICE has left the new state: pion has then
+	// taken the client's ICE credentials (see HandleOffer).
+	iceStarted     chan struct{}
+	iceStartedOnce sync.Once
+	kick           chan struct{}
+	done           chan struct{}
+	wg             sync.WaitGroup // the negotiation loop and the track readers
 }
 
 // subscription is a DownTrack attached to a transceiver of the subscriber.
@@ -137,14 +141,15 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	}
 	p := &Peer{
 		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log, noPublish: cfg.NoPublish,
-		subs:      map[string]*subscription{},
-		lastCodec: map[*webrtc.RTPTransceiver]webrtc.RTPCodecParameters{},
-		published: map[string]*UpTrack{},
-		wanted:    map[string]*DownTrack{},
-		kick:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
-		bwe:       newBWE(),
-		rtcpSSRC:  randUint32(),
+		subs:       map[string]*subscription{},
+		lastCodec:  map[*webrtc.RTPTransceiver]webrtc.RTPCodecParameters{},
+		published:  map[string]*UpTrack{},
+		wanted:     map[string]*DownTrack{},
+		kick:       make(chan struct{}, 1),
+		iceStarted: make(chan struct{}),
+		done:       make(chan struct{}),
+		bwe:        newBWE(),
+		rtcpSSRC:   randUint32(),
 	}
 	p.downs.Store(&[]*DownTrack{})
 	pc.OnICECandidate(p.onCandidate)
@@ -152,6 +157,9 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	pc.OnConnectionStateChange(p.onConnectionState)
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		p.log.Info("ice state", "state", s.String())
+		if s != webrtc.ICEConnectionStateNew {
+			p.iceStartedOnce.Do(func() { close(p.iceStarted) })
+		}
 	})
 	e.peerCount(1)
 	p.wg.Add(2)
@@ -504,6 +512,7 @@ func (p *Peer) setCodecs(tr *webrtc.RTPTransceiver, d *DownTrack) error {
 // then unchanged.
 func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 	start := time.Now()
+	p.awaitICEStart()
 	p.negMu.Lock()
 	if p.isClosed() {
 		p.negMu.Unlock()
@@ -551,6 +560,29 @@ func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 	}
 	p.wake() // changes that waited for the stable state
 	return err
+}
+
+// iceStartWait bounds how long a client offer waits for ICE to start.
+const iceStartWait = 2 * time.Second
+
+// awaitICEStart holds a renegotiating offer until ICE has started. After
+// the first negotiation pion hands the client's ICE credentials to its ICE
+// agent asynchronously; an offer applied before that reads to pion as new
+// credentials, an ICE restart, and it answers with new ones of its own,
+// which Firefox refuses ("Remote description indicates ICE restart but
+// offer did not request ICE restart"). It happens when a client answers the
+// server's first offer and offers at once, as Firefox does on joining late.
+func (p *Peer) awaitICEStart() {
+	if p.pc.RemoteDescription() == nil {
+		return // the first negotiation: nothing to compare with yet
+	}
+	t := time.NewTimer(iceStartWait)
+	defer t.Stop()
+	select {
+	case <-p.iceStarted:
+	case <-p.done:
+	case <-t.C:
+	}
 }
 
 func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (added, removed []*UpTrack, err error) {

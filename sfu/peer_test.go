@@ -421,3 +421,52 @@ func TestCoalescedOffers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOfferRightAfterFirstAnswer: a client that answers the server's first
+// offer and offers at once (Firefox joining a room) must get an answer with
+// the server's ICE credentials unchanged; a changed ufrag is an ICE restart
+// the client never asked for, and Firefox refuses the answer.
+func TestOfferRightAfterFirstAnswer(t *testing.T) {
+	e := testEngine(t)
+	pub := newPair(t, e)
+	_, up := pub.publish(webrtc.MimeTypeVP8)
+	for i := range 5 {
+		sub := newPair(t, e)
+		sub.manual = true
+		if _, err := sub.server.Subscribe(up); err != nil {
+			t.Fatal(err)
+		}
+		var serverOffer string
+		select {
+		case serverOffer = <-sub.offers:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no server offer")
+		}
+		if _, err := sub.answer(serverOffer); err != nil {
+			t.Fatal(err)
+		}
+		local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sub.client.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sub.offer(); err != nil {
+			t.Fatal(err)
+		}
+		want, got := iceUfrag(serverOffer), iceUfrag(sub.client.RemoteDescription().SDP)
+		if want == "" || got != want {
+			t.Fatalf("run %d: the server answered with ice-ufrag %q, its offer had %q: an ICE restart nobody asked for", i, got, want)
+		}
+	}
+}
+
+func iceUfrag(sdp string) string {
+	for _, l := range strings.Split(sdp, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "a=ice-ufrag:"); ok {
+			return v
+		}
+	}
+	return ""
+}
