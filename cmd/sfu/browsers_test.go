@@ -160,15 +160,15 @@ func runRoom(t *testing.T, people []person) {
 	}
 }
 
-// pageMediaJS describes, for a failure, what a page receives: each video
-// inbound-rtp (mid, track, frames, width, packets, codec), each
+// pageMediaJS describes, for a failure, what a page receives: each
+// inbound-rtp (kind, mid, track, frames, width, packets, codec), each
 // transceiver (mid, directions, receiver track) and each tile's tracks.
 const pageMediaJS = `(async () => {
   const pc = tessera.client.pc;
   const st = await pc.getStats();
   const inbound = [];
   st.forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.kind === 'video') inbound.push([s.mid, s.trackIdentifier, s.framesDecoded, s.frameWidth, s.packetsReceived, s.codecId && st.get(s.codecId).mimeType].join(' '));
+    if (s.type === 'inbound-rtp') inbound.push([s.kind, s.mid, s.trackIdentifier, s.framesDecoded, s.frameWidth, s.packetsReceived, s.codecId && st.get(s.codecId).mimeType].join(' '));
   });
   const transceivers = pc.getTransceivers().map((t) => [t.mid, t.direction, t.currentDirection, t.receiver.track.id, t.receiver.track.readyState].join(' '));
   const tiles = [...document.querySelectorAll('#grid .tile')].map((el) => el.dataset.name + ': ' +
