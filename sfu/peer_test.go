@@ -43,6 +43,7 @@ type pair struct {
 	published   []*UpTrack
 	unpublished []*UpTrack
 	failed      error
+	early       []webrtc.ICECandidateInit // server candidates before the client had an offer
 	tracks      chan *webrtc.TrackRemote
 	answered    chan struct{}
 	// manual holds server offers in offers instead of answering them.
@@ -104,6 +105,15 @@ func (p *pair) answer(sdp string) (string, error) {
 	if err := p.client.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return "", fmt.Errorf("client: %w", err)
 	}
+	p.mu.Lock()
+	early := p.early
+	p.early = nil
+	p.mu.Unlock()
+	for _, c := range early {
+		if err := p.client.AddICECandidate(c); err != nil {
+			p.t.Errorf("client rejected candidate: %v", err)
+		}
+	}
 	answer, err := p.client.CreateAnswer(nil)
 	if err == nil {
 		err = p.client.SetLocalDescription(answer)
@@ -118,6 +128,15 @@ func (p *pair) SendCandidate(c *webrtc.ICECandidateInit) {
 	if c == nil || p.client.ConnectionState() == webrtc.PeerConnectionStateClosed {
 		return
 	}
+	p.mu.Lock()
+	if p.client.RemoteDescription() == nil {
+		// A manual test holds the server's first offer: as a socket
+		// client would, keep its candidates until the offer is applied.
+		p.early = append(p.early, *c)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
 	if err := p.client.AddICECandidate(*c); err != nil {
 		p.t.Errorf("client rejected candidate: %v", err)
 	}
