@@ -26,13 +26,20 @@ type person struct {
 	receives string
 }
 
-// browsers starts each browser the people need, once.
+// browsers starts each browser the people need, once for a whole test:
+// each room opens tabs of its own (a browser context each) and closes them
+// when it ends.
 type browsers struct {
-	t  *testing.T
+	t  *testing.T // the test that owns the browsers
 	by map[webtest.Engine]*webtest.Browser
 }
 
-func (b *browsers) tab(p person) *webtest.Tab {
+func newBrowsers(t *testing.T) *browsers {
+	return &browsers{t: t, by: map[webtest.Engine]*webtest.Browser{}}
+}
+
+// tab opens p's tab, closed when the room's test t ends.
+func (b *browsers) tab(t *testing.T, p person) *webtest.Tab {
 	br := b.by[p.engine]
 	if br == nil {
 		switch p.engine {
@@ -43,20 +50,21 @@ func (b *browsers) tab(p person) *webtest.Tab {
 		}
 		b.by[p.engine] = br
 	}
-	return br.NewTab(p.name)
+	tab := br.NewTab(p.name)
+	t.Cleanup(tab.Close)
+	return tab
 }
 
 // runRoom opens the page for every person (the late ones once the others
 // see each other) and checks that each tab decodes every other person's
 // video at a real size and receives their audio, with no page error.
-func runRoom(t *testing.T, people []person) {
+func runRoom(t *testing.T, b *browsers, people []person) {
 	t.Helper()
 	base := "http://" + startServer(t, loopbackConfig())
-	b := &browsers{t: t, by: map[webtest.Engine]*webtest.Browser{}}
 	room := fmt.Sprintf("mixed-%d", time.Now().UnixNano())
 	tabs := make([]*webtest.Tab, len(people))
 	for i, p := range people {
-		tabs[i] = b.tab(p)
+		tabs[i] = b.tab(t, p)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -224,6 +232,7 @@ func TestBrowsersMixed(t *testing.T) {
 	skipShort(t)
 	webtest.RequireChromium(t)
 	webtest.RequireFirefox(t)
+	b := newBrowsers(t)
 	ff, cr := webtest.Firefox, webtest.Chromium
 	noSimulcast := url.Values{"simulcast": {"0"}}
 	tests := []struct {
@@ -240,7 +249,7 @@ func TestBrowsersMixed(t *testing.T) {
 			{name: "Fox", engine: ff, params: noSimulcast, joinLag: true}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { runRoom(t, tt.people) })
+		t.Run(tt.name, func(t *testing.T) { runRoom(t, b, tt.people) })
 	}
 }
 
@@ -253,6 +262,7 @@ func TestBrowsersMixedCodecs(t *testing.T) {
 	skipShort(t)
 	webtest.RequireChromium(t)
 	webtest.RequireFirefox(t)
+	b := newBrowsers(t)
 	ff, cr := webtest.Firefox, webtest.Chromium
 	h264 := url.Values{"codec": {"h264"}}
 	vp8 := url.Values{"codec": {"vp8"}}
@@ -271,6 +281,6 @@ func TestBrowsersMixedCodecs(t *testing.T) {
 			{name: "Fox", engine: ff, cannot: []string{"Hawk"}}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { runRoom(t, tt.people) })
+		t.Run(tt.name, func(t *testing.T) { runRoom(t, b, tt.people) })
 	}
 }
