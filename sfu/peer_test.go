@@ -205,6 +205,36 @@ func (p *pair) publish(mime string) (*webrtc.TrackLocalStaticRTP, *UpTrack) {
 	return local, p.published[len(p.published)-1]
 }
 
+// subscribe subscribes the (manual) pair to up and returns the server's
+// offer, unanswered.
+func (p *pair) subscribe(up *UpTrack) string {
+	p.t.Helper()
+	if _, err := p.server.Subscribe(up); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case sdp := <-p.offers:
+		return sdp
+	case <-time.After(5 * time.Second):
+		p.t.Fatal("no server offer")
+		return ""
+	}
+}
+
+// addAudio adds a sendonly Opus track to the client, not negotiated yet.
+func (p *pair) addAudio() *webrtc.RTPTransceiver {
+	p.t.Helper()
+	local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	tr, err := p.client.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return tr
+}
+
 func vp8Packet(seq uint16, key bool) []byte {
 	payload := []byte{0x10, 0x01, 0xaa, byte(seq), byte(seq >> 8)}
 	if key {
@@ -334,25 +364,10 @@ func TestOfferCollision(t *testing.T) {
 	if err := sub.offer(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sub.server.Subscribe(up); err != nil {
-		t.Fatal(err)
-	}
-	var serverOffer string
-	select {
-	case serverOffer = <-sub.offers:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no server offer")
-	}
+	serverOffer := sub.subscribe(up)
 
 	// The client offers too, before answering: the server must ignore it.
-	local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := sub.client.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := sub.addAudio()
 	if err := tr.SetMid("client-a"); err != nil {
 		t.Fatal(err)
 	}
@@ -452,25 +467,11 @@ func TestOfferRightAfterFirstAnswer(t *testing.T) {
 	for i := range 5 {
 		sub := newPair(t, e)
 		sub.manual = true
-		if _, err := sub.server.Subscribe(up); err != nil {
-			t.Fatal(err)
-		}
-		var serverOffer string
-		select {
-		case serverOffer = <-sub.offers:
-		case <-time.After(5 * time.Second):
-			t.Fatal("no server offer")
-		}
+		serverOffer := sub.subscribe(up)
 		if _, err := sub.answer(serverOffer); err != nil {
 			t.Fatal(err)
 		}
-		local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sub.client.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-			t.Fatal(err)
-		}
+		sub.addAudio()
 		if err := sub.offer(); err != nil {
 			t.Fatal(err)
 		}
