@@ -18,15 +18,11 @@ import (
 type DownTrack struct {
 	up  *UpTrack
 	sub *Peer // the subscriber
-	// src is the codec of the publisher it forwards, as the publisher
-	// numbers it; packets of another codec (around a switch) are not its.
-	src   webrtc.RTPCodecParameters
-	srcPT uint8
 
 	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
-	// refused: the subscriber's answer left out the codec (Bind found it
-	// missing); the subscription forwards nothing and is dropped.
-	refused atomic.Bool
+	// srcPT is the payload type of src: packets of another codec (around a
+	// switch of the publisher's) are not this subscription's.
+	srcPT uint8
 
 	// maxLayer is the highest simulcast layer the subscriber wants.
 	maxLayer atomic.Int32
@@ -53,6 +49,13 @@ type DownTrack struct {
 	nacks         atomic.Uint64 // NACK messages from the subscriber
 	retransmitted atomic.Uint64 // packets sent again
 	nackMisses    atomic.Uint64 // packets asked for that were no longer cached
+
+	// src is the publisher's codec it forwards, as the publisher numbers
+	// it (static after construction; kept apart from the per-packet fields).
+	src webrtc.RTPCodecParameters
+	// refused: the subscriber's answer left out the codec (Bind found it
+	// missing); the subscription forwards nothing and is dropped.
+	refused atomic.Bool
 
 	rate atomic.Int64 // bits/s sent, measured by the subscriber's allocator
 	// owned by the allocator:
