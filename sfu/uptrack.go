@@ -112,23 +112,31 @@ type upLayer struct {
 // receiveStats computes loss and jitter the RFC 3550 way.
 type receiveStats struct {
 	started    bool
+	since      int64  // unix ns of the first packet
 	base, high uint32 // extended sequence numbers
 	received   uint64
-	transit    int64   // previous arrival - RTP time, in clock units
+	transit    uint32  // previous arrival - RTP time, in clock units, modulo 2^32 as RTP time is
 	jitter     float64 // in clock units
 }
 
 func (r *receiveStats) update(seq uint16, ts uint32, now int64, clockRate uint32) {
-	if !r.started {
+	first := !r.started
+	if first {
 		r.started, r.base, r.high = true, uint32(seq), uint32(seq)
+		r.since = now
 	} else if d := int16(seq - uint16(r.high)); d > 0 {
 		r.high += uint32(d)
 	}
 	r.received++
-	arrival := int64(uint64(now) * uint64(clockRate) / 1e9)
-	transit := arrival - int64(ts)
-	if r.transit != 0 {
-		d := float64(transit - r.transit)
+	// Arrival in clock units since the first packet: whole seconds and the
+	// rest apart, so that no product overflows however long the track
+	// lives; and transit differences modulo 2^32, so that the RTP clock
+	// wrapping (every 13 hours at 90 kHz) is no jump.
+	el := uint64(now - r.since)
+	arrival := uint32(el/1e9*uint64(clockRate) + el%1e9*uint64(clockRate)/1e9)
+	transit := arrival - ts
+	if !first {
+		d := float64(int32(transit - r.transit))
 		if d < 0 {
 			d = -d
 		}
@@ -185,7 +193,9 @@ func newUpTrack(p *Peer, m mediaInfo, codec webrtc.RTPCodecParameters) *UpTrack 
 		closed:    make(chan struct{}),
 	}
 	u.setCodec(codec)
-	if id := m.extIDs[uriAudioLevel]; id > 0 && id < 256 {
+	// Only audio measures loudness: the level is folded in by the reader of
+	// each layer, and only audio has a single one.
+	if id := m.extIDs[uriAudioLevel]; id > 0 && id < 256 && m.kind == webrtc.RTPCodecTypeAudio {
 		u.extAudioLevel = uint8(id)
 	}
 	if id := m.extIDs[uriVideoOrientation]; id > 0 && id < 256 {
