@@ -78,9 +78,9 @@ func (l *upLayer) receptionReport(now int64) (rtcp.ReceptionReport, bool) {
 	return rr, true
 }
 
-// sendReports sends the reports that are due, in one compound packet:
-// sender reports for the subscriptions, receiver reports for what the peer
-// publishes. Runs in the allocator goroutine.
+// sendReports sends the reports that are due: sender reports for the
+// subscriptions, receiver reports for what the peer publishes, in compound
+// packets that each fit a datagram. Runs in the allocator goroutine.
 func (p *Peer) sendReports(now int64) {
 	var pkts []rtcp.Packet
 	if now-p.lastRR >= senderReportInterval {
@@ -106,7 +106,32 @@ func (p *Peer) sendReports(now int64) {
 			d.lastReport = now
 		}
 	}
-	if len(pkts) > 0 {
-		_ = p.pc.WriteRTCP(pkts)
+	for _, c := range compounds(pkts, maxCompound) {
+		_ = p.pc.WriteRTCP(c)
 	}
+}
+
+// maxCompound bounds a compound RTCP packet, in bytes before SRTCP (which
+// adds 14): with IP and UDP headers it stays under a 1280-byte path MTU.
+// One sender report takes 28 bytes: past about 40 subscriptions a peer's
+// reports need several packets.
+const maxCompound = 1200
+
+// compounds groups pkts, in order, into compound packets of at most max
+// bytes each; a packet larger than max goes alone.
+func compounds(pkts []rtcp.Packet, max int) [][]rtcp.Packet {
+	var out [][]rtcp.Packet
+	start, size := 0, 0
+	for i, pk := range pkts {
+		n := pk.MarshalSize()
+		if i > start && size+n > max {
+			out = append(out, pkts[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(pkts) {
+		out = append(out, pkts[start:])
+	}
+	return out
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/pion/rtcp"
 )
 
 // TestSenderReportMapsPublisherClock: the report a subscriber gets maps its
@@ -50,5 +52,35 @@ func checkNTP(t *testing.T, what string, ntp uint64, wantUnix int64, rtp, wantRT
 	}
 	if wantRTP != 0 && rtp != wantRTP {
 		t.Errorf("%s: rtp %d, want %d", what, rtp, wantRTP)
+	}
+}
+
+func TestCompoundsFitADatagram(t *testing.T) {
+	rr := &rtcp.ReceiverReport{SSRC: 1, Reports: make([]rtcp.ReceptionReport, 31)} // the largest the server sends
+	for _, n := range []int{0, 1, 40, 43, 100, 400} {
+		pkts := []rtcp.Packet{rr}
+		for i := range n {
+			pkts = append(pkts, &rtcp.SenderReport{SSRC: uint32(i + 2)})
+		}
+		groups := compounds(pkts, maxCompound)
+		var seen []rtcp.Packet
+		for _, g := range groups {
+			buf, err := rtcp.Marshal(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(buf) > maxCompound {
+				t.Errorf("%d reports: a compound of %d bytes, over %d", n, len(buf), maxCompound)
+			}
+			seen = append(seen, g...)
+		}
+		if len(seen) != len(pkts) {
+			t.Fatalf("%d reports: %d sent", n+1, len(seen))
+		}
+		for i := range pkts {
+			if seen[i] != pkts[i] {
+				t.Fatalf("%d reports: report %d out of order", n, i)
+			}
+		}
 	}
 }
