@@ -33,6 +33,12 @@ type fanoutJob struct {
 type fanoutPool struct {
 	jobs chan *fanoutJob
 	wg   sync.WaitGroup
+
+	// mu is held for reading while a job is handed over, and for writing by
+	// close: a reader still forwarding when the engine closes (its peer
+	// outlived the shutdown's deadline) never sends on the closed channel.
+	mu     sync.RWMutex
+	closed bool // guarded by mu
 }
 
 func newFanoutPool() *fanoutPool {
@@ -55,8 +61,23 @@ func (f *fanoutPool) work() {
 }
 
 func (f *fanoutPool) close() {
+	f.mu.Lock()
+	f.closed = true
 	close(f.jobs)
+	f.mu.Unlock()
 	f.wg.Wait()
+}
+
+// submit hands j to a worker; it reports false once the pool is closed,
+// and the caller forwards the chunk itself.
+func (f *fanoutPool) submit(j *fanoutJob) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed {
+		return false
+	}
+	f.jobs <- j
+	return true
 }
 
 // fanout forwards one packet to downs, in parallel when they are many.
@@ -78,7 +99,12 @@ func (u *UpTrack) fanout(downs []*DownTrack, l int, p *rtp.Packet, key bool, now
 	for i := 1; i < chunks; i++ {
 		j := &u.jobs[i]
 		*j = fanoutJob{downs: downs[i*fanoutChunk : min(len(downs), (i+1)*fanoutChunk)], l: l, p: p, key: key, now: now, wg: &u.fanoutWG}
-		pool.jobs <- j
+		if !pool.submit(j) {
+			for _, d := range j.downs {
+				d.forward(l, p, key, now)
+			}
+			u.fanoutWG.Done()
+		}
 	}
 	for _, d := range downs[:fanoutChunk] {
 		d.forward(l, p, key, now)
