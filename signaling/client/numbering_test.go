@@ -20,22 +20,8 @@ type section struct {
 
 func offerSections(t *testing.T, api *webrtc.API, dir webrtc.RTPTransceiverDirection) map[string]section {
 	t.Helper()
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(offer.SDP); err != nil {
+	if err := sd.UnmarshalString(offerText(t, api, dir)); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]section{}
