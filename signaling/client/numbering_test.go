@@ -76,6 +76,19 @@ var pionVideo = []string{
 	"98 VP9/90000", "99 rtx/90000", "100 VP9/90000", "101 rtx/90000", "112 H264/90000", "113 rtx/90000",
 }
 
+// chromiumAudio and chromiumVideo are Chromium 156's codecs, in its order.
+var (
+	chromiumAudio = []string{
+		"111 opus/48000/2", "63 red/48000/2", "9 G722/8000", "0 PCMU/8000", "8 PCMA/8000",
+		"13 CN/8000", "110 telephone-event/48000", "126 telephone-event/8000",
+	}
+	chromiumVideo = []string{
+		"96 VP8/90000", "97 rtx/90000", "98 VP9/90000", "99 rtx/90000", "100 VP9/90000", "101 rtx/90000",
+		"103 H264/90000", "104 rtx/90000", "109 H264/90000", "114 rtx/90000", "117 H264/90000", "118 rtx/90000",
+		"45 AV1/90000", "46 rtx/90000",
+	}
+)
+
 var chromiumVideoExt = map[int]string{
 	2: absSendTime, 3: twcc, 4: mid, 5: playout,
 	6:  "http://www.webrtc.org/experiments/rtp-hdrext/video-content-type",
@@ -125,39 +138,22 @@ func TestNewAPIWithNumbering(t *testing.T) {
 		},
 		{
 			name: "chromium", opt: client.APIOptions{Numbering: client.NumberingChromium}, dir: sendrecv,
-			audio: []string{
-				"111 opus/48000/2", "63 red/48000/2", "9 G722/8000", "0 PCMU/8000", "8 PCMA/8000",
-				"13 CN/8000", "110 telephone-event/48000", "126 telephone-event/8000",
-			},
-			video: []string{
-				"96 VP8/90000", "97 rtx/90000", "98 VP9/90000", "99 rtx/90000", "100 VP9/90000", "101 rtx/90000",
-				"103 H264/90000", "104 rtx/90000", "109 H264/90000", "114 rtx/90000", "117 H264/90000", "118 rtx/90000",
-				"45 AV1/90000", "46 rtx/90000",
-			},
+			audio:    chromiumAudio,
+			video:    chromiumVideo,
 			audioExt: map[int]string{1: audioLevel, 2: absSendTime, 3: twcc, 4: mid},
 			videoExt: chromiumVideoExt,
 		},
 		{
 			name: "chromium, sendonly", opt: client.APIOptions{Numbering: client.NumberingChromium}, dir: sendonly,
-			audio: []string{
-				"111 opus/48000/2", "63 red/48000/2", "9 G722/8000", "0 PCMU/8000", "8 PCMA/8000",
-				"13 CN/8000", "110 telephone-event/48000", "126 telephone-event/8000",
-			},
-			video: []string{
-				"96 VP8/90000", "97 rtx/90000", "98 VP9/90000", "99 rtx/90000", "100 VP9/90000", "101 rtx/90000",
-				"103 H264/90000", "104 rtx/90000", "109 H264/90000", "114 rtx/90000", "117 H264/90000", "118 rtx/90000",
-				"45 AV1/90000", "46 rtx/90000",
-			},
+			audio:    chromiumAudio,
+			video:    chromiumVideo,
 			audioExt: map[int]string{1: audioLevel, 2: absSendTime, 3: twcc, 4: mid},
 			videoExt: chromiumVideoExt,
 		},
 		{
 			name: "chromium, H264 only", opt: client.APIOptions{Numbering: client.NumberingChromium, VideoCodecs: []string{webrtc.MimeTypeH264}},
-			dir: sendonly,
-			audio: []string{
-				"111 opus/48000/2", "63 red/48000/2", "9 G722/8000", "0 PCMU/8000", "8 PCMA/8000",
-				"13 CN/8000", "110 telephone-event/48000", "126 telephone-event/8000",
-			},
+			dir:      sendonly,
+			audio:    chromiumAudio,
 			video:    []string{"103 H264/90000", "104 rtx/90000", "109 H264/90000", "114 rtx/90000", "117 H264/90000", "118 rtx/90000"},
 			audioExt: map[int]string{1: audioLevel, 2: absSendTime, 3: twcc, 4: mid},
 			videoExt: chromiumVideoExt,
