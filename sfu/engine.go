@@ -17,6 +17,8 @@ import (
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/tessera-rtc/tessera/sfu/internal/pionlog"
 )
 
 // Config configures the media plane.
@@ -24,6 +26,14 @@ type Config struct {
 	// UDPPort is the one UDP port all ICE traffic uses, through a mux.
 	// 0 gives every peer its own ephemeral ports.
 	UDPPort int
+	// ShareUDP lets a TURN server share the UDP port: what is not ICE's
+	// (TURN requests, ChannelData, plain STUN Binding requests) is read
+	// from Engine.SharedUDP instead. Needs UDPPort.
+	ShareUDP bool
+	// ICETCP, when set, carries ICE over TCP: the engine offers passive TCP
+	// candidates at its address and takes the connections it accepts
+	// (RFC 6544, RFC 4571 framing). The engine closes it.
+	ICETCP net.Listener
 	// Interfaces restricts ICE to these interface names; empty allows all.
 	Interfaces []string
 	// IPs restricts ICE to local addresses inside these prefixes; empty allows all.
@@ -65,6 +75,7 @@ type Engine struct {
 	cfg        Config
 	api        *webrtc.API
 	mux        *udpMux // nil with ephemeral ports
+	tcpMux     *ice.TCPMuxDefault
 	fanout     *fanoutPool
 	fanoutOnce sync.Once
 	log        *slog.Logger
@@ -93,7 +104,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 
 	var se webrtc.SettingEngine
-	se.LoggerFactory = pionLoggerFactory{log: e.log}
+	se.LoggerFactory = pionlog.Factory{Log: e.log}
 	// After a collision pion may answer a later offer with a=setup:active,
 	// which Chrome rejects ("Failed to set SSL role for the transport").
 	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
@@ -111,7 +122,21 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if ipFilter != nil {
 		se.SetIPFilter(ipFilter)
 	}
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.ICETCP != nil {
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+		e.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener: cfg.ICETCP,
+			Logger:   se.LoggerFactory.NewLogger("tcpmux"),
+			// A packet waits at most this much behind a slow TCP
+			// connection; beyond it packets are dropped, as UDP would.
+			WriteBufferSize:              1 << 20,
+			FirstStunBindTimeout:         10 * time.Second,
+			AliveDurationForConnFromStun: 30 * time.Second,
+		})
+		se.SetICETCPMux(e.tcpMux)
+	}
+	se.SetNetworkTypes(networks)
 	// A server has nothing to hide behind mDNS names, and a browser's
 	// .local candidates are learnt as peer-reflexive when its checks arrive:
 	// no mDNS socket and goroutines per peer.
@@ -119,9 +144,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Net != nil {
 		se.SetNet(cfg.Net)
 	}
+	if cfg.ShareUDP && cfg.UDPPort <= 0 {
+		e.closeTCP()
+		return nil, errors.New("sharing the UDP port needs a UDP port")
+	}
 	if cfg.UDPPort > 0 {
 		mux, err := listenUDPMux(cfg, ifFilter, ipFilter, se.LoggerFactory.NewLogger("udpmux"))
 		if err != nil {
+			e.closeTCP()
 			return nil, fmt.Errorf("ice udp port %d: %w", cfg.UDPPort, err)
 		}
 		e.mux = mux
@@ -166,10 +196,37 @@ func (e *Engine) Close() error {
 	if e.fanout != nil {
 		e.fanoutOnce.Do(e.fanout.close)
 	}
+	e.closeTCP()
 	if e.mux != nil {
+		for _, c := range e.mux.conns {
+			if c.side != nil {
+				_ = c.side.Close()
+			}
+		}
 		return e.mux.Close()
 	}
 	return nil
+}
+
+func (e *Engine) closeTCP() {
+	if e.tcpMux != nil {
+		_ = e.tcpMux.Close()
+	}
+}
+
+// SharedUDP returns, for each socket of the UDP port, the connection a
+// TURN server reads and writes on (Config.ShareUDP; nil otherwise).
+func (e *Engine) SharedUDP() []net.PacketConn {
+	if e.mux == nil {
+		return nil
+	}
+	var out []net.PacketConn
+	for _, c := range e.mux.conns {
+		if c.side != nil {
+			out = append(out, c.side)
+		}
+	}
+	return out
 }
 
 // LocalAddrs lists the addresses the UDP mux listens on (nil with ephemeral ports).

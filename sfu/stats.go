@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -17,7 +18,13 @@ type PeerStats struct {
 	Signaling  string
 	// The selected candidate pair ("" before ICE connects).
 	LocalCandidate, RemoteCandidate string
-	RTT                             time.Duration
+	// Path is how media reaches the client, from the server's side of the
+	// selected pair: "udp" or "tcp" (straight to the server), "relay"
+	// (the client's relay candidate: through a TURN server); "" before ICE
+	// connects. RemoteAddr is the far end of that pair.
+	Path       string
+	RemoteAddr netip.AddrPort
+	RTT        time.Duration
 	// Estimate is the subscriber's estimated bandwidth, bits/s (0: the
 	// client sends no congestion feedback).
 	Estimate    int
@@ -79,6 +86,7 @@ func (p *Peer) Stats() PeerStats {
 		if pair, err := ice.GetSelectedCandidatePair(); err == nil && pair != nil {
 			s.LocalCandidate = candidateString(pair.Local)
 			s.RemoteCandidate = candidateString(pair.Remote)
+			s.Path, s.RemoteAddr = path(pair)
 		}
 		if ps, ok := ice.GetSelectedCandidatePairStats(); ok {
 			s.RTT = time.Duration(ps.CurrentRoundTripTime * float64(time.Second))
@@ -113,6 +121,22 @@ func (p *Peer) Stats() PeerStats {
 // RawStats is pion's GetStats of the peer's PeerConnection: what
 // chrome://webrtc-internals would show of the server's side.
 func (p *Peer) RawStats() webrtc.StatsReport { return p.pc.GetStats() }
+
+// path says how the selected pair carries media, and where its far end is.
+func path(pair *webrtc.ICECandidatePair) (string, netip.AddrPort) {
+	var remote netip.AddrPort
+	if a, err := netip.ParseAddr(pair.Remote.Address); err == nil {
+		remote = netip.AddrPortFrom(a.Unmap(), pair.Remote.Port)
+	}
+	switch {
+	case pair.Remote.Typ == webrtc.ICECandidateTypeRelay:
+		return "relay", remote
+	case pair.Local.Protocol == webrtc.ICEProtocolTCP:
+		return "tcp", remote
+	default:
+		return "udp", remote
+	}
+}
 
 func candidateString(c *webrtc.ICECandidate) string {
 	if c == nil {

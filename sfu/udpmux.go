@@ -27,7 +27,8 @@ const batchSize = 64
 // batchConn is a UDP socket that queues writes while a batch is open.
 type batchConn struct {
 	*net.UDPConn
-	io *sockIO
+	io   *sockIO
+	side *sideConn // set before the first read when the port is shared with TURN
 
 	mu    sync.Mutex
 	open  int      // open batches, guarded by mu
@@ -59,9 +60,16 @@ func newBatch() *batch {
 	return b
 }
 
-// ReadFromAddrPort implements ice.AddrPortReaderWriter.
+// ReadFromAddrPort implements ice.AddrPortReaderWriter. When the port is
+// shared, what is the TURN server's goes to its side instead.
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.io.recv(b)
+	for {
+		n, from, err := c.io.recv(b)
+		if err != nil || c.side == nil || !forRelay(b[:n]) {
+			return n, from, err
+		}
+		c.side.deliver(b[:n], from)
+	}
 }
 
 // WriteToAddrPort implements ice.AddrPortReaderWriter: the write is queued
@@ -193,6 +201,9 @@ func listenUDPMux(cfg Config, ifFilter func(string) bool, ipFilter func(net.IP) 
 				_ = b.Close()
 			}
 			return nil, fmt.Errorf("listen on %s: %w", a, err)
+		}
+		if cfg.ShareUDP {
+			b.side = newSideConn(b)
 		}
 		m.conns = append(m.conns, b)
 		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: logger, UDPConn: b}))
