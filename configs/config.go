@@ -23,6 +23,7 @@ type Config struct {
 	TLS       TLS       `yaml:"tls"`
 	WebSocket WebSocket `yaml:"websocket"`
 	ICE       ICE       `yaml:"ice"`
+	TURN      TURN      `yaml:"turn"`
 	Rooms     Rooms     `yaml:"rooms"`
 	Auth      Auth      `yaml:"auth"`
 	Limits    Limits    `yaml:"limits"`
@@ -84,9 +85,13 @@ type WebSocket struct {
 
 // ICE configures how media reaches the server.
 type ICE struct {
-	// UDPPort is the one UDP port all ICE traffic uses (through a mux);
-	// 0 gives every participant its own ephemeral ports.
+	// UDPPort is the one UDP port all media uses (through a mux), shared
+	// with TURN over UDP; 0 takes the number of the listen port, so that
+	// TCP and UDP use one port number.
 	UDPPort int `yaml:"udp_port"`
+	// TCP offers ICE over TCP on the listen port, for clients that may
+	// reach the server over TCP but not UDP.
+	TCP bool `yaml:"tcp"`
 	// Interfaces restricts ICE to these network interfaces (names); empty allows all.
 	Interfaces []string `yaml:"interfaces"`
 	// IPs restricts ICE to local addresses in these IPs or CIDRs; empty allows all.
@@ -103,6 +108,32 @@ type ICE struct {
 	// participant is considered failed.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
+
+// TURN configures the embedded TURN server. It listens on the listen port
+// (TURN over TCP, and over TLS when the port has a certificate) and on
+// the UDP port, and relays only to this server's own media port.
+type TURN struct {
+	// Enabled runs it and hands every participant credentials for it.
+	Enabled bool `yaml:"enabled"`
+	// Secret keys the credentials (TURN REST: HMAC-SHA1); at least
+	// MinTURNSecretLen bytes. Empty: a random one at each start, which is
+	// enough for a single server.
+	Secret string `yaml:"secret"`
+	// Realm is the TURN realm.
+	Realm string `yaml:"realm"`
+	// CredentialTTL is how long a participant's credentials stay valid;
+	// a call relayed for longer needs new ones (a resume brings them).
+	CredentialTTL time.Duration `yaml:"credential_ttl"`
+	// Host is the name or IP clients are told to reach TURN at; empty: the
+	// host they reached the server by (the WebSocket request's Host).
+	Host string `yaml:"host"`
+	// MaxAllocationsPerParticipant bounds one participant's allocations (a
+	// browser makes one per TURN URL: three).
+	MaxAllocationsPerParticipant int `yaml:"max_allocations_per_participant"`
+}
+
+// MinTURNSecretLen is the shortest TURN secret accepted, in bytes.
+const MinTURNSecretLen = 16
 
 // ICEServer is one STUN or TURN server for clients.
 type ICEServer struct {
@@ -194,7 +225,8 @@ func Defaults() Config {
 		Listen:    "127.0.0.1:8080",
 		Log:       Log{Level: "info", Format: "text"},
 		WebSocket: WebSocket{MaxMessageBytes: 64 << 10, PingInterval: 15 * time.Second},
-		ICE:       ICE{ConnectTimeout: 15 * time.Second},
+		ICE:       ICE{ConnectTimeout: 15 * time.Second, TCP: true},
+		TURN:      TURN{Enabled: true, Realm: "tessera", CredentialTTL: 12 * time.Hour, MaxAllocationsPerParticipant: 6},
 		Rooms:     Rooms{OnDemand: true, MaxParticipants: 50, ResumeGrace: 15 * time.Second},
 		Limits: Limits{
 			MaxRooms:                1000,

@@ -202,6 +202,26 @@ func TestParse(t *testing.T) {
 			errs: []string{"line 2: ice.udp_port: 70000 is not a port"},
 		},
 		{
+			name: "turn secret too short",
+			yaml: "turn:\n  secret: short\n",
+			errs: []string{"line 2: turn.secret: too short (5 bytes, at least 16)"},
+		},
+		{
+			name: "turn credentials that never expire",
+			yaml: "turn:\n  credential_ttl: 8760h\n",
+			errs: []string{"line 2: turn.credential_ttl: 8760h0m0s is out of range"},
+		},
+		{
+			name: "turn host with a scheme",
+			yaml: "turn:\n  host: turn:meet.example.org:3478\n",
+			errs: []string{"line 2: turn.host: \"turn:meet.example.org:3478\" is not a host name"},
+		},
+		{
+			name: "turn allocations",
+			yaml: "turn:\n  max_allocations_per_participant: 0\n",
+			errs: []string{"line 2: turn.max_allocations_per_participant: 0 must be at least 1"},
+		},
+		{
 			name: "several problems are all reported",
 			yaml: "listen: nonsense\nlog:\n  level: loud\nice:\n  ips: [not-an-ip]\n  nat_1to1_ips: [1.2.3]\n",
 			errs: []string{

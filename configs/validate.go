@@ -75,7 +75,24 @@ func (c Config) validate(name string, lines map[string]int) error {
 	}
 
 	if c.ICE.UDPPort < 0 || c.ICE.UDPPort > 65535 {
-		v.addf("ice.udp_port", "%d is not a port (0-65535; 0 means ephemeral ports)", c.ICE.UDPPort)
+		v.addf("ice.udp_port", "%d is not a port (0-65535; 0 takes the listen port's number)", c.ICE.UDPPort)
+	}
+	if c.TURN.Enabled {
+		if c.TURN.Secret != "" && len(c.TURN.Secret) < MinTURNSecretLen {
+			v.addf("turn.secret", "too short (%d bytes, at least %d)", len(c.TURN.Secret), MinTURNSecretLen)
+		}
+		if strings.TrimSpace(c.TURN.Realm) == "" {
+			v.addf("turn.realm", "empty")
+		}
+		if c.TURN.CredentialTTL < time.Minute || c.TURN.CredentialTTL > 7*24*time.Hour {
+			v.addf("turn.credential_ttl", "%s is out of range (1m to 168h)", c.TURN.CredentialTTL)
+		}
+		if c.TURN.MaxAllocationsPerParticipant < 1 {
+			v.addf("turn.max_allocations_per_participant", "%d must be at least 1", c.TURN.MaxAllocationsPerParticipant)
+		}
+		if h := c.TURN.Host; h != "" && (strings.ContainsAny(h, "/:?@ ") && net.ParseIP(h) == nil) {
+			v.addf("turn.host", "%q is not a host name or IP address (no scheme or port)", h)
+		}
 	}
 	for i, name := range c.ICE.Interfaces {
 		if strings.TrimSpace(name) == "" {

@@ -81,7 +81,7 @@ type Engine struct {
 	log        *slog.Logger
 
 	mu      sync.Mutex
-	peers   int                     // guarded by mu
+	peers   map[string]*Peer        // open peers by id, guarded by mu
 	ups     map[*UpTrack]struct{}   // live tracks, guarded by mu
 	downs   map[*DownTrack]struct{} // live subscriptions, guarded by mu
 	retired Totals                  // counts of what is gone, guarded by mu
@@ -92,7 +92,7 @@ type Engine struct {
 // at once, so a port in use is reported here rather than at the first call.
 func NewEngine(cfg Config) (*Engine, error) {
 	cfg.fill()
-	e := &Engine{cfg: cfg, log: cfg.Logger, ups: map[*UpTrack]struct{}{}, downs: map[*DownTrack]struct{}{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, peers: map[string]*Peer{}, ups: map[*UpTrack]struct{}{}, downs: map[*DownTrack]struct{}{}}
 
 	m, err := newMediaEngine()
 	if err != nil {
@@ -322,7 +322,7 @@ func (e *Engine) Totals() Totals {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t := e.retired
-	t.Peers, t.Tracks, t.Subscriptions = e.peers, len(e.ups), len(e.downs)
+	t.Peers, t.Tracks, t.Subscriptions = len(e.peers), len(e.ups), len(e.downs)
 	for u := range e.ups {
 		t.addUp(u)
 	}
@@ -363,8 +363,24 @@ func (e *Engine) unsubscribe(d *DownTrack) {
 	}
 }
 
-func (e *Engine) peerCount(delta int) {
+func (e *Engine) addPeer(p *Peer) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.peers += delta
+	e.peers[p.id] = p
+}
+
+func (e *Engine) removePeer(p *Peer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.peers[p.id] == p {
+		delete(e.peers, p.id)
+	}
+}
+
+// HasPeer reports whether a peer with this id is open.
+func (e *Engine) HasPeer(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.peers[id]
+	return ok
 }

@@ -159,7 +159,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 			p.iceStartedOnce.Do(func() { close(p.iceStarted) })
 		}
 	})
-	e.peerCount(1)
+	e.addPeer(p)
 	p.wg.Add(2)
 	go p.loop()
 	go p.allocator()
@@ -716,6 +716,6 @@ func (p *Peer) Close() error {
 	for _, t := range published {
 		p.e.untrack(t)
 	}
-	p.e.peerCount(-1)
+	p.e.removePeer(p)
 	return err
 }

@@ -29,8 +29,12 @@ type Config struct {
 	// QueueSize bounds the messages waiting for a slow client; past it the
 	// client is disconnected rather than slowing its room down.
 	QueueSize int
-	// ICEServers are handed to clients in `joined`.
+	// ICEServers are handed to clients in `joined` and `resumed`.
 	ICEServers []ICEServer
+	// Relay, when set, gives each participant servers of its own (the
+	// embedded TURN server, with fresh credentials), listed before
+	// ICEServers; host is the host the client reached this server by.
+	Relay func(participant, host string) []ICEServer
 	// MessagesPerSecond limits what one socket may send, with bursts of
 	// twice as much; a socket that keeps going far over it is closed.
 	MessagesPerSecond int
@@ -231,4 +235,11 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-func (h *Handler) iceServers() []ICEServer { return slices.Clone(h.cfg.ICEServers) }
+// iceServers are the servers handed to a participant who reached the
+// server by host.
+func (h *Handler) iceServers(participant, host string) []ICEServer {
+	if h.cfg.Relay == nil {
+		return slices.Clone(h.cfg.ICEServers)
+	}
+	return append(h.cfg.Relay(participant, host), h.cfg.ICEServers...)
+}

@@ -35,6 +35,7 @@ type session struct {
 	ws     *websocket.Conn
 	logp   atomic.Pointer[slog.Logger] // the reader sets it on join; every goroutine logs with it
 	remote string
+	host   string          // the Host the client reached the server by
 	ctx    context.Context // ends with the session
 	cancel context.CancelFunc
 
@@ -55,7 +56,7 @@ type session struct {
 func newSession(h *Handler, ws *websocket.Conn, r *http.Request) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{
-		h: h, ws: ws, ctx: ctx, cancel: cancel, remote: r.RemoteAddr,
+		h: h, ws: ws, ctx: ctx, cancel: cancel, remote: r.RemoteAddr, host: r.Host,
 		out:        make(chan any, h.cfg.QueueSize),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -362,13 +363,13 @@ func (s *session) render(m any) any {
 			Type: "joined", ID: s.joinRequestID(),
 			Participant:  participantRef{ID: ev.Self.ID, Name: ev.Self.Name},
 			Participants: participantsOut(ev.Others),
-			ICEServers:   s.h.iceServers(),
+			ICEServers:   s.h.iceServers(ev.Self.ID, s.host),
 			ResumeToken:  ev.ResumeToken,
 		}
 	case rooms.Resumed:
 		return resumedOut{
 			Type: "resumed", ID: s.joinRequestID(), Participant: participantOut(ev.Self),
-			Participants: participantsOut(ev.Others), ICEServers: s.h.iceServers(),
+			Participants: participantsOut(ev.Others), ICEServers: s.h.iceServers(ev.Self.ID, s.host),
 		}
 	case rooms.ParticipantJoined:
 		return participantJoinedOut{Type: "participant-joined", Participant: participantOut(ev.Participant)}

@@ -27,9 +27,9 @@ func (g *relayGen) Validate() error { return nil }
 
 func (g *relayGen) AllocatePacketConn(conf AllocateConfig) (net.PacketConn, net.Addr, error) {
 	var ip netip.Addr
-	for m := range g.s.media {
-		if m.Addr().Is4() == (conf.Network == "udp4") {
-			ip = m.Addr()
+	for _, m := range g.s.cfg.Media { // in order: the first media IP of the family
+		if a := m.Addr().Unmap(); a.Is4() == (conf.Network == "udp4") {
+			ip = a
 			break
 		}
 	}
