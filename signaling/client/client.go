@@ -50,6 +50,10 @@ type Options struct {
 	// mime type, as an application calling setCodecPreferences with them
 	// alone; by default they come first, and the others follow.
 	OnlyTrackCodecs bool
+	// Relay, when set ("udp", "tcp" or "tls"), sends all media through
+	// the TURN server `joined` names, reached over that transport: the
+	// PeerConnection gets those servers and relay-only ICE once joined.
+	Relay string
 }
 
 // Client is one participant.
@@ -187,7 +191,48 @@ func (c *Client) Join(ctx context.Context) error {
 		return ev.Error
 	}
 	c.Self, c.Others, c.ResumeToken = ev.Self, ev.Participants, ev.ResumeToken
+	if c.opt.Relay != "" {
+		return c.useRelay(ev.ICEServers)
+	}
 	return nil
+}
+
+// useRelay keeps the TURN URLs of the chosen transport and makes ICE use
+// relay candidates only.
+func (c *Client) useRelay(servers []webrtc.ICEServer) error {
+	var keep []webrtc.ICEServer
+	for _, s := range servers {
+		var urls []string
+		for _, u := range s.URLs {
+			if relayTransport(u) == c.opt.Relay {
+				urls = append(urls, u)
+			}
+		}
+		if len(urls) > 0 {
+			s.URLs = urls
+			keep = append(keep, s)
+		}
+	}
+	if len(keep) == 0 {
+		return fmt.Errorf("relay %s: joined names no such TURN server (%v)", c.opt.Relay, servers)
+	}
+	cfg := c.pc.GetConfiguration()
+	cfg.ICEServers, cfg.ICETransportPolicy = keep, webrtc.ICETransportPolicyRelay
+	return c.pc.SetConfiguration(cfg)
+}
+
+// relayTransport is how a TURN URL reaches its server: "udp", "tcp" or
+// "tls" ("" for STUN).
+func relayTransport(u string) string {
+	switch {
+	case strings.HasPrefix(u, "turns:"):
+		return "tls"
+	case !strings.HasPrefix(u, "turn:"):
+		return ""
+	case strings.HasSuffix(u, "?transport=tcp"):
+		return "tcp"
+	}
+	return "udp"
 }
 
 // DropSocket breaks the socket the way a network failure would: no close

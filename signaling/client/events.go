@@ -53,6 +53,7 @@ type Event struct {
 	Muted        bool                     // track-muted
 	Speakers     []string                 // speakers
 	ResumeToken  string                   // joined
+	ICEServers   []webrtc.ICEServer       // joined, resumed
 	Active       []string                 // layers
 	Error        *Error                   // error
 }
@@ -69,6 +70,7 @@ func parseEvent(data []byte) (Event, error) {
 		Muted        bool                     `json:"muted"`
 		Active       []string                 `json:"active"`
 		ResumeToken  string                   `json:"resumeToken"`
+		ICEServers   []webrtc.ICEServer       `json:"iceServers"`
 		Code         string                   `json:"code"`
 		Codec        string                   `json:"codec"`
 		Message      string                   `json:"message"`
@@ -76,7 +78,7 @@ func parseEvent(data []byte) (Event, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return Event{}, err
 	}
-	ev := Event{Type: raw.Type, ID: raw.ID, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active, ResumeToken: raw.ResumeToken, Codec: raw.Codec}
+	ev := Event{Type: raw.Type, ID: raw.ID, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active, ResumeToken: raw.ResumeToken, Codec: raw.Codec, ICEServers: raw.ICEServers}
 	var err error
 	switch raw.Type {
 	case "joined":

@@ -50,6 +50,8 @@ type APIOptions struct {
 	// are not registered. Retransmission formats follow their codec; red and
 	// ulpfec are kept only when listed.
 	VideoCodecs []string
+	// NetworkTypes are the ICE networks gathered (nil: UDP over IPv4).
+	NetworkTypes []webrtc.NetworkType
 }
 
 // NewAPIWith returns an API numbering as o.Numbering, with pion's default
@@ -87,7 +89,11 @@ func NewAPIWith(o APIOptions) (*webrtc.API, error) {
 	}
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	networks := o.NetworkTypes
+	if networks == nil {
+		networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	}
+	se.SetNetworkTypes(networks)
 	if o.Net != nil {
 		se.SetNet(o.Net)
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
