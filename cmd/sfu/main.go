@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "rooms.yaml to run with (default: the embedded configuration)")
 	listen := fs.String("listen", "", "HTTP/WebSocket address, overriding the config's listen")
-	udpPort := fs.Int("udp-port", -1, "UDP port for all ICE traffic (0: ephemeral ports), overriding the config's ice.udp_port")
+	udpPort := fs.Int("udp-port", -1, "UDP port for all media and TURN over UDP (0: the listen port's number), overriding the config's ice.udp_port")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu [--config rooms.yaml] [--listen ADDR] [--udp-port N]\n       sfu token --room R [--name N] [--ttl 1h] [...] (sfu token --help)\n\n")
 		fs.PrintDefaults()

@@ -38,6 +38,7 @@ func keepFixed(cur, next configs.Config) configs.Config {
 	next.Log.Format = cur.Log.Format
 	next.WebSocket = cur.WebSocket
 	next.ICE = cur.ICE
+	next.TURN = cur.TURN
 	next.Admin = cur.Admin
 	// Resuming reads its grace period without the registry's lock.
 	next.Rooms.ResumeGrace = cur.Rooms.ResumeGrace

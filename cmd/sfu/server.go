@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
+	"github.com/tessera-rtc/tessera/cmd/sfu/portmux"
 	"github.com/tessera-rtc/tessera/configs"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
@@ -36,6 +36,7 @@ type server struct {
 	cfg    configs.Config // owned by serve's goroutine, where reload replaces it
 	log    *slog.Logger
 	engine *sfu.Engine
+	net    *network
 	reg    *rooms.Local
 	sig    *signaling.Handler
 	http   *http.Server
@@ -59,8 +60,7 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		}
 		ips = append(ips, p)
 	}
-	engine, err := sfu.NewEngine(sfu.Config{
-		UDPPort:          cfg.ICE.UDPPort,
+	nw, err := listenNetwork(cfg, sfu.Config{
 		Interfaces:       cfg.ICE.Interfaces,
 		IPs:              ips,
 		Loopback:         cfg.ICE.Loopback,
@@ -69,19 +69,20 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		MaxTracksPerPeer: cfg.Limits.MaxTracksPerParticipant,
 		OnNegotiation:    metrics.ObserveNegotiation,
 		Logger:           log,
-	})
+	}, log)
 	if err != nil {
 		return nil, err
 	}
+	engine := nw.engine
 
 	roomsCfg, err := roomsConfig(cfg)
 	if err != nil {
-		_ = engine.Close()
+		_ = nw.close()
 		return nil, err
 	}
 	reg, err := rooms.NewLocal(roomsCfg, engine, log)
 	if err != nil {
-		_ = engine.Close()
+		_ = nw.close()
 		return nil, err
 	}
 
@@ -89,11 +90,16 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 	for i, s := range cfg.ICE.Servers {
 		iceServers[i] = signaling.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential}
 	}
+	var relayServers func(string, string) []signaling.ICEServer
+	if nw.relay != nil {
+		relayServers = nw.relayServers(cfg.TURN)
+	}
 	sig := signaling.NewHandler(signaling.Config{
 		AllowedOrigins:    cfg.WebSocket.AllowedOrigins,
 		MaxMessageBytes:   cfg.WebSocket.MaxMessageBytes,
 		PingInterval:      cfg.WebSocket.PingInterval,
 		ICEServers:        iceServers,
+		Relay:             relayServers,
 		MessagesPerSecond: cfg.Limits.MessagesPerSecond,
 		ConnectionsPerIP:  cfg.Limits.ConnectionsPerIP,
 		JoinTimeout:       cfg.Limits.JoinTimeout,
@@ -102,10 +108,11 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 
 	ins, err := inspect.New(inspect.Config{
 		Rooms: reg, Engine: engine, Signaling: sig, Metrics: metrics,
+		Relay: nw.relayOf,
 		Token: cfg.Admin.Token, Open: cfg.Admin.Open, Logger: log,
 	})
 	if err != nil {
-		_ = engine.Close()
+		_ = nw.close()
 		return nil, err
 	}
 
@@ -127,10 +134,7 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if a := cfg.TLS.Autocert; a.Enabled() {
-		hs.TLSConfig = autocertManager(a).TLSConfig()
-	}
-	return &server{cfg: cfg, log: log, engine: engine, reg: reg, sig: sig, http: hs}, nil
+	return &server{cfg: cfg, log: log, engine: engine, net: nw, reg: reg, sig: sig, http: hs}, nil
 }
 
 // autocertManager gets and renews the certificate of a.Host from Let's
@@ -185,43 +189,35 @@ func (s *server) serve(ctx context.Context, ready func(addr string)) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		_ = s.engine.Close()
-		return fmt.Errorf("listen: %w", err)
-	}
+	addr := s.net.mux.Addr()
 	scheme := "http"
 	if s.cfg.TLS.Enabled() {
 		scheme = "https"
 	}
-	attrs := []any{"url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "udp_port", s.cfg.ICE.UDPPort}
+	attrs := []any{"url", fmt.Sprintf("%s://%s/", scheme, addr)}
 	if a := s.cfg.TLS.Autocert; a.Enabled() {
 		attrs = append(attrs, "public_url", "https://"+a.Host+"/", "certificates", "Let's Encrypt (TLS-ALPN-01), cached in "+a.CacheDir)
 	}
-	if addrs := s.engine.LocalAddrs(); len(addrs) > 0 {
-		attrs = append(attrs, "ice_addresses", fmt.Sprint(addrs))
-	}
+	attrs = append(attrs, s.net.describe(s.cfg)...)
 	s.log.Info("server listening", attrs...)
 	s.warnAdmin()
 	s.warnAuth()
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() {
-		if s.cfg.TLS.Enabled() {
-			// With autocert, the files are empty and TLSConfig gets the certificate.
-			errc <- s.http.ServeTLS(ln, s.cfg.TLS.Cert, s.cfg.TLS.Key)
-		} else {
-			errc <- s.http.Serve(ln)
+		if err := s.net.mux.Serve(); err != nil {
+			errc <- fmt.Errorf("listen: %w", err)
 		}
 	}()
+	go func() { errc <- s.http.Serve(s.net.mux.Listener(portmux.RouteHTTP)) }()
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(addr.String())
 	}
 
 	for {
 		select {
 		case err := <-errc:
-			_ = s.engine.Close()
+			_ = s.net.close()
 			return fmt.Errorf("http: %w", err)
 		case <-hup:
 			s.reload()
@@ -265,7 +261,7 @@ func (s *server) shutdown() error {
 		s.reg.Shutdown(ctx), // participants told (1001) and removed, peers closed
 		s.sig.Close(ctx),    // sockets not yet joined
 		s.http.Shutdown(ctx),
-		s.engine.Close(),
+		s.net.close(),
 	}
 	err := errors.Join(errs...)
 	s.log.Info("shut down", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)

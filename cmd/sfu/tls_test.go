@@ -79,11 +79,16 @@ func TestAutocertTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// Run it on a free loopback port: the test cannot bind 443.
+	cfg.Listen = "127.0.0.1:0"
 	srv, err := newServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := srv.http.TLSConfig
+	tc := srv.net.tls
 	if tc == nil || tc.GetCertificate == nil {
 		t.Fatal("the server's TLS does not get its certificates from the autocert manager")
 	}
@@ -91,8 +96,6 @@ func TestAutocertTLS(t *testing.T) {
 		t.Errorf("NextProtos = %q: the TLS-ALPN-01 challenge (%s) cannot be answered", tc.NextProtos, acme.ALPNProto)
 	}
 
-	// Run it on a free loopback port: the test cannot bind 443.
-	srv.cfg.Listen = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -136,6 +139,14 @@ func TestAutocertTLS(t *testing.T) {
 		t.Errorf("GET /healthz: %d", resp.StatusCode)
 	}
 	hc.CloseIdleConnections()
+
+	// The port serves no HTTP in clear: a token would cross in clear.
+	if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("plain HTTP on the TLS port: %s, want 400", resp.Status)
+		}
+	}
 
 	// Another name gets no certificate: the manager asks Let's Encrypt for
 	// host only.

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"time"
 
 	"github.com/tessera-rtc/tessera/rooms"
@@ -56,6 +57,10 @@ type Config struct {
 	// Metrics is the Prometheus registry /metrics serves; New adds the
 	// collectors reading Rooms, Engine and Signaling to it.
 	Metrics *Metrics
+	// Relay, when set, says over which transport a client reaches the
+	// embedded TURN server, given the relayed address of its allocation
+	// ("udp", "tcp", "tls").
+	Relay func(relayed netip.AddrPort) (transport string, ok bool)
 	// Token is the admin credential every endpoint requires, sent as
 	// "Authorization: Bearer <token>" or as the password of HTTP Basic.
 	// Empty (and Open false): every request is refused.

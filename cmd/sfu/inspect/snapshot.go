@@ -47,6 +47,12 @@ type ParticipantDetail struct {
 	Connection States    `json:"connection"`
 	// CandidatePair is the selected ICE candidate pair (null before ICE connects).
 	CandidatePair *CandidatePair `json:"candidatePair"`
+	// Path is how media flows between the participant and the server, on
+	// the pair the server sends on (the client may send on another): "udp" or
+	// "tcp" (directly), "relay-udp", "relay-tcp" or "relay-tls" (through
+	// the embedded TURN server, reached over that transport), "relay"
+	// (through another TURN server); "" before ICE connects.
+	Path string `json:"path"`
 	// BandwidthEstimateBps is the server's estimate of the bandwidth
 	// towards this participant (from its transport-wide congestion
 	// feedback), shared out among its subscriptions; 0 without feedback.
@@ -158,14 +164,14 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 		}
 		room := RoomDetail{Name: info.Name, MaxParticipants: info.MaxParticipants, Participants: make([]ParticipantDetail, 0, len(parts))}
 		for _, p := range parts {
-			room.Participants = append(room.Participants, participantDetail(info.Name, p, now))
+			room.Participants = append(room.Participants, s.participantDetail(info.Name, p, now))
 		}
 		snap.Rooms = append(snap.Rooms, room)
 	}
 	return snap
 }
 
-func participantDetail(room string, p *rooms.Participant, now time.Time) ParticipantDetail {
+func (s *Server) participantDetail(room string, p *rooms.Participant, now time.Time) ParticipantDetail {
 	st := p.Peer().Stats()
 	d := ParticipantDetail{
 		ID: p.ID(), Name: p.Name(), JoinedAt: p.JoinedAt(), InCallMs: now.Sub(p.JoinedAt()).Milliseconds(),
@@ -175,6 +181,12 @@ func participantDetail(room string, p *rooms.Participant, now time.Time) Partici
 		Published:            make([]PublishedTrack, len(st.Published)),
 		Subscriptions:        make([]Subscription, len(st.Subscribed)),
 		RawStats:             "/debug/participants/" + url.PathEscape(room) + "/" + url.PathEscape(p.ID()) + "/stats",
+	}
+	d.Path = st.Path
+	if st.Path == "relay" && s.cfg.Relay != nil {
+		if transport, ok := s.cfg.Relay(st.RemoteAddr); ok {
+			d.Path = "relay-" + transport
+		}
 	}
 	if st.LocalCandidate != "" || st.RemoteCandidate != "" {
 		d.CandidatePair = &CandidatePair{

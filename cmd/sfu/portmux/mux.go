@@ -18,6 +18,10 @@ type Config struct {
 	// TLS terminates TLS connections; nil closes them. Its NextProtos
 	// should offer "stun.turn" besides HTTP's.
 	TLS *tls.Config
+	// PlainHTTP serves HTTP without TLS too. Without it, a plain HTTP
+	// request is answered 400 and closed (as net/http's TLS server does), so
+	// that no token crosses the network in clear by mistake.
+	PlainHTTP bool
 	// HeaderTimeout is how long a connection may take to show what it is,
 	// TLS handshake included (default 10s).
 	HeaderTimeout time.Duration
@@ -196,6 +200,10 @@ func (m *Mux) classify(c net.Conn) (Route, net.Conn, bool) {
 	pc := &prefixConn{Conn: c, head: head}
 	switch kind {
 	case HTTP:
+		if !m.cfg.PlainHTTP {
+			_, _ = io.WriteString(c, plainRefused)
+			return 0, nil, false
+		}
 		return RouteHTTP, pc, true
 	case STUN:
 		return RouteTURN, pc, true
@@ -238,6 +246,9 @@ func (m *Mux) classifyTLS(tc *tls.Conn) (Route, net.Conn, bool) {
 	}
 	return 0, nil, false
 }
+
+// plainRefused answers a plain HTTP request on a port that serves HTTPS.
+const plainRefused = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nThis server speaks HTTPS: use https://.\n"
 
 // sniff reads until Classify decides; the bytes read are returned to be
 // read again.

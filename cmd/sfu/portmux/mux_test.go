@@ -118,6 +118,7 @@ func newMux(t *testing.T, tweak func(*Config)) *fixture {
 	cfg := Config{
 		Listener:      ln,
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1", "stun.turn"}},
+		PlainHTTP:     true,
 		HeaderTimeout: time.Second,
 		Logger:        slog.New(slog.DiscardHandler),
 	}
@@ -312,4 +313,33 @@ func TestMuxClosedRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	closedWithin(t, c, 3*time.Second)
+}
+
+// TestMuxPlainHTTPRefused: a port with a certificate and without PlainHTTP
+// answers plain HTTP with 400 and serves nothing in clear.
+func TestMuxPlainHTTPRefused(t *testing.T) {
+	f := newMux(t, func(c *Config) { c.PlainHTTP = false })
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	reply, _ := io.ReadAll(c)
+	if !bytes.HasPrefix(reply, []byte("HTTP/1.0 400")) || !bytes.Contains(reply, []byte("https://")) {
+		t.Fatalf("plain HTTP answered %q, want 400 pointing to https", reply)
+	}
+	// HTTPS still reaches the server.
+	tc, err := tls.Dial("tcp", f.addr, f.tls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if _, err := tc.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	f.accept(t, RouteHTTP)
 }

@@ -234,6 +234,18 @@ function subscriptionCard(p, s, names) {
     ]));
 }
 
+// pathText says how a participant's media reaches the server.
+function pathText(path) {
+  return {
+    'udp': 'direct, UDP',
+    'tcp': 'direct, TCP',
+    'relay-udp': 'relayed by this server\'s TURN, over UDP',
+    'relay-tcp': 'relayed by this server\'s TURN, over TCP',
+    'relay-tls': 'relayed by this server\'s TURN, over TLS',
+    'relay': 'relayed by another TURN server',
+  }[path] || 'not connected';
+}
+
 function participantView(p, names) {
   const pair = p.candidatePair;
   const raw = p.rawStats.replace(/^\//, '');
@@ -245,6 +257,7 @@ function participantView(p, names) {
         badge('dtls', p.connection.dtls), badge('signaling', p.connection.signaling)),
       el('a', {href: raw, target: '_blank', rel: 'noopener', class: 'raw'}, 'raw stats')),
     el('dl', {class: 'facts'},
+      el('dt', {}, 'path'), el('dd', {class: 'path'}, pathText(p.path)),
       el('dt', {}, 'candidate pair'),
       el('dd', {}, pair ? `${candidate(pair.local)} ⇄ ${candidate(pair.remote)}` : 'not connected'),
       el('dt', {}, 'RTT'), el('dd', {}, pair ? millis(pair.rttMs) : '–'),

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
+	"github.com/tessera-rtc/tessera/configs"
+	"github.com/tessera-rtc/tessera/signaling/client"
+	"github.com/tessera-rtc/tessera/signaling/signalingtest"
+)
+
+// TestEveryNetwork runs a call between two Go clients on the embedded
+// default configuration, each time over one path: direct UDP, ICE over
+// TCP on the HTTP port, and the embedded TURN server over UDP and over
+// TCP. Media must arrive intact, and /debug must say which path each
+// participant took.
+func TestEveryNetwork(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Listen = "127.0.0.1:0"
+	addr := startServer(t, cfg)
+	for _, tc := range []struct {
+		name     string
+		networks []webrtc.NetworkType
+		relay    string
+		want     string
+	}{
+		{"udp", nil, "", "udp"},
+		{"ice-tcp", []webrtc.NetworkType{webrtc.NetworkTypeTCP4}, "", "tcp"},
+		{"relay over udp", nil, "udp", "relay-udp"},
+		{"relay over tcp", nil, "tcp", "relay-tcp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			room := "net-" + tc.want
+			join := func(name string) *client.Client {
+				api, err := client.NewAPIWith(client.APIOptions{NetworkTypes: tc.networks})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := client.Dial(ctx, "ws://"+addr+"/ws", client.Options{Room: room, Name: name, API: api, Relay: tc.relay})
+				if err != nil {
+					t.Fatalf("join as %s: %v", name, err)
+				}
+				t.Cleanup(c.Close)
+				return c
+			}
+			pub, sub := join("alice"), join("bob")
+			signalingtest.Publish(ctx, t, pub, "video")
+			var tr *webrtc.TrackRemote
+			select {
+			case tr = <-sub.Tracks():
+			case <-ctx.Done():
+				t.Fatalf("bob received no track over %s", tc.name)
+			}
+			got := signalingtest.Receive(tr)
+			deadline := time.Now().Add(10 * time.Second)
+			for got.Packets.Load() < 100 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n, bad := got.Packets.Load(), got.Corrupt.Load(); n < 100 || bad > 0 {
+				t.Fatalf("bob received %d packets (%d corrupt) over %s, want 100 intact", n, bad, tc.name)
+			}
+			for _, c := range []*client.Client{pub, sub} {
+				if path := debugPath(t, addr, room, c.Self.ID); path != tc.want {
+					t.Errorf("/debug says %s took %q, want %q", c.Self.Name, path, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// debugPath is the path /debug/rooms gives for a participant.
+func debugPath(t *testing.T, addr, room, id string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/rooms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var snap inspect.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range snap.Rooms {
+		for _, p := range r.Participants {
+			if r.Name == room && p.ID == id {
+				return p.Path
+			}
+		}
+	}
+	t.Fatalf("participant %s not in /debug/rooms", id)
+	return ""
+}
