@@ -5,6 +5,18 @@ import { SFUClient } from './sfu.js';
 const ROOM_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const VIDEO_CONSTRAINTS = { width: { ideal: 960 }, height: { ideal: 540 }, frameRate: { ideal: 24, max: 30 } };
 const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+/** @type {ReadonlyArray<string>} the values of ?relay= */
+const RELAYS = ['udp', 'tcp', 'tls'];
+/** How often (ms) the media path shown is looked up again during a call. */
+const PATH_INTERVAL = 2000;
+/** @type {Record<string, string>} how each media path is shown, by {@link SFUClient#mediaPath}'s `path` */
+const PATH_TEXT = {
+  udp: 'direct (UDP)',
+  tcp: 'direct (TCP)',
+  'relay-udp': 'relayed (TURN over UDP)',
+  'relay-tcp': 'relayed (TURN over TCP)',
+  'relay-tls': 'relayed (TURN over TLS)',
+};
 
 /** @param {string} id */
 const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -33,6 +45,7 @@ const ui = {
   camSelect: /** @type {HTMLSelectElement} */ (byId('cam-select')),
   conn: byId('conn'),
   connText: byId('conn-text'),
+  path: byId('path'),
   toasts: byId('toasts'),
   announce: byId('announce'),
 };
@@ -52,6 +65,8 @@ const state = {
   simulcast: true,
   /** @type {string[]|undefined} the only video codecs to send and receive (?codec=h264) */
   videoCodecs: undefined,
+  /** @type {import('./sfu.js').RelayTransport|undefined} force the media through TURN over this transport (?relay=tcp) */
+  relay: undefined,
   name: '',
   /** join token from the address's fragment (#token=…, as `sfu token --link` prints); never in the share link */
   token: '',
@@ -73,6 +88,10 @@ const state = {
   layerRequests: new Map(),
   /** @type {{kind: 'error'|'info', title: string, message: string}[]} every message shown, for debugging */
   messages: [],
+  /** @type {ReturnType<typeof setInterval>|undefined} looks the media path up again, during a call */
+  pathTimer: undefined,
+  /** Media path look-ups started: only the latest one is shown. */
+  pathLookups: 0,
 };
 
 // A handle for debugging from the console (and for the browser tests).
@@ -88,6 +107,8 @@ function init() {
   state.simulcast = params.get('simulcast') !== '0';
   const codec = params.get('codec');
   state.videoCodecs = codec ? codec.split(',').map((c) => `video/${c.trim()}`) : undefined;
+  const relay = params.get('relay') ?? '';
+  state.relay = RELAYS.includes(relay) ? /** @type {import('./sfu.js').RelayTransport} */ (relay) : undefined;
   ui.room.value = room;
   ui.name.value = name;
   ui.joinForm.addEventListener('submit', (ev) => {
@@ -144,7 +165,7 @@ async function join(room, name) {
   state.name = name;
 
   await acquireMedia();
-  const client = new SFUClient();
+  const client = new SFUClient(state.relay ? { relay: state.relay } : {});
   state.client = client;
   wire(client);
   try {
@@ -175,6 +196,7 @@ async function join(room, name) {
   const here = new URL(location.href);
   here.search = new URLSearchParams({
     room, name, ...(state.simulcast ? {} : { simulcast: '0' }), ...(state.videoCodecs ? { codec: state.videoCodecs.map((m) => m.slice('video/'.length)).join(',') } : {}),
+    ...(state.relay ? { relay: state.relay } : {}),
   }).toString();
   history.replaceState(null, '', here);
   const share = new URL(location.href);
@@ -189,6 +211,8 @@ async function join(room, name) {
   ui.controls.hidden = false;
   ui.joinButton.disabled = false;
   ui.joinButton.textContent = 'Join';
+  clearInterval(state.pathTimer);
+  state.pathTimer = setInterval(refreshPath, PATH_INTERVAL);
   updateControls();
   render();
 }
@@ -244,6 +268,8 @@ function leave() {
   state.layers.clear();
   for (const tile of state.tiles.values()) tile.el.remove();
   state.tiles.clear();
+  clearInterval(state.pathTimer);
+  state.pathTimer = undefined;
   ui.callView.hidden = true;
   ui.controls.hidden = true;
   ui.roomLabel.hidden = true;
@@ -755,6 +781,24 @@ function setConnection(s) {
   }[s] ?? s;
   ui.conn.dataset.state = s;
   ui.connText.textContent = text;
+  refreshPath();
+}
+
+/** Looks up how the call's media flows and shows it; nothing unless connected. */
+async function refreshPath() {
+  const client = state.client;
+  const lookup = ++state.pathLookups;
+  const path = client?.connectionState === 'connected' ? await client.mediaPath() : null;
+  if (lookup === state.pathLookups) showPath(path);
+}
+
+/** @param {import('./sfu.js').MediaPath|null} p */
+function showPath(p) {
+  const text = p ? PATH_TEXT[p.path] ?? p.path : '';
+  if (ui.path.textContent !== text) ui.path.textContent = text; // unchanged text is not announced again
+  ui.path.dataset.path = p?.path ?? '';
+  ui.path.title = p ? `Local: ${p.local}\nRemote: ${p.remote}` : '';
+  ui.path.hidden = !p;
 }
 
 /** @param {string} msg */

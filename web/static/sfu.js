@@ -97,7 +97,31 @@ const RESUME_OPEN_TIMEOUT = 4000;
  * @property {number} [maxDelay=10000] Largest reconnection delay, in ms.
  * @property {RTCConfiguration} [rtcConfig] Extra RTCPeerConnection settings;
  *   the server's `iceServers` are added to them.
+ * @property {RelayTransport} [relay] Force the media through a TURN relay
+ *   reached over this transport: ICE uses relay candidates only
+ *   (`iceTransportPolicy: 'relay'`) and of the ICE servers (`rtcConfig`'s
+ *   and the server's) only the TURN URLs of that transport are kept (`udp`:
+ *   `turn:` with `transport=udp` or none; `tcp`: `turn:` with
+ *   `transport=tcp`; `tls`: `turns:`). For diagnosis and tests; without a
+ *   TURN server of that transport the media cannot connect.
  */
+
+/**
+ * @typedef {'udp'|'tcp'|'tls'} RelayTransport How a client reaches a TURN server.
+ */
+
+/**
+ * @typedef {object} MediaPath How the media of a peer connection flows, from
+ * its selected ICE candidate pair.
+ * @property {'udp'|'tcp'|'relay-udp'|'relay-tcp'|'relay-tls'} path `udp` or
+ *   `tcp`: directly to the server; `relay-*`: through a TURN server reached
+ *   over UDP, TCP or TLS.
+ * @property {string} local The local candidate, e.g. `relay 10.0.0.1:5000 udp via tcp`.
+ * @property {string} remote The remote candidate, e.g. `host 192.0.2.7:3478 udp`.
+ */
+
+/** @type {ReadonlyArray<RelayTransport>} */
+const RELAY_TRANSPORTS = Object.freeze(['udp', 'tcp', 'tls']);
 
 /**
  * A track this client publishes. It survives reconnections: after a new
@@ -230,6 +254,13 @@ class Session {
  * - `connectionstatechange` `{state: ConnectionState}`
  * - `reconnecting` `{attempt, delay, resume: boolean}`: a new socket opens
  *   in `delay` ms, to resume the session or to join afresh
+ *
+ * ICE servers. The peer connection uses `rtcConfig.iceServers` followed by
+ * the server's `iceServers` from `joined` (with its embedded TURN server:
+ * credentials of this participant, short-lived). A `resumed` message
+ * carries fresh ones, which the live peer connection takes over, so a long
+ * call keeps working TURN credentials. The `relay` option forces a TURN
+ * path; {@link SFUClient#mediaPath} tells which path the media took.
  */
 export class SFUClient extends EventTarget {
   /** @param {ClientOptions} [options] */
@@ -246,6 +277,10 @@ export class SFUClient extends EventTarget {
       rtcConfig: {},
       ...options,
     };
+    const { relay } = this.options;
+    if (relay !== undefined && !RELAY_TRANSPORTS.includes(relay)) {
+      throw new TypeError(`relay must be one of ${RELAY_TRANSPORTS.join(', ')}, not ${String(relay)}`);
+    }
     /** @type {string|null} Our participant id in the current session. */
     this.participantId = null;
     /** @type {string} */
@@ -443,6 +478,23 @@ export class SFUClient extends EventTarget {
    */
   async getStats() {
     return this.pc ? this.pc.getStats() : new Map();
+  }
+
+  /**
+   * How the media flows: directly to the server over UDP or TCP, or through
+   * a TURN relay (reached over UDP, TCP or TLS), from the peer connection's
+   * selected ICE candidate pair. Null until the peer connection is
+   * connected, and when the browser names no selected pair.
+   * @returns {Promise<MediaPath|null>}
+   */
+  async mediaPath() {
+    const pc = this.pc;
+    if (!pc || pc.connectionState !== 'connected') return null;
+    try {
+      return selectedPath(await pc.getStats());
+    } catch {
+      return null; // closed meanwhile
+    }
   }
 
   /**
@@ -667,6 +719,7 @@ export class SFUClient extends EventTarget {
     }
     this.stopResuming(s);
     this.attempt = 0;
+    if (Array.isArray(msg.iceServers)) this.renewIceServers(s, msg.iceServers);
     this.updateState(s);
     this.reconcile(s, self, (msg.participants ?? []).map(normParticipant));
     for (const pub of this.publications) {
@@ -1100,10 +1153,9 @@ export class SFUClient extends EventTarget {
    * @param {RTCIceServer[]} iceServers
    */
   createPeerConnection(s, iceServers) {
-    const cfg = this.options.rtcConfig ?? {};
     const pc = new RTCPeerConnection({
-      ...cfg,
-      iceServers: [...(cfg.iceServers ?? []), ...iceServers],
+      ...this.options.rtcConfig,
+      ...this.iceSettings(iceServers),
       bundlePolicy: 'max-bundle',
       rtcpMuxPolicy: 'require',
     });
@@ -1125,6 +1177,34 @@ export class SFUClient extends EventTarget {
     pc.ontrack = (ev) => {
       if (this.session === s) this.onRemoteTrack(s, ev);
     };
+  }
+
+  /**
+   * The ICE part of the peer connection's configuration: `rtcConfig`'s ICE
+   * servers and the server's, filtered for the `relay` option.
+   * @private
+   * @param {RTCIceServer[]} fromServer
+   * @returns {{iceServers: RTCIceServer[], iceTransportPolicy?: RTCIceTransportPolicy}}
+   */
+  iceSettings(fromServer) {
+    return iceConfig([...(this.options.rtcConfig?.iceServers ?? []), ...fromServer], this.options.relay);
+  }
+
+  /**
+   * Gives the live peer connection the ICE servers of a `resumed` message:
+   * fresh TURN credentials for a long call, for the candidates gathered
+   * from now on (an ICE restart's). A browser that refuses keeps the old ones.
+   * @private
+   * @param {Session} s
+   * @param {RTCIceServer[]} fromServer
+   */
+  renewIceServers(s, fromServer) {
+    if (!s.pc) return;
+    try {
+      s.pc.setConfiguration({ ...s.pc.getConfiguration(), iceServers: this.iceSettings(fromServer).iceServers });
+    } catch {
+      // the resume goes on with the servers the peer connection has
+    }
   }
 
   /**
@@ -1414,6 +1494,80 @@ export function parseMsids(sdp) {
     if (mid && msid) out.set(mid, { stream: msid[1], track: msid[2] });
   }
   return out;
+}
+
+/**
+ * The ICE part of a peer connection's configuration. Without `relay`,
+ * `servers` as they are. With it, relay candidates only, and of `servers`
+ * only the TURN URLs of that transport (servers left without a URL are
+ * dropped).
+ * @param {RTCIceServer[]} servers
+ * @param {RelayTransport} [relay]
+ * @returns {{iceServers: RTCIceServer[], iceTransportPolicy?: RTCIceTransportPolicy}}
+ */
+export function iceConfig(servers, relay) {
+  if (!relay) return { iceServers: servers };
+  /** @type {RTCIceServer[]} */
+  const iceServers = [];
+  for (const server of servers) {
+    const urls = [server.urls].flat().filter((url) => turnTransport(url) === relay);
+    if (urls.length > 0) iceServers.push({ ...server, urls });
+  }
+  return { iceServers, iceTransportPolicy: 'relay' };
+}
+
+/**
+ * How a URL reaches its TURN server: `turns:` is TLS, `turn:` UDP unless
+ * `?transport=tcp`. Null for anything else (STUN, an unknown transport).
+ * @param {string} url
+ * @returns {RelayTransport|null}
+ */
+function turnTransport(url) {
+  const m = /^(turns?):[^?]*(?:\?(.*))?$/i.exec(String(url).trim());
+  if (!m) return null;
+  if (m[1].toLowerCase() === 'turns') return 'tls';
+  const transport = new URLSearchParams((m[2] ?? '').toLowerCase()).get('transport') ?? 'udp';
+  return transport === 'udp' || transport === 'tcp' ? transport : null;
+}
+
+/**
+ * The path of the selected candidate pair of a stats report: the
+ * transport's `selectedCandidatePairId` (Chromium), else the pair marked
+ * `selected`, else a nominated pair that succeeded (Firefox).
+ * @param {RTCStatsReport|Map<string, any>} stats
+ * @returns {MediaPath|null}
+ */
+function selectedPath(stats) {
+  /** @type {any[]} */
+  const reports = [...stats.values()];
+  const pairs = reports.filter((r) => r.type === 'candidate-pair');
+  const chosen = reports.find((r) => r.type === 'transport' && r.selectedCandidatePairId)?.selectedCandidatePairId;
+  const pair = (chosen && stats.get(chosen))
+    ?? pairs.find((p) => p.selected === true)
+    ?? pairs.find((p) => p.nominated && p.state === 'succeeded');
+  const local = pair && stats.get(pair.localCandidateId);
+  if (!local) return null;
+  const remote = stats.get(pair.remoteCandidateId);
+  /** @type {MediaPath['path']} */
+  let path;
+  if (local.candidateType === 'relay') {
+    path = local.relayProtocol === 'tcp' ? 'relay-tcp' : local.relayProtocol === 'tls' ? 'relay-tls' : 'relay-udp';
+  } else {
+    path = local.protocol === 'tcp' ? 'tcp' : 'udp';
+  }
+  return { path, local: candidateText(local), remote: remote ? candidateText(remote) : '?' };
+}
+
+/**
+ * A candidate's stats for display: `relay 10.0.0.1:5000 udp via tcp`.
+ * @param {any} c a local-candidate or remote-candidate report
+ * @returns {string}
+ */
+function candidateText(c) {
+  const host = c.address ?? c.ip ?? '?';
+  const addr = host.includes(':') ? `[${host}]` : host;
+  const via = c.candidateType === 'relay' && c.relayProtocol ? ` via ${c.relayProtocol}` : '';
+  return `${c.candidateType ?? '?'} ${addr}:${c.port ?? '?'} ${c.protocol ?? '?'}${via}`;
 }
 
 /**
