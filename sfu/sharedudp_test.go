@@ -101,3 +101,24 @@ func freeUDPPort(t *testing.T) int {
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
+
+// FuzzForRelay: the media port's classifier never panics, and whatever it
+// hands to TURN is ChannelData or a STUN message of the right shape.
+func FuzzForRelay(f *testing.F) {
+	m, _ := stun.Build(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest))
+	f.Add(m.Raw)
+	b, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername("a:b"))
+	f.Add(b.Raw)
+	f.Add([]byte{0x40, 0x01, 0x00, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !forRelay(b) {
+			return
+		}
+		if b[0] >= 64 && b[0] <= 79 {
+			return
+		}
+		if !stun.IsMessage(b) {
+			t.Fatalf("%x handed to TURN: neither ChannelData nor STUN", b)
+		}
+	})
+}

@@ -24,7 +24,7 @@ type fixture struct {
 	tcp   string       // TURN over TCP
 }
 
-func newFixture(t *testing.T, tweak func(*Config)) *fixture {
+func newFixture(t testing.TB, tweak func(*Config)) *fixture {
 	t.Helper()
 	media := listenUDP(t)
 	turnUDP := listenUDP(t)
@@ -50,7 +50,7 @@ func newFixture(t *testing.T, tweak func(*Config)) *fixture {
 	return &fixture{s: s, media: media, udp: turnUDP.LocalAddr().String(), tcp: tcp.Addr().String()}
 }
 
-func listenUDP(t *testing.T) *net.UDPConn {
+func listenUDP(t testing.TB) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

@@ -105,7 +105,7 @@ type fixture struct {
 	tls  *tls.Config // for clients
 }
 
-func newMux(t *testing.T, tweak func(*Config)) *fixture {
+func newMux(t testing.TB, tweak func(*Config)) *fixture {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -342,4 +342,64 @@ func TestMuxPlainHTTPRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.accept(t, RouteHTTP)
+}
+
+// FuzzMux sends arbitrary first bytes to a running Mux (plain, and inside
+// TLS), then checks it still routes an HTTP request: no input stops it.
+func FuzzMux(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), false)
+	f.Add(turnAllocate(f), true)
+	f.Add(framed(stunBinding(f)), false)
+	f.Add([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 0x01}, false)
+	fx := newMux(f, func(c *Config) {
+		// Every connection comes from 127.0.0.1: no per-address bound here.
+		c.HeaderTimeout, c.MaxPendingPerIP, c.MaxPending = 200*time.Millisecond, 1<<20, 1<<20
+	})
+	for r := range numRoutes {
+		go func() {
+			for {
+				c, err := fx.m.Listener(r).Accept()
+				if err != nil {
+					return
+				}
+				go func() { _, _ = io.Copy(io.Discard, c); _ = c.Close() }()
+			}
+		}()
+	}
+	probe := func(t *testing.T) {
+		before, _ := fx.m.Stats()
+		defer func() {
+			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+				if now, _ := fx.m.Stats(); now["http"] > before["http"] {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("an HTTP request was not routed")
+				}
+			}
+		}()
+		c, err := net.Dial("tcp", fx.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte, inTLS bool) {
+		var c net.Conn
+		var err error
+		if inTLS {
+			c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", fx.addr, fx.tls)
+		} else {
+			c, err = net.Dial("tcp", fx.addr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write(b)
+		_ = c.Close()
+		probe(t)
+	})
 }
