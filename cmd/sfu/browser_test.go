@@ -698,7 +698,12 @@ func TestBrowserSimulcast(t *testing.T) {
 	skipShort(t)
 	webtest.RequireChromium(t)
 	start := time.Now()
-	base := "http://" + startServer(t, loopbackConfig())
+	// The layers follow bandwidth estimates, which two busy cores already
+	// disturb: no TURN allocations or TCP candidates (three per tab, set up
+	// as the call starts) on top. The paths have their own tests.
+	cfg := loopbackConfig()
+	cfg.TURN.Enabled, cfg.ICE.TCP = false, false
+	base := "http://" + startServer(t, cfg)
 	b := webtest.NewBrowser(t, webtest.Options{Width: 1280, Height: 720})
 	const room = "layers"
 	names := []string{"Ada", "Grace", "Linus"}
@@ -712,8 +717,9 @@ func TestBrowserSimulcast(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range names {
-				t.Logf("%s's page:%s", n, tabs[n].Diagnose())
+				t.Logf("%s's page:%s path %s", n, tabs[n].Diagnose(), webtest.MustEval[string](t, tabs[n], `document.getElementById('path').dataset.path + ' ' + document.getElementById('path').title`))
 			}
+			t.Logf("/debug paths: %v", debugPaths(t, base, room))
 		}
 	})
 	ada, grace, linus := tabs["Ada"], tabs["Grace"], tabs["Linus"]

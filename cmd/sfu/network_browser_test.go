@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -136,24 +135,27 @@ func TestBrowserRelay(t *testing.T) {
 	webtest.RequireChromium(t)
 	base := "http://" + startServer(t, loopbackConfig())
 	b := webtest.NewBrowser(t, webtest.Options{Width: 640, Height: 480, IgnoreCertErrors: true})
-	transports := map[string]string{"Ada": "udp", "Grace": "tcp", "Linus": "tls"}
-	names := []string{"Ada", "Grace", "Linus"}
+	relayCall(t, b, base, "relay", []string{"Ada", "Grace", "Linus"}, []string{"udp", "tcp", "tls"})
+}
+
+// relayCall holds a call of one tab per name, each forced through the
+// embedded TURN server over its transport, and checks that the page and
+// /debug both name that path.
+func relayCall(t *testing.T, b *webtest.Browser, base, room string, names, transports []string) {
+	t.Helper()
 	params := map[string]string{}
-	for n, tr := range transports {
-		params[n] = "&relay=" + tr
+	for i, n := range names {
+		params[n] = "&relay=" + transports[i]
 	}
-	page, debug, _ := networkCall(t, b, base, "relay", names, params)
-	for _, n := range names {
-		want := "relay-" + transports[n]
+	page, debug, detail := networkCall(t, b, base, room, names, params)
+	for i, n := range names {
+		want := "relay-" + transports[i]
 		if page[n] != want {
-			t.Errorf("%s's page says %q, want %q", n, page[n], want)
+			t.Errorf("%s's page says %q (%s), want %q", n, page[n], detail[n], want)
 		}
 		if debug[n] != want {
 			t.Errorf("/debug says %s took %q, want %q", n, debug[n], want)
 		}
-	}
-	if t.Failed() {
-		t.Log(fmt.Sprint("page: ", page, " debug: ", debug))
 	}
 }
 
@@ -167,20 +169,5 @@ func TestFirefoxRelay(t *testing.T) {
 	webtest.RequireFirefox(t)
 	base := "http://" + startServer(t, loopbackConfig())
 	b := webtest.NewFirefox(t, webtest.Options{Width: 640, Height: 480})
-	transports := map[string]string{"Ada": "udp", "Grace": "tcp"}
-	names := []string{"Ada", "Grace"}
-	params := map[string]string{}
-	for n, tr := range transports {
-		params[n] = "&relay=" + tr
-	}
-	page, debug, detail := networkCall(t, b, base, "relay-firefox", names, params)
-	for _, n := range names {
-		want := "relay-" + transports[n]
-		if page[n] != want {
-			t.Errorf("%s's page says %q (%s), want %q", n, page[n], detail[n], want)
-		}
-		if debug[n] != want {
-			t.Errorf("/debug says %s took %q, want %q", n, debug[n], want)
-		}
-	}
+	relayCall(t, b, base, "relay-firefox", []string{"Ada", "Grace"}, []string{"udp", "tcp"})
 }

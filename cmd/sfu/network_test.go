@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
 	"github.com/tessera-rtc/tessera/configs"
 	"github.com/tessera-rtc/tessera/signaling/client"
 	"github.com/tessera-rtc/tessera/signaling/signalingtest"
@@ -66,34 +63,12 @@ func TestEveryNetwork(t *testing.T) {
 			if n, bad := got.Packets.Load(), got.Corrupt.Load(); n < 100 || bad > 0 {
 				t.Fatalf("bob received %d packets (%d corrupt) over %s, want 100 intact", n, bad, tc.name)
 			}
-			for _, c := range []*client.Client{pub, sub} {
-				if path := debugPath(t, addr, room, c.Self.ID); path != tc.want {
-					t.Errorf("/debug says %s took %q, want %q", c.Self.Name, path, tc.want)
+			paths := debugPaths(t, "http://"+addr, room)
+			for _, name := range []string{"alice", "bob"} {
+				if paths[name] != tc.want {
+					t.Errorf("/debug says %s took %q, want %q", name, paths[name], tc.want)
 				}
 			}
 		})
 	}
-}
-
-// debugPath is the path /debug/rooms gives for a participant.
-func debugPath(t *testing.T, addr, room, id string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/debug/rooms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var snap inspect.Snapshot
-	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range snap.Rooms {
-		for _, p := range r.Participants {
-			if r.Name == room && p.ID == id {
-				return p.Path
-			}
-		}
-	}
-	t.Fatalf("participant %s not in /debug/rooms", id)
-	return ""
 }
