@@ -87,7 +87,8 @@ type WebSocket struct {
 type ICE struct {
 	// UDPPort is the one UDP port all media uses (through a mux), shared
 	// with TURN over UDP; 0 takes the number of the listen port, so that
-	// TCP and UDP use one port number.
+	// TCP and UDP use one port number; -1 gives each participant its own
+	// ephemeral ports (without the embedded TURN server).
 	UDPPort int `yaml:"udp_port"`
 	// TCP offers ICE over TCP on the listen port, for clients that may
 	// reach the server over TCP but not UDP.

@@ -202,6 +202,11 @@ func TestParse(t *testing.T) {
 			errs: []string{"line 2: ice.udp_port: 70000 is not a port"},
 		},
 		{
+			name: "ephemeral ports with TURN",
+			yaml: "ice:\n  udp_port: -1\n",
+			errs: []string{"line 2: ice.udp_port: -1 (ephemeral ports) leaves the embedded TURN server no media port"},
+		},
+		{
 			name: "turn secret too short",
 			yaml: "turn:\n  secret: short\n",
 			errs: []string{"line 2: turn.secret: too short (5 bytes, at least 16)"},

@@ -74,8 +74,11 @@ func (c Config) validate(name string, lines map[string]int) error {
 		v.addf("websocket.ping_interval", "%s is too short (at least 1s)", c.WebSocket.PingInterval)
 	}
 
-	if c.ICE.UDPPort < 0 || c.ICE.UDPPort > 65535 {
-		v.addf("ice.udp_port", "%d is not a port (0-65535; 0 takes the listen port's number)", c.ICE.UDPPort)
+	if c.ICE.UDPPort < -1 || c.ICE.UDPPort > 65535 {
+		v.addf("ice.udp_port", "%d is not a port (0-65535; 0 takes the listen port's number, -1 gives each participant ephemeral ports)", c.ICE.UDPPort)
+	}
+	if c.ICE.UDPPort == -1 && c.TURN.Enabled {
+		v.addf("ice.udp_port", "-1 (ephemeral ports) leaves the embedded TURN server no media port to relay to: set a port, or turn.enabled: false")
 	}
 	if c.TURN.Enabled {
 		if c.TURN.Secret != "" && len(c.TURN.Secret) < MinTURNSecretLen {

@@ -57,9 +57,11 @@ func listenNetwork(cfg configs.Config, sfuCfg sfu.Config, log *slog.Logger) (*ne
 		// the embedded default's page is http://127.0.0.1:8080/.
 		mux := portmux.New(portmux.Config{Listener: ln, TLS: tlsCfg, PlainHTTP: !cfg.TLS.Enabled(), Logger: log})
 		sc := sfuCfg
-		sc.UDPPort = cfg.ICE.UDPPort
-		if sc.UDPPort == 0 {
+		switch sc.UDPPort = cfg.ICE.UDPPort; sc.UDPPort {
+		case 0:
 			sc.UDPPort = tcpPort
+		case -1:
+			sc.UDPPort = 0 // ephemeral ports per participant
 		}
 		sc.ShareUDP = cfg.TURN.Enabled
 		if cfg.ICE.TCP {
