@@ -53,7 +53,7 @@ const (
 // the size and the probe flag; at is the send time. A reader that sees the
 // same meta before and after reading at has a consistent record.
 type sentPacket struct {
-	meta atomic.Uint64 // seq+1 (bits 0-16), size (17-40), probe (41)
+	meta atomic.Uint64 // seq+1 (bits 0-16), size (17-40), probe (41), reported (42)
 	at   atomic.Int64  // unix ns
 }
 
@@ -123,7 +123,13 @@ func (b *bwe) unsent(seq uint16) {
 	}
 }
 
-// onFeedback folds in one TWCC feedback.
+// metaReported marks a sent packet some feedback has already reported.
+const metaReported = 1 << 42
+
+// onFeedback folds in one TWCC feedback. Each packet counts once: what a
+// feedback reports again (a repeat, or an overlap with an earlier one) is
+// skipped, and a feedback covers at most the send history, so that no
+// feedback costs more than bweHistory steps whatever a client sends.
 func (b *bwe) onFeedback(fb *twccFeedback, now int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -132,7 +138,11 @@ func (b *bwe) onFeedback(fb *twccFeedback, now int64) {
 	arrival := fb.refTime * int64(time.Microsecond)
 	deltas := fb.deltas
 	seq := fb.base
-	for _, status := range fb.statuses {
+	statuses := fb.statuses
+	if len(statuses) > bweHistory {
+		statuses = statuses[:bweHistory]
+	}
+	for _, status := range statuses {
 		received := status == twccSmallDelta || status == twccLargeDelta
 		if received && len(deltas) > 0 {
 			arrival += deltas[0] * int64(time.Microsecond)
@@ -141,7 +151,7 @@ func (b *bwe) onFeedback(fb *twccFeedback, now int64) {
 		s := &b.sent[seq%bweHistory]
 		m := s.meta.Load()
 		at := s.at.Load()
-		if m&(1<<17-1) == uint64(seq)+1 && s.meta.Load() == m {
+		if m&(1<<17-1) == uint64(seq)+1 && m&metaReported == 0 && s.meta.CompareAndSwap(m, m|metaReported) {
 			o := observation{sentAt: at, size: int(m >> 17 & (1<<24 - 1)), probe: m&(1<<41) != 0}
 			if received {
 				o.arrival = arrival
