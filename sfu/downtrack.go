@@ -49,6 +49,7 @@ type DownTrack struct {
 	nacks         atomic.Uint64 // NACK messages from the subscriber
 	retransmitted atomic.Uint64 // packets sent again
 	nackMisses    atomic.Uint64 // packets asked for that were no longer cached
+	rtcpDropped   atomic.Uint64 // RTCP packets over the rate limit, not read
 
 	// src is the publisher's codec it forwards, as the publisher numbers
 	// it (static after construction; kept apart from the per-packet fields).
@@ -315,15 +316,20 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
 	var fb feedback
 	var tw twccFeedback
+	limit := rtcpLimiter{tokens: rtcpBurst}
 	for {
 		n, _, err := sender.Read(buf)
 		if err != nil {
 			return
 		}
+		now := time.Now().UnixNano()
+		if !limit.allow(now) {
+			d.rtcpDropped.Add(1)
+			continue
+		}
 		if !parseFeedback(buf[:n], &fb) {
 			continue
 		}
-		now := time.Now().UnixNano()
 		if fb.keyframe {
 			d.plis.Add(1)
 			if l := int(d.layer.Load()); l >= 0 {
@@ -340,4 +346,32 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			}
 		}
 	}
+}
+
+// A subscriber's RTCP about one track is read at most rtcpRate compound
+// packets a second, in bursts of rtcpBurst: a browser sends a few dozen
+// (receiver reports, NACKs, keyframe requests, congestion feedback), and
+// what a client sends beyond the limit is dropped unread, so that it cannot
+// make the server work at its line rate.
+const (
+	rtcpRate  = 200
+	rtcpBurst = 400
+)
+
+// rtcpLimiter is a token bucket, owned by one RTCP reader.
+type rtcpLimiter struct {
+	tokens float64
+	last   int64 // unix ns
+}
+
+func (l *rtcpLimiter) allow(now int64) bool {
+	if l.last != 0 {
+		l.tokens = min(rtcpBurst, l.tokens+float64(now-l.last)*rtcpRate/1e9)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
 }

@@ -11,6 +11,11 @@ const (
 	retransmitMax    = 3
 )
 
+// nackMaxPackets bounds the packets one NACK feedback may ask for (a full
+// compound packet can name over 5,000): a receiver never needs more than
+// the last second of a stream resent, and what is beyond is ignored.
+const nackMaxPackets = 256
+
 // retransmitter answers a subscriber's NACKs from the publisher's packet
 // caches. It is owned by the DownTrack's RTCP goroutine.
 type retransmitter struct {
@@ -23,6 +28,9 @@ type retransmitter struct {
 	lastAt  [cacheSize]int64 // when out sequence number i%cacheSize was last resent
 	lastSeq [cacheSize]uint16
 	count   [cacheSize]uint8 // how often it was resent
+
+	runs [runHistory]run // a copy of the rewriter's runs, to look up without its lock
+	head int
 }
 
 type nackRef struct {
@@ -46,23 +54,7 @@ func (d *DownTrack) handleNACK(entries [][4]byte, now int64) {
 	if b == nil || d.up.kind != videoKind {
 		return
 	}
-	if d.rtx == nil {
-		d.rtx = &retransmitter{buf: make([]byte, 1500)}
-	}
-	r := d.rtx
-	r.want = r.want[:0]
-	d.up.fwdMu.Lock() // the mapping is the forwarding goroutine's
-	for _, e := range entries {
-		nackSeqs(e, func(out uint16) {
-			if layer, in, tsDelta, ok := d.rw.lookup(out); ok {
-				r.want = append(r.want, nackRef{layer: layer, in: in, out: out, tsDelta: tsDelta})
-			} else {
-				d.nackMisses.Add(1)
-			}
-		})
-	}
-	d.up.fwdMu.Unlock()
-
+	r := d.wanted(entries)
 	for _, w := range r.want {
 		slot := w.out % cacheSize
 		if r.lastSeq[slot] != w.out || r.count[slot] == 0 {
@@ -88,4 +80,36 @@ func (d *DownTrack) handleNACK(entries [][4]byte, now int64) {
 			d.retransmitted.Add(1)
 		}
 	}
+}
+
+// wanted looks up what a NACK asks for, at most nackMaxPackets packets,
+// into d.rtx.want. The rewriter's runs are copied under the forwarding
+// lock (a kilobyte) and searched after it is released, so a subscriber
+// flooding NACKs does not stall the track's forwarding to the others.
+func (d *DownTrack) wanted(entries [][4]byte) *retransmitter {
+	if d.rtx == nil {
+		d.rtx = &retransmitter{buf: make([]byte, 1500)}
+	}
+	r := d.rtx
+	r.want = r.want[:0]
+	d.up.fwdMu.Lock() // the mapping is the forwarding goroutine's
+	r.runs, r.head = d.rw.runs, d.rw.head
+	d.up.fwdMu.Unlock()
+	asked := 0
+	for _, e := range entries {
+		nackSeqs(e, func(out uint16) {
+			if asked++; asked > nackMaxPackets {
+				return
+			}
+			if layer, in, tsDelta, ok := lookupRuns(&r.runs, r.head, out); ok {
+				r.want = append(r.want, nackRef{layer: layer, in: in, out: out, tsDelta: tsDelta})
+			} else {
+				d.nackMisses.Add(1)
+			}
+		})
+		if asked > nackMaxPackets {
+			break
+		}
+	}
+	return r
 }
