@@ -79,6 +79,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := checkEmbeddedExposure(*configPath, cfg); err != nil {
+		return err
+	}
 
 	level := new(slog.LevelVar)
 	log := newLogger(cfg.Log, stderr, level)
@@ -104,4 +107,17 @@ func setLevel(v *slog.LevelVar, name string) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(name)) // validated by configs
 	v.Set(level)
+}
+
+// checkEmbeddedExposure refuses to serve the embedded configuration beyond
+// loopback: it opens the operator's endpoints (/debug, /metrics, /admin,
+// pprof) without a credential because only this machine can reach them.
+// A configuration file that says admin.open: true is the operator's choice
+// (and is warned about); the embedded default's is not.
+func checkEmbeddedExposure(configPath string, cfg configs.Config) error {
+	if configPath != "" || cfg.LoopbackOnly() || !cfg.Admin.Open || cfg.Admin.Token != "" {
+		return nil
+	}
+	return fmt.Errorf("listen %s: the embedded configuration serves /debug, /metrics and /admin without a credential, to this machine only; "+
+		"to listen beyond loopback, run with --config and set admin.token (or admin.open: true to keep them open to the network; docs/security.md)", cfg.Listen)
 }

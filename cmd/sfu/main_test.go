@@ -194,3 +194,14 @@ func TestSignalShutdown(t *testing.T) {
 		t.Errorf("log does not record the shutdown:\n%s", rest.String())
 	}
 }
+
+// TestEmbeddedConfigStaysOnLoopback: the embedded configuration, whose
+// operator endpoints need no credential, refuses to listen beyond loopback.
+func TestEmbeddedConfigStaysOnLoopback(t *testing.T) {
+	for _, listen := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
+		err := run(context.Background(), []string{"--listen", listen}, io.Discard, nil)
+		if err == nil || !strings.Contains(err.Error(), "admin.token") {
+			t.Errorf("--listen %s on the embedded configuration: err = %v, want a refusal naming admin.token", listen, err)
+		}
+	}
+}
