@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -202,6 +203,37 @@ func TestEmbeddedConfigStaysOnLoopback(t *testing.T) {
 		err := run(context.Background(), []string{"--listen", listen}, io.Discard, nil)
 		if err == nil || !strings.Contains(err.Error(), "admin.token") {
 			t.Errorf("--listen %s on the embedded configuration: err = %v, want a refusal naming admin.token", listen, err)
+		}
+	}
+}
+
+// TestLoopbackAnswersOnlyLoopbackNames: on loopback, a request naming
+// another host (a DNS-rebound name resolving to 127.0.0.1) is refused, so a
+// page elsewhere cannot reach the open operator endpoints or the socket.
+func TestLoopbackAnswersOnlyLoopbackNames(t *testing.T) {
+	addr := startInProcess(t, "--listen", "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(addr)
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:" + port, http.StatusOK},
+		{"localhost:" + port, http.StatusOK},
+		{"[::1]:" + port, http.StatusOK},
+		{"attacker.example:" + port, http.StatusMisdirectedRequest},
+		{"127.0.0.1.nip.io:" + port, http.StatusMisdirectedRequest},
+	} {
+		for _, path := range []string{"/healthz", "/debug/rooms"} {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+			req.Host = tc.host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("GET %s with Host %s: %s, want %d", path, tc.host, resp.Status, tc.want)
+			}
 		}
 	}
 }

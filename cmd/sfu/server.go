@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -129,8 +131,12 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 	mux.Handle("/", app)
 	ins.Register(mux)
 
+	var handler http.Handler = mux
+	if cfg.LoopbackOnly() {
+		handler = loopbackHosts(mux)
+	}
 	hs := &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -266,4 +272,32 @@ func (s *server) shutdown() error {
 	err := errors.Join(errs...)
 	s.log.Info("shut down", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)
 	return err
+}
+
+// loopbackHosts serves only requests naming this machine in their Host
+// header. A server on loopback trusts whoever reaches it (its operator
+// endpoints may be open); a web page elsewhere could still make the
+// browser reach it under a name of its own that resolves to 127.0.0.1 (DNS
+// rebinding), and the browser would count it as that page's origin.
+func loopbackHosts(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isLoopbackHost(r.Host) {
+			http.Error(w, "this server answers only to localhost, 127.0.0.1 or [::1]", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
