@@ -86,6 +86,7 @@ func NewAuth(keys ...Key) (*Auth, error) {
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(), // an iat in the future (beyond the skew) is refused
 			jwt.WithLeeway(clockSkew),
 		),
 	}
@@ -205,7 +206,9 @@ func tokenProblem(err error) string {
 		return "token has no expiry (exp)"
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "token has expired"
-	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "token issued in the future (check the issuer's clock)"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		return "token is not valid yet"
 	}
 	return "invalid token"

@@ -144,6 +144,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"expired beyond the clock skew", signRaw(t, jwt.SigningMethodHS256, testSecret1, "k1", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-2 * clockSkew).Unix() })), "expired"},
 		{"no exp", signRaw(t, jwt.SigningMethodHS256, testSecret1, "k1", claims(func(c jwt.MapClaims) { delete(c, "exp") })), "no expiry"},
 		{"not valid yet", signRaw(t, jwt.SigningMethodHS256, testSecret1, "k1", claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Hour).Unix() })), "not valid yet"},
+		{"issued in the future", signRaw(t, jwt.SigningMethodHS256, testSecret1, "k1", claims(func(c jwt.MapClaims) { c["iat"] = now.Add(time.Hour).Unix() })), "issued in the future"},
 		{"no room", signRaw(t, jwt.SigningMethodHS256, testSecret1, "k1", claims(func(c jwt.MapClaims) { delete(c, "room") })), "no room claim"},
 		{"wrong key under a known kid", signRaw(t, jwt.SigningMethodHS256, testSecret2, "k1", claims(nil)), "bad token signature"},
 		{"unknown kid", signRaw(t, jwt.SigningMethodHS256, testSecret1, "k9", claims(nil)), "unknown key"},
