@@ -195,8 +195,13 @@ type Limits struct {
 	// MessagesPerSecond bounds the messages one socket sends, with bursts
 	// of twice as many.
 	MessagesPerSecond int `yaml:"messages_per_second"`
-	// ConnectionsPerIP bounds the sockets open from one address at once.
+	// ConnectionsPerIP bounds the sockets open from one address at once
+	// (an IPv4 address, or an IPv6 /64).
 	ConnectionsPerIP int `yaml:"connections_per_ip"`
+	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
+	// X-Forwarded-For header is believed for connections_per_ip; without
+	// them, everyone behind a proxy shares its limit.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// JoinTimeout is how long a socket may stay open without joining.
 	JoinTimeout time.Duration `yaml:"join_timeout"`
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -29,14 +30,14 @@ func TestDefaultIsLoopbackFriendly(t *testing.T) {
 	if cfg.Auth.RequireToken || len(cfg.Auth.Keys) != 0 || cfg.TokenRequired(Room{Name: "demo"}) {
 		t.Errorf("default auth = %+v: the default asks for no token", cfg.Auth)
 	}
-	if cfg.Limits != Defaults().Limits || cfg.Rooms.ResumeGrace != 15*time.Second {
+	if !reflect.DeepEqual(cfg.Limits, Defaults().Limits) || cfg.Rooms.ResumeGrace != 15*time.Second {
 		t.Errorf("default limits = %+v, resume_grace %s", cfg.Limits, cfg.Rooms.ResumeGrace)
 	}
 }
 
 func TestDefaultLimitsAreSafe(t *testing.T) {
 	want := Limits{MaxRooms: 1000, MaxTracksPerParticipant: 16, MessagesPerSecond: 50, ConnectionsPerIP: 32, JoinTimeout: 10 * time.Second}
-	if got := Defaults().Limits; got != want {
+	if got := Defaults().Limits; !reflect.DeepEqual(got, want) {
 		t.Errorf("Defaults().Limits = %+v, want %+v", got, want)
 	}
 	if err := Defaults().Validate(); err != nil {
@@ -64,7 +65,7 @@ func TestExampleFileLoads(t *testing.T) {
 	if cfg.Auth.RequireToken || len(cfg.Auth.Keys) != 0 || cfg.TLS.Enabled() {
 		t.Errorf("example auth = %+v, tls = %+v: the keys and host are the operator's", cfg.Auth, cfg.TLS)
 	}
-	if cfg.Limits != Defaults().Limits || cfg.Rooms.ResumeGrace != 15*time.Second {
+	if !reflect.DeepEqual(cfg.Limits, Defaults().Limits) || cfg.Rooms.ResumeGrace != 15*time.Second {
 		t.Errorf("example limits = %+v, resume_grace %s: want the defaults, documented", cfg.Limits, cfg.Rooms.ResumeGrace)
 	}
 }
@@ -389,7 +390,7 @@ func TestParseSecurityKeys(t *testing.T) {
 			yaml: "limits:\n  max_rooms: 20\n  max_tracks_per_participant: 4\n  messages_per_second: 100\n  connections_per_ip: 3\n  join_timeout: 5s\n",
 			check: func(t *testing.T, c Config) {
 				want := Limits{MaxRooms: 20, MaxTracksPerParticipant: 4, MessagesPerSecond: 100, ConnectionsPerIP: 3, JoinTimeout: 5 * time.Second}
-				if c.Limits != want {
+				if !reflect.DeepEqual(c.Limits, want) {
 					t.Errorf("limits = %+v, want %+v", c.Limits, want)
 				}
 			},
@@ -400,7 +401,7 @@ func TestParseSecurityKeys(t *testing.T) {
 			check: func(t *testing.T, c Config) {
 				want := Defaults().Limits
 				want.MaxRooms = 7
-				if c.Limits != want {
+				if !reflect.DeepEqual(c.Limits, want) {
 					t.Errorf("limits = %+v, want %+v", c.Limits, want)
 				}
 			},

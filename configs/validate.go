@@ -299,6 +299,11 @@ func (c Config) validateLimits(v *validator) {
 	// Joining sends a burst: join, offer and a dozen candidates.
 	between("limits.messages_per_second", l.MessagesPerSecond, 10, 10_000)
 	between("limits.connections_per_ip", l.ConnectionsPerIP, 1, 100_000)
+	for i, p := range l.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			v.addf(fmt.Sprintf("limits.trusted_proxies[%d]", i), "%q is not an IP address or CIDR", p)
+		}
+	}
 	if l.JoinTimeout < time.Second || l.JoinTimeout > 10*time.Minute {
 		v.addf("limits.join_timeout", "%s is out of range (1s-10m)", l.JoinTimeout)
 	}

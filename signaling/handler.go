@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -38,8 +39,13 @@ type Config struct {
 	// MessagesPerSecond limits what one socket may send, with bursts of
 	// twice as much; a socket that keeps going far over it is closed.
 	MessagesPerSecond int
-	// ConnectionsPerIP limits the sockets open from one address at once.
+	// ConnectionsPerIP limits the sockets open from one address at once:
+	// one IPv4 address, or one IPv6 /64 (what one subscriber is given).
 	ConnectionsPerIP int
+	// TrustedProxies are reverse proxies whose X-Forwarded-For is believed:
+	// a request through them counts against the client's address, not the
+	// proxy's. Empty: the address of the connection counts.
+	TrustedProxies []netip.Prefix
 	// JoinTimeout is how long a socket may stay open without joining.
 	JoinTimeout time.Duration
 	Logger      *slog.Logger
@@ -132,7 +138,7 @@ func (h *Handler) checkOrigin(r *http.Request) bool {
 
 // ServeHTTP upgrades the request and runs the session until the socket closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host := remoteHost(r)
+	host := h.clientKey(r)
 	h.mu.Lock()
 	closed, n := h.closed, h.perHost[host]
 	if !closed && n < h.cfg.ConnectionsPerIP {
@@ -226,13 +232,53 @@ func (h *Handler) ErrorCounts() map[Code]uint64 {
 	return out
 }
 
-// remoteHost is the address a request comes from, without its port.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
+// clientKey is what the per-address limit counts a request against: the
+// client's IPv4 address, or its IPv6 /64. Behind a trusted proxy, the
+// client is the last address of X-Forwarded-For that is not a trusted
+// proxy itself (each proxy appends the address it was reached from).
+func (h *Handler) clientKey(r *http.Request) string {
+	ip, ok := parseIP(r.RemoteAddr)
+	if !ok {
 		return r.RemoteAddr
 	}
-	return host
+	if h.trusted(ip) {
+		fwd := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(fwd) - 1; i >= 0; i-- {
+			a, ok := parseIP(strings.TrimSpace(fwd[i]))
+			if !ok {
+				break // unreadable: stay with the last address believed
+			}
+			ip = a
+			if !h.trusted(a) {
+				break
+			}
+		}
+	}
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
+}
+
+func (h *Handler) trusted(ip netip.Addr) bool {
+	for _, p := range h.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseIP reads an address with or without a port.
+func parseIP(s string) (netip.Addr, bool) {
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap().WithZone(""), true
 }
 
 // iceServers are the servers handed to a participant who reached the

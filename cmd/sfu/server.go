@@ -104,6 +104,7 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		Relay:             relayServers,
 		MessagesPerSecond: cfg.Limits.MessagesPerSecond,
 		ConnectionsPerIP:  cfg.Limits.ConnectionsPerIP,
+		TrustedProxies:    prefixes(cfg.Limits.TrustedProxies),
 		JoinTimeout:       cfg.Limits.JoinTimeout,
 		Logger:            log,
 	}, reg)
@@ -300,4 +301,15 @@ func isLoopbackHost(hostport string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// prefixes parses IPs and CIDRs that the configuration validated.
+func prefixes(list []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if p, err := configs.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
