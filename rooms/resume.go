@@ -47,11 +47,7 @@ func (p *Participant) Disconnected(c Conn, clean bool) {
 		p.conn.Store(nil)
 		p.log.Info("connection lost: waiting for the participant to resume", "grace", grace.String())
 		p.resumeMu.Lock()
-		p.graceTimer = time.AfterFunc(grace, func() {
-			if p.conn.Load() == nil {
-				p.leave(ErrResumeExpired)
-			}
-		})
+		p.graceTimer = time.AfterFunc(grace, p.graceExpired)
 		p.resumeMu.Unlock()
 	})
 	if left {
@@ -59,8 +55,26 @@ func (p *Participant) Disconnected(c Conn, clean bool) {
 	}
 }
 
+// graceExpired removes the participant if no connection took it over. The
+// check and the removal happen together in the room's goroutine, where
+// Resume swaps connections: a resume that comes as the grace period ends
+// either wins (and the participant stays) or finds it gone, never a socket
+// attached to a participant that is being removed.
+func (p *Participant) graceExpired() {
+	left := false
+	_ = p.room.do(context.Background(), func() {
+		if p.conn.Load() == nil {
+			left = p.room.leave(p, ErrResumeExpired)
+		}
+	})
+	if left {
+		_ = p.peer.Close()
+	}
+}
+
 // ResumeToken is the secret a new connection presents to take over the
-// participant.
+// participant; each resume replaces it. Read it in the room's goroutine,
+// or before the participant can be resumed (tests).
 func (p *Participant) ResumeToken() string { return p.resumeToken }
 
 // newResumeToken returns 128 random bits, URL-safe.
@@ -118,7 +132,11 @@ func (l *Local) Resume(ctx context.Context, token string, c Conn) (*Participant,
 				self.Tracks[i].Mid = up.up.Mid()
 			}
 		}
-		c.Send(Resumed{Self: self, Others: p.room.infos(p)})
+		// The token is spent: whoever saw it (a log, a proxy) cannot take
+		// the participant over again.
+		l.dropResumable(p)
+		p.resumeToken = l.addResumable(p)
+		c.Send(Resumed{Self: self, Others: p.room.infos(p), ResumeToken: p.resumeToken})
 		// What was announced while the client was away and is still true:
 		// who speaks, and which layers of its tracks are needed.
 		if len(p.room.speakers) > 0 {
