@@ -36,10 +36,12 @@ type Joined struct {
 }
 
 // Resumed is the first event on a connection that resumed a participant:
-// the room as it is now.
+// the room as it is now, and the participant's next resume token (each
+// token resumes once).
 type Resumed struct {
-	Self   ParticipantInfo
-	Others []ParticipantInfo
+	Self        ParticipantInfo
+	Others      []ParticipantInfo
+	ResumeToken string
 }
 
 // ParticipantJoined announces a newcomer.

@@ -297,6 +297,7 @@ type (
 		Participant  participantJSON   `json:"participant"`
 		Participants []participantJSON `json:"participants"`
 		ICEServers   []ICEServer       `json:"iceServers"`
+		ResumeToken  string            `json:"resumeToken,omitempty"`
 	}
 	sdpOut struct {
 		Type string `json:"type"`

@@ -217,15 +217,15 @@ func TestActiveSpeakers(t *testing.T) {
 
 	start := time.Now()
 	ev := waitEvent(t, ctx, watcher, 0, "speakers led by the loudest", func(e client.Event) bool {
-		return e.Type == "speakers" && len(e.Speakers) == 2 && e.Speakers[0] == ids["loud"] && e.Speakers[1] == ids["medium"]
+		return e.Type == "speakers" && len(e.Speakers) > 0 && e.Speakers[0] == ids["loud"]
 	})
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the loudest led the speakers after %s, want within 1 s", d)
 	}
-	for _, id := range ev.Speakers {
-		if id == ids["quiet"] {
-			t.Error("a participant below the speaking level is listed")
-		}
+	// The rest of the ranking is checked on the event that first put the
+	// loudest ahead, not waited for.
+	if len(ev.Speakers) != 2 || ev.Speakers[1] != ids["medium"] {
+		t.Errorf("speakers = %v, want loud then medium (quiet is below the speaking level)", ev.Speakers)
 	}
 
 	mark := watcher.Mark()

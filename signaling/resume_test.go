@@ -102,7 +102,7 @@ func TestResumeAfterGrace(t *testing.T) {
 
 // TestResumeTakesOverOpenSocket: a resume while the old socket still looks
 // open (a half-open TCP connection) takes the participant over and closes
-// the old socket (4000).
+// the old socket (4000); the token is spent, and resumed carries the next.
 func TestResumeTakesOverOpenSocket(t *testing.T) {
 	ctx := testContext(t)
 	srv := resumeServer(t, 5*time.Second)
@@ -116,8 +116,12 @@ func TestResumeTakesOverOpenSocket(t *testing.T) {
 	if err := other.SendRaw(websocket.TextMessage, []byte(`{"type":"resume","id":"r1","token":"`+a.ResumeToken+`"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.WaitFor(ctx, mark, func(e client.Event) bool { return e.Type == "resumed" && e.ID == "r1" }); err != nil {
+	resumed, err := other.WaitFor(ctx, mark, func(e client.Event) bool { return e.Type == "resumed" && e.ID == "r1" })
+	if err != nil {
 		t.Fatal(err)
+	}
+	if resumed.ResumeToken == "" || resumed.ResumeToken == a.ResumeToken {
+		t.Errorf("resumed carries token %q: want a new one", resumed.ResumeToken)
 	}
 	select {
 	case <-a.Done():
@@ -134,6 +138,8 @@ func TestResumeTakesOverOpenSocket(t *testing.T) {
 	}
 	t.Cleanup(bad.Close)
 	expectError(t, ctx, bad, websocket.TextMessage, `{"type":"resume","token":"nope"}`, "not-found")
+	// The token is spent: it resumes nothing again.
+	expectError(t, ctx, bad, websocket.TextMessage, `{"type":"resume","token":"`+a.ResumeToken+`"}`, "not-found")
 	expectError(t, ctx, bad, websocket.TextMessage, `{"type":"resume"}`, "bad-request")
 	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()

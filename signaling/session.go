@@ -370,6 +370,7 @@ func (s *session) render(m any) any {
 		return resumedOut{
 			Type: "resumed", ID: s.joinRequestID(), Participant: participantOut(ev.Self),
 			Participants: participantsOut(ev.Others), ICEServers: s.h.iceServers(ev.Self.ID, s.host),
+			ResumeToken: ev.ResumeToken,
 		}
 	case rooms.ParticipantJoined:
 		return participantJoinedOut{Type: "participant-joined", Participant: participantOut(ev.Participant)}

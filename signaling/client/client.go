@@ -273,6 +273,7 @@ func (c *Client) Resume(ctx context.Context) (Event, error) {
 	if ev.Type == "error" {
 		return ev, ev.Error
 	}
+	c.ResumeToken = ev.ResumeToken // each token resumes once
 	return ev, nil
 }
 

@@ -52,7 +52,7 @@ type Event struct {
 	Codec        string                   // track-unsupported
 	Muted        bool                     // track-muted
 	Speakers     []string                 // speakers
-	ResumeToken  string                   // joined
+	ResumeToken  string                   // joined, resumed
 	ICEServers   []webrtc.ICEServer       // joined, resumed
 	Active       []string                 // layers
 	Error        *Error                   // error

@@ -719,6 +719,8 @@ export class SFUClient extends EventTarget {
     }
     this.stopResuming(s);
     this.attempt = 0;
+    // Each token resumes once: the next resume needs the new one.
+    if (typeof msg.resumeToken === 'string' && msg.resumeToken) this.resumeToken = msg.resumeToken;
     if (Array.isArray(msg.iceServers)) this.renewIceServers(s, msg.iceServers);
     this.updateState(s);
     this.reconcile(s, self, (msg.participants ?? []).map(normParticipant));
