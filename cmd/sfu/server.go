@@ -133,8 +133,8 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 	ins.Register(mux)
 
 	var handler http.Handler = mux
-	if cfg.LoopbackOnly() {
-		handler = loopbackHosts(mux)
+	if cfg.LoopbackOnly() && !cfg.TLS.Enabled() {
+		handler = loopbackHosts(mux, prefixes(cfg.Limits.TrustedProxies))
 	}
 	hs := &http.Server{
 		Handler:           handler,
@@ -276,13 +276,16 @@ func (s *server) shutdown() error {
 }
 
 // loopbackHosts serves only requests naming this machine in their Host
-// header. A server on loopback trusts whoever reaches it (its operator
-// endpoints may be open); a web page elsewhere could still make the
-// browser reach it under a name of its own that resolves to 127.0.0.1 (DNS
-// rebinding), and the browser would count it as that page's origin.
-func loopbackHosts(next http.Handler) http.Handler {
+// header. A server on loopback without TLS trusts whoever reaches it (its
+// operator endpoints may be open); a web page elsewhere could still make
+// the browser reach it under a name of its own that resolves to 127.0.0.1
+// (DNS rebinding), and the browser would count it as that page's origin.
+// (With TLS, such a name gets no certificate.) A reverse proxy on this
+// machine passing the public Host is let through when it is trusted
+// (limits.trusted_proxies).
+func loopbackHosts(next http.Handler, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isLoopbackHost(r.Host) {
+		if !isLoopbackHost(r.Host) && !fromTrusted(r, trusted) {
 			http.Error(w, "this server answers only to localhost, 127.0.0.1 or [::1]", http.StatusMisdirectedRequest)
 			return
 		}
@@ -312,4 +315,21 @@ func prefixes(list []string) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+func fromTrusted(r *http.Request, trusted []netip.Prefix) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	for _, p := range trusted {
+		if p.Contains(ip.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
