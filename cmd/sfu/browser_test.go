@@ -776,7 +776,10 @@ func TestBrowserSimulcast(t *testing.T) {
 		linus.WaitFor(t, "the page's layer choice", 10*time.Second, chosen)
 		grace.SetLayer(t, track, "f")
 		linus.SetLayer(t, track, "f")
-		waitVideo(t, ada, 30*time.Second, "a subscriber decoding at least h", func(g, l webtest.VideoIn) bool {
+		// Ada's browser sends h and f once its own estimate of the uplink
+		// allows them; on two cores under the race detector its probes can
+		// take a while to pass.
+		waitVideo(t, ada, 60*time.Second, "a subscriber decoding at least h", func(g, l webtest.VideoIn) bool {
 			switch {
 			case g.Width >= width/2:
 				wide, narrow = grace, linus
