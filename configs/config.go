@@ -239,6 +239,7 @@ func Defaults() Config {
 			MaxTracksPerParticipant: 16,
 			MessagesPerSecond:       50,
 			ConnectionsPerIP:        32,
+			TrustedProxies:          []string{},
 			JoinTimeout:             10 * time.Second,
 		},
 		ShutdownTimeout: 5 * time.Second,

@@ -36,7 +36,7 @@ func TestDefaultIsLoopbackFriendly(t *testing.T) {
 }
 
 func TestDefaultLimitsAreSafe(t *testing.T) {
-	want := Limits{MaxRooms: 1000, MaxTracksPerParticipant: 16, MessagesPerSecond: 50, ConnectionsPerIP: 32, JoinTimeout: 10 * time.Second}
+	want := Limits{MaxRooms: 1000, MaxTracksPerParticipant: 16, MessagesPerSecond: 50, ConnectionsPerIP: 32, TrustedProxies: []string{}, JoinTimeout: 10 * time.Second}
 	if got := Defaults().Limits; !reflect.DeepEqual(got, want) {
 		t.Errorf("Defaults().Limits = %+v, want %+v", got, want)
 	}
@@ -389,7 +389,7 @@ func TestParseSecurityKeys(t *testing.T) {
 			name: "limits",
 			yaml: "limits:\n  max_rooms: 20\n  max_tracks_per_participant: 4\n  messages_per_second: 100\n  connections_per_ip: 3\n  join_timeout: 5s\n",
 			check: func(t *testing.T, c Config) {
-				want := Limits{MaxRooms: 20, MaxTracksPerParticipant: 4, MessagesPerSecond: 100, ConnectionsPerIP: 3, JoinTimeout: 5 * time.Second}
+				want := Limits{MaxRooms: 20, MaxTracksPerParticipant: 4, MessagesPerSecond: 100, ConnectionsPerIP: 3, TrustedProxies: []string{}, JoinTimeout: 5 * time.Second}
 				if !reflect.DeepEqual(c.Limits, want) {
 					t.Errorf("limits = %+v, want %+v", c.Limits, want)
 				}
