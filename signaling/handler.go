@@ -260,8 +260,17 @@ func (h *Handler) clientKey(r *http.Request) string {
 	return ip.String()
 }
 
-func (h *Handler) trusted(ip netip.Addr) bool {
-	for _, p := range h.cfg.TrustedProxies {
+func (h *Handler) trusted(ip netip.Addr) bool { return inPrefixes(ip, h.cfg.TrustedProxies) }
+
+// FromTrustedProxy reports whether a request comes straight from one of
+// the trusted proxies.
+func FromTrustedProxy(r *http.Request, trusted []netip.Prefix) bool {
+	ip, ok := parseIP(r.RemoteAddr)
+	return ok && inPrefixes(ip, trusted)
+}
+
+func inPrefixes(ip netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
 		if p.Contains(ip) {
 			return true
 		}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,6 +236,28 @@ func TestLoopbackAnswersOnlyLoopbackNames(t *testing.T) {
 			if resp.StatusCode != tc.want {
 				t.Errorf("GET %s with Host %s: %s, want %d", path, tc.host, resp.Status, tc.want)
 			}
+		}
+	}
+}
+
+// TestLoopbackHostsThroughTrustedProxy: a reverse proxy on this machine
+// passing the public Host is let through when it is trusted, and only then.
+func TestLoopbackHostsThroughTrustedProxy(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})
+	for _, tc := range []struct {
+		trusted []netip.Prefix
+		want    int
+	}{
+		{nil, http.StatusMisdirectedRequest},
+		{[]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, http.StatusOK},
+		{[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, http.StatusMisdirectedRequest},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		r.RemoteAddr, r.Host = "127.0.0.1:40000", "meet.example.org"
+		w := httptest.NewRecorder()
+		loopbackHosts(ok, tc.trusted).ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("trusted %v: %d, want %d", tc.trusted, w.Code, tc.want)
 		}
 	}
 }

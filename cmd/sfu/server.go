@@ -285,7 +285,7 @@ func (s *server) shutdown() error {
 // (limits.trusted_proxies).
 func loopbackHosts(next http.Handler, trusted []netip.Prefix) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isLoopbackHost(r.Host) && !fromTrusted(r, trusted) {
+		if !isLoopbackHost(r.Host) && !signaling.FromTrustedProxy(r, trusted) {
 			http.Error(w, "this server answers only to localhost, 127.0.0.1 or [::1]", http.StatusMisdirectedRequest)
 			return
 		}
@@ -315,21 +315,4 @@ func prefixes(list []string) []netip.Prefix {
 		}
 	}
 	return out
-}
-
-func fromTrusted(r *http.Request, trusted []netip.Prefix) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	for _, p := range trusted {
-		if p.Contains(ip.Unmap()) {
-			return true
-		}
-	}
-	return false
 }
