@@ -126,16 +126,25 @@ type streamConn struct {
 	s        *Server
 	key      string
 	st       *stream
-	deadline time.Time // before an allocation: when the connection is dropped
+	deadline time.Time // when a quiet connection is dropped; read by its one reader
+	set      bool      // the first deadline is on the connection
 	once     sync.Once
 }
 
+// Read moves the idle deadline at most once per half of idleAllocated, not
+// per packet (a relayed call reads every media packet through here): an
+// allocated connection is dropped after 10 to 15 minutes of quiet.
 func (c *streamConn) Read(b []byte) (int, error) {
-	d := c.deadline
-	if c.st.allocs.Load() > 0 {
-		d = time.Now().Add(idleAllocated)
+	if !c.set {
+		_ = c.Conn.SetReadDeadline(c.deadline)
+		c.set = true
 	}
-	_ = c.Conn.SetReadDeadline(d)
+	if c.st.allocs.Load() > 0 {
+		if now := time.Now(); c.deadline.Sub(now) < idleAllocated {
+			c.deadline = now.Add(idleAllocated + idleAllocated/2)
+			_ = c.Conn.SetReadDeadline(c.deadline)
+		}
+	}
 	return c.Conn.Read(b)
 }
 
