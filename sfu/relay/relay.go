@@ -18,8 +18,10 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/turn/v5"
@@ -86,7 +88,8 @@ type Server struct {
 	allocs  map[fiveTuple]*Allocation      // guarded by mu
 	count   map[string]int                 // allocations per participant, guarded by mu
 	byRelay map[netip.AddrPort]*Allocation // guarded by mu
-	refused uint64                         // packets the relay sockets dropped, guarded by mu
+
+	refused atomic.Uint64 // packets the relay sockets dropped
 }
 
 type fiveTuple struct{ src, dst string }
@@ -188,8 +191,7 @@ func (s *Server) Close() error { return s.turn.Close() }
 func (s *Server) Credentials(participant string) (username, password string, expires time.Time) {
 	username, password, _ = turn.GenerateLongTermTURNRESTCredentials(s.cfg.Secret, participant, s.cfg.TTL)
 	exp, _, _ := strings.Cut(username, ":")
-	var unix int64
-	fmt.Sscan(exp, &unix)
+	unix, _ := strconv.ParseInt(exp, 10, 64) // the library wrote it
 	return username, password, time.Unix(unix, 0)
 }
 
@@ -224,11 +226,7 @@ func (s *Server) ByRelayAddr(addr netip.AddrPort) (Allocation, bool) {
 
 // Refused counts the packets the relay dropped because they would have
 // gone to, or came from, an address that is not a media socket.
-func (s *Server) Refused() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.refused
-}
+func (s *Server) Refused() uint64 { return s.refused.Load() }
 
 // quota admits an allocation while the participant and the server are
 // under their bounds.
@@ -319,11 +317,7 @@ func (s *Server) fromMedia(src netip.AddrPort) (netip.AddrPort, bool) {
 	return src, true
 }
 
-func (s *Server) refuse() {
-	s.mu.Lock()
-	s.refused++
-	s.mu.Unlock()
-}
+func (s *Server) refuse() { s.refused.Add(1) }
 
 func addrPort(a net.Addr) netip.AddrPort {
 	switch a := a.(type) {
