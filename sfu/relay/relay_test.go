@@ -284,3 +284,36 @@ func TestNewChecksConfig(t *testing.T) {
 		t.Errorf("no media: %v", err)
 	}
 }
+
+// TestRelayPublicAddress: behind a 1:1 NAT the client knows the media port
+// by its public address. The relay sends to the local socket behind it,
+// returns its packets under the public address, and still refuses other
+// ports of that address and other public ones.
+func TestRelayPublicAddress(t *testing.T) {
+	public := netip.MustParseAddr("203.0.113.7")
+	f := newFixture(t, func(c *Config) {
+		c.Public = map[netip.Addr]netip.Addr{public: netip.MustParseAddr("127.0.0.1")}
+	})
+	media := f.media.LocalAddr().(*net.UDPAddr).AddrPort()
+	pub := netip.AddrPortFrom(public, media.Port())
+	for _, tc := range []struct {
+		dst  netip.AddrPort
+		want netip.AddrPort
+		ok   bool
+	}{
+		{media, media, true},
+		{pub, media, true},
+		{netip.AddrPortFrom(public, media.Port()+1), netip.AddrPort{}, false},
+		{netip.AddrPortFrom(netip.MustParseAddr("203.0.113.8"), media.Port()), netip.AddrPort{}, false},
+	} {
+		if got, ok := f.s.toMedia(tc.dst); ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("toMedia(%s) = %s, %v; want %s, %v", tc.dst, got, ok, tc.want, tc.ok)
+		}
+	}
+	if got, ok := f.s.fromMedia(media); !ok || got != pub {
+		t.Errorf("fromMedia(%s) = %s, %v; want the public %s", media, got, ok, pub)
+	}
+	if !f.s.permitted(nil, net.IP(public.AsSlice())) || f.s.permitted(nil, net.IPv4(203, 0, 113, 8)) {
+		t.Error("permissions: the public address must be allowed, another one refused")
+	}
+}
