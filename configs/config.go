@@ -104,8 +104,8 @@ type ICE struct {
 	NAT1To1IPs []string `yaml:"nat_1to1_ips"`
 	// Servers are STUN/TURN servers handed to clients in `joined`.
 	Servers []ICEServer `yaml:"servers"`
-	// ConnectTimeout is how long ICE may take to connect before the
-	// participant is removed; also the timeout after which a disconnected
+	// ConnectTimeout is how long ICE may take to connect, from the join,
+	// before the participant is removed; also the timeout after which a disconnected
 	// participant is considered failed.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }

@@ -42,8 +42,9 @@ type Config struct {
 	Loopback bool
 	// NAT1To1IPs are advertised instead of host addresses.
 	NAT1To1IPs []string
-	// ConnectTimeout is how long ICE may take to connect, and how long a
-	// disconnected peer may stay so, before the peer fails.
+	// ConnectTimeout is how long ICE may take to connect, counted from the
+	// peer's creation (the participant's join), and how long a disconnected
+	// peer may stay so, before the peer fails.
 	ConnectTimeout time.Duration
 	// MaxTracksPerPeer limits the tracks one peer may publish (0: 16).
 	MaxTracksPerPeer int

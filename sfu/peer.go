@@ -160,6 +160,12 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		}
 	})
 	e.addPeer(p)
+	// ICE must connect within the connect timeout of joining, whatever the
+	// client does: a participant that never negotiates holds its room and
+	// its slot in it for nothing.
+	p.mu.Lock()
+	p.connectTimer = time.AfterFunc(e.cfg.ConnectTimeout, p.connectTimedOut)
+	p.mu.Unlock()
 	p.wg.Add(2)
 	go p.loop()
 	go p.allocator()
@@ -206,11 +212,15 @@ func (p *Peer) loop() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false
+	idle := time.NewTimer(p.e.idleOfferDelay())
+	defer idle.Stop()
 	for {
 		select {
 		case <-p.done:
 			timer.Stop()
 			return
+		case <-idle.C:
+			p.connectIdle()
 		case <-p.kick:
 			if !armed {
 				timer.Reset(negotiateDelay)
@@ -220,6 +230,47 @@ func (p *Peer) loop() {
 			armed = false
 			p.negotiate()
 		}
+	}
+}
+
+// idleOfferDelay is how long after joining the server waits for a first
+// negotiation before it offers one itself (connectIdle): long enough for a
+// publishing client's own first offer, short against the connect timeout.
+func (e *Engine) idleOfferDelay() time.Duration {
+	return min(time.Second, e.cfg.ConnectTimeout/4)
+}
+
+// connectIdle connects a participant that has negotiated nothing since it
+// joined: a viewer in a room where nothing is published yet. The server
+// offers one inactive audio m-line, so that ICE and DTLS run now (the first
+// subscription then reuses the transceiver and its media flows at once),
+// and so that the connect timeout holds for every participant alike.
+func (p *Peer) connectIdle() {
+	p.negMu.Lock()
+	if p.isClosed() || p.pc.SignalingState() != webrtc.SignalingStateStable ||
+		p.pc.LocalDescription() != nil || p.pc.RemoteDescription() != nil || len(p.subs) > 0 {
+		p.negMu.Unlock()
+		return
+	}
+	tr, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err == nil {
+		err = p.pc.RemoveTrack(tr.Sender()) // inactive, and free for a subscription
+	}
+	if err != nil {
+		p.negMu.Unlock()
+		p.log.Warn("cannot offer a connection", "err", err)
+		return
+	}
+	p.releasing = append(p.releasing, tr)
+	p.needOffer = true
+	p.negMu.Unlock()
+	p.event("nothing negotiated since joining: server offers to connect")
+	p.negotiate()
+}
+
+func (p *Peer) connectTimedOut() {
+	if p.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+		p.fail(fmt.Errorf("%w (%s)", ErrICETimeout, p.e.cfg.ConnectTimeout))
 	}
 }
 
@@ -593,13 +644,6 @@ func (p *Peer) localDescriptionSent() {
 	p.descSent = true
 	queue := p.candQueue
 	p.candQueue = nil
-	if p.connectTimer == nil && !p.closed {
-		p.connectTimer = time.AfterFunc(p.e.cfg.ConnectTimeout, func() {
-			if p.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
-				p.fail(fmt.Errorf("%w (%s)", ErrICETimeout, p.e.cfg.ConnectTimeout))
-			}
-		})
-	}
 	p.mu.Unlock()
 	for _, c := range queue {
 		p.h.SendCandidate(c)

@@ -189,3 +189,94 @@ func TestICEConnectTimeout(t *testing.T) {
 		t.Fatal("its socket was not closed")
 	}
 }
+
+// idleJoin opens a raw socket that joins room and then only reads: it
+// never answers the server's offer, never gathers a candidate. Its close
+// error comes on the channel once the server closes it.
+func idleJoin(t *testing.T, url, room string) <-chan error {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	if err := ws.WriteJSON(map[string]any{"type": "join", "room": room, "name": "idle"}); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	return closed
+}
+
+// TestIdleJoinersRemoved: participants that join and never connect their
+// media (they answer nothing) are removed within the connect timeout of
+// their join, and the room is told; a viewer that publishes nothing in an
+// empty room is connected by the server and stays.
+func TestIdleJoinersRemoved(t *testing.T) {
+	ctx := testContext(t)
+	const timeout = 2 * time.Second
+	srv := st.NewServer(t, st.Options{SFU: sfu.Config{ConnectTimeout: timeout}})
+	viewer := srv.Join(ctx, "idle") // alone in the room, publishes nothing
+	mark := viewer.Mark()
+	start := time.Now()
+	var idle []<-chan error
+	for range 5 {
+		idle = append(idle, idleJoin(t, srv.URL, "idle"))
+	}
+	for i, closed := range idle {
+		select {
+		case err := <-closed:
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != signaling.CloseRemoved || !strings.Contains(ce.Text, "ice") {
+				t.Errorf("idle joiner %d: closed with %v, want 4000 naming ICE", i, err)
+			}
+		case <-time.After(timeout + 3*time.Second):
+			t.Fatalf("idle joiner %d still there %s after joining (connect timeout %s)", i, time.Since(start), timeout)
+		}
+	}
+	left := 0
+	waitEvent(t, ctx, viewer, mark, "the idle joiners reported gone", func(e client.Event) bool {
+		if e.Type == "participant-left" {
+			left++
+		}
+		return left == len(idle)
+	})
+	if rs := srv.Registry.Rooms(ctx); len(rs) != 1 || len(rs[0].Participants) != 1 {
+		t.Errorf("rooms left: %+v, want only the viewer", rs)
+	}
+
+	// The viewer negotiated nothing itself, yet it is connected, and it
+	// outlived the idle joiners' timeout.
+	if s := viewer.PC().ConnectionState(); s != webrtc.PeerConnectionStateConnected {
+		t.Fatalf("the viewer's connection is %s, want connected", s)
+	}
+	select {
+	case <-viewer.Done():
+		t.Fatalf("the viewer was closed: %v", viewer.CloseError())
+	default:
+	}
+	trs := viewer.PC().GetTransceivers()
+	if len(trs) != 1 || trs[0].Kind() != webrtc.RTPCodecTypeAudio {
+		t.Fatalf("the viewer has %d transceivers, want the server's one audio section", len(trs))
+	}
+	// A track published now reuses the section the viewer connected with.
+	pub := srv.Join(ctx, "idle")
+	st.Publish(ctx, t, pub, "audio")
+	got := receiveTracks(t, viewer, 1)
+	for _, r := range got {
+		eventually(t, 5*time.Second, "audio arrives on the viewer's first section", func() bool { return r.Packets.Load() > 10 })
+		if r.Corrupt.Load() != 0 {
+			t.Errorf("%d corrupt packets", r.Corrupt.Load())
+		}
+	}
+	if n := len(viewer.PC().GetTransceivers()); n != 1 {
+		t.Errorf("the viewer has %d transceivers after the first track, want 1 (reused)", n)
+	}
+}
