@@ -214,36 +214,43 @@ func tokenProblem(err error) string {
 	return "invalid token"
 }
 
-// authorize decides what a client presenting token may do in room, and the
-// name the token imposes (empty: none). A token, when given, is verified
-// even where none is required, since its permissions apply.
-func (l *Local) authorize(room, token string) (Permissions, string, error) {
+// access is what a client presenting a token (or none) may do in a room.
+type access struct {
+	perms   Permissions
+	name    string    // the name the token imposes; empty: none
+	expires time.Time // the token's expiry; zero: no token
+}
+
+// authorize decides what a client presenting token may do in room. A
+// token, when given, is verified even where none is required, since its
+// permissions apply.
+func (l *Local) authorize(room, token string) (access, error) {
 	l.mu.Lock()
 	auth, required := l.cfg.Auth, l.tokenRequired(room)
 	l.mu.Unlock()
 	if token == "" {
 		if required {
-			return Permissions{}, "", fmt.Errorf("%w: room %q requires a token", ErrUnauthorized, room)
+			return access{}, fmt.Errorf("%w: room %q requires a token", ErrUnauthorized, room)
 		}
-		return noToken, "", nil
+		return access{perms: noToken}, nil
 	}
 	if auth == nil {
-		return Permissions{}, "", fmt.Errorf("%w: this server accepts no tokens", ErrUnauthorized)
+		return access{}, fmt.Errorf("%w: this server accepts no tokens", ErrUnauthorized)
 	}
 	g, err := auth.Verify(token)
 	if err != nil {
-		return Permissions{}, "", err
+		return access{}, err
 	}
 	if g.Room != room {
-		return Permissions{}, "", fmt.Errorf("%w: the token is for another room", ErrUnauthorized)
+		return access{}, fmt.Errorf("%w: the token is for another room", ErrUnauthorized)
 	}
-	name := ""
+	a := access{perms: g.Permissions, expires: g.Expires}
 	if g.Name != "" {
-		if name, err = cleanName(g.Name); err != nil {
-			return Permissions{}, "", fmt.Errorf("%w: the token's name claim is not a valid name", ErrUnauthorized)
+		if a.name, err = cleanName(g.Name); err != nil {
+			return access{}, fmt.Errorf("%w: the token's name claim is not a valid name", ErrUnauthorized)
 		}
 	}
-	return g.Permissions, name, nil
+	return a, nil
 }
 
 // tokenRequired reports whether joining room needs a token: the listed

@@ -19,6 +19,9 @@ var (
 	ErrResumeExpired = errors.New("not resumed in time")
 	// ErrResumedElsewhere: another connection resumed the participant.
 	ErrResumedElsewhere = errors.New("resumed by another connection")
+	// ErrTokenExpired: the participant's token expired and no fresh one
+	// was presented (Participant.Refresh).
+	ErrTokenExpired = errors.New("token expired")
 	// ErrRoomLimit: the server hosts as many rooms as it may.
 	ErrRoomLimit = errors.New("too many rooms")
 )

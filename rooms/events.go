@@ -1,6 +1,10 @@
 package rooms
 
-import "github.com/pion/webrtc/v4"
+import (
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
 
 // Event is something a participant's client must be told. Events reach a
 // Conn in the order the room produced them.
@@ -85,6 +89,10 @@ type LayersWanted struct {
 	RIDs  []string
 }
 
+// TokenExpiring warns a participant that joined with a token that it will
+// be removed when the token expires, unless its client presents a fresh one.
+type TokenExpiring struct{ Expires time.Time }
+
 // Offer carries a server-initiated SDP offer.
 type Offer struct{ SDP string }
 
@@ -102,5 +110,6 @@ func (TrackUnsupported) isEvent()  {}
 func (TrackMuted) isEvent()        {}
 func (Speakers) isEvent()          {}
 func (LayersWanted) isEvent()      {}
+func (TokenExpiring) isEvent()     {}
 func (Offer) isEvent()             {}
 func (Candidate) isEvent()         {}

@@ -32,6 +32,8 @@ type Participant struct {
 	removeOnce sync.Once
 
 	resumeToken string     // set when it joined
+	expiryMu    sync.Mutex // guards expiry
+	expiry      expiry     // rooms/expiry.go
 	resumeMu    sync.Mutex // guards graceTimer
 	graceTimer  *time.Timer
 
@@ -58,12 +60,12 @@ func newParticipant(r *room, req JoinRequest) (*Participant, error) {
 	p := &Participant{
 		id: sfu.NewID("p-"), name: name, room: r, joinedAt: time.Now(),
 		// Permissions: without subscribe, never subscribed automatically.
-		autoSubscribe: req.AutoSubscribe && req.perms.Subscribe, perms: req.perms,
+		autoSubscribe: req.AutoSubscribe && req.access.perms.Subscribe, perms: req.access.perms,
 		codecs: req.Codecs,
 	}
 	p.conn.Store(&connRef{req.Conn})
 	p.log = r.reg.log.With("room", r.name, "participant", p.id, "name", name)
-	peer, err := r.reg.peers.NewPeer(sfu.PeerConfig{ID: p.id, Handler: p, Logger: p.log, NoPublish: !req.perms.Publish})
+	peer, err := r.reg.peers.NewPeer(sfu.PeerConfig{ID: p.id, Handler: p, Logger: p.log, NoPublish: !req.access.perms.Publish})
 	if err != nil {
 		return nil, fmt.Errorf("new peer: %w", err)
 	}
@@ -207,6 +209,7 @@ func (p *Participant) leave(reason error) {
 		if err != nil && !errors.Is(err, errRoomClosed) {
 			p.log.Warn("leave", "err", err)
 		}
+		p.stopExpiry()
 		_ = p.peer.Close()
 	})
 }

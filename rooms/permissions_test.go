@@ -321,3 +321,89 @@ func TestAdminMutesOthers(t *testing.T) {
 		}
 	}
 }
+
+// tokenUntil issues a token for room, named name, that expires at exp.
+func (s *authServer) tokenUntil(room, name string, exp time.Time) string {
+	s.t.Helper()
+	tok, err := s.auth.Issue(rooms.Grant{Room: room, Name: name, Permissions: everything, Expires: exp}, "")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return tok
+}
+
+// TestTokenExpiry: a session lasts as long as its token. Tokens that
+// expired a few seconds short of the 30 s tolerance for clock skew are
+// still accepted at join, and expire for good a second or two later.
+func TestTokenExpiry(t *testing.T) {
+	srv := newAuthServer(t)
+	ctx := testContext(t)
+	nearlyExpired := func() time.Time { return time.Now().Add(-28 * time.Second) }
+
+	// Without a fresh token: warned, then removed.
+	lapsing, code := srv.dial(ctx, "exp", "lapsing", srv.tokenUntil("exp", "lapsing", nearlyExpired()))
+	if lapsing == nil {
+		t.Fatal(code)
+	}
+	// With one: warned, refreshed, and it stays.
+	firstExp := nearlyExpired()
+	staying, code := srv.dial(ctx, "exp", "staying", srv.tokenUntil("exp", "staying", firstExp))
+	if staying == nil {
+		t.Fatal(code)
+	}
+	warnCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, c := range []*client.Client{lapsing, staying} {
+		if _, err := c.WaitFor(warnCtx, 0, func(e client.Event) bool { return e.Type == "token-expiring" }); err != nil {
+			t.Fatalf("%s was not warned of its token's expiry: %v", c.Self.Name, err)
+		}
+	}
+	// Fresh tokens that do not fit the session are refused, and change nothing.
+	refused := []struct{ name, token, code string }{
+		{"another room", srv.tokenUntil("elsewhere", "staying", time.Now().Add(time.Hour)), "unauthorized"},
+		{"another name", srv.tokenUntil("exp", "someone", time.Now().Add(time.Hour)), "unauthorized"},
+		{"other permissions", srv.token("exp", "staying", rooms.Permissions{Subscribe: true}, ""), "forbidden"},
+		{"expired", srv.tokenUntil("exp", "staying", time.Now().Add(-time.Hour)), "unauthorized"},
+		{"forged", srv.tokenUntil("exp", "staying", time.Now().Add(time.Hour)) + "x", "unauthorized"},
+	}
+	for _, r := range refused {
+		_, err := staying.Refresh(ctx, r.token)
+		var perr *client.Error
+		if !errors.As(err, &perr) || perr.Code != r.code {
+			t.Errorf("refresh with a token for %s: %v, want %s", r.name, err, r.code)
+		}
+	}
+	fresh := time.Now().Add(time.Hour)
+	exp, err := staying.Refresh(ctx, srv.tokenUntil("exp", "staying", fresh))
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if exp.Unix() != fresh.Unix() {
+		t.Errorf("refreshed until %s, want %s", exp, fresh)
+	}
+
+	select {
+	case <-lapsing.Done():
+		if ce := lapsing.CloseError(); ce == nil || ce.Code != 4000 || !strings.Contains(ce.Text, "token expired") {
+			t.Errorf("closed with %v, want 4000 naming the token's expiry", ce)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a participant whose token expired is still there")
+	}
+	if _, err := staying.WaitFor(ctx, 0, func(e client.Event) bool {
+		return e.Type == "participant-left" && e.LeftID == lapsing.Self.ID
+	}); err != nil {
+		t.Fatalf("the room was not told: %v", err)
+	}
+	// Past the end of staying's first token, it is still there.
+	firstEnd := time.Unix(firstExp.Unix()+1, 0).Add(30 * time.Second)
+	select {
+	case <-staying.Done():
+		t.Fatalf("the refreshed participant was removed: %v", staying.CloseError())
+	case <-time.After(time.Until(firstEnd) + 500*time.Millisecond):
+	}
+	ps, err := srv.Registry.Participants(ctx, "exp")
+	if err != nil || len(ps) != 1 || ps[0].Name() != "staying" {
+		t.Errorf("participants %v (%v), want only staying", ps, err)
+	}
+}

@@ -53,7 +53,7 @@ type JoinRequest struct {
 	// the publisher can send one (sfu.Peer.SetAudience).
 	Codecs sfu.Codecs
 
-	perms Permissions // what the token (or its absence) allows; set by Join
+	access access // what the token (or its absence) allows; set by Join
 }
 
 // Config holds the room policy.
@@ -203,14 +203,14 @@ func (l *Local) Join(ctx context.Context, req JoinRequest) (*Participant, error)
 	if req.Conn == nil {
 		return nil, fmt.Errorf("%w: no connection", ErrInvalid)
 	}
-	perms, imposed, err := l.authorize(req.Room, req.Token)
+	a, err := l.authorize(req.Room, req.Token)
 	if err != nil {
 		l.log.Debug("join refused", "room", req.Room, "err", err)
 		return nil, err
 	}
-	req.perms = perms
-	if imposed != "" {
-		req.Name = imposed // the token's name claim
+	req.access = a
+	if a.name != "" {
+		req.Name = a.name // the token's name claim
 	}
 	for {
 		r, err := l.room(req.Room)

@@ -231,6 +231,9 @@ func (r *room) join(ctx context.Context, req JoinRequest) (*Participant, error) 
 		r.parts = append(r.parts, p)
 		p.resumeToken = r.reg.addResumable(p)
 		p.send(Joined{Self: r.info(p), Others: r.infos(p), ResumeToken: p.resumeToken})
+		p.expiryMu.Lock()
+		p.armExpiry(req.access.expires) // after Joined: its warning may be due at once
+		p.expiryMu.Unlock()
 		r.broadcast(ParticipantJoined{Participant: r.info(p)}, p)
 		r.updateAudiences()
 		if p.autoSubscribe {

@@ -21,6 +21,7 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"subscribe","tracks":["a","b"]}`,
 		`{"type":"mute","track":"t","muted":true}`,
 		`{"type":"resume","token":"x"}`,
+		`{"type":"refresh","token":"x.y.z"}`,
 		`[1,2]`, `{"type":7}`, `{}`, `null`,
 	} {
 		f.Add([]byte(s))

@@ -50,6 +50,10 @@ type (
 	resumeMsg struct {
 		Token string `json:"token"`
 	}
+	// refreshMsg presents a fresh join token before the session's one expires.
+	refreshMsg struct {
+		Token string `json:"token"`
+	}
 )
 
 // Limits on fields, beyond the frame size limit.
@@ -111,6 +115,8 @@ func decode(data []byte) (request, error) {
 		msg = &leaveMsg{}
 	case "resume":
 		msg = &resumeMsg{}
+	case "refresh":
+		msg = &refreshMsg{}
 	default:
 		return req, badRequest("unknown message type %.32q", *head.Type)
 	}
@@ -155,7 +161,7 @@ func (m *joinMsg) validate() error {
 		return badRequest("room is required")
 	case m.Name == "":
 		return badRequest("name is required")
-	case len(m.Token) > 4096:
+	case len(m.Token) > maxTokenBytes:
 		return badRequest("token is too long")
 	case len(m.Codecs) > maxCodecs:
 		return badRequest("codecs lists more than %d codecs", maxCodecs)
@@ -238,6 +244,16 @@ func (m *layerMsg) validate() error {
 func (m *resumeMsg) validate() error {
 	if m.Token == "" || len(m.Token) > 128 {
 		return badRequest("token must be 1-128 characters")
+	}
+	return nil
+}
+
+// maxTokenBytes bounds a join token.
+const maxTokenBytes = 4096
+
+func (m *refreshMsg) validate() error {
+	if m.Token == "" || len(m.Token) > maxTokenBytes {
+		return badRequest("token must be 1-%d characters", maxTokenBytes)
 	}
 	return nil
 }
@@ -343,6 +359,16 @@ type (
 	speakersOut struct {
 		Type         string   `json:"type"`
 		Participants []string `json:"participants"`
+	}
+	// refreshedOut answers refresh: the session's new end.
+	refreshedOut struct {
+		Type    string `json:"type"`
+		ID      string `json:"id,omitempty"`
+		Expires int64  `json:"expires"` // seconds since 1970
+	}
+	tokenExpiringOut struct {
+		Type    string `json:"type"`
+		Expires int64  `json:"expires"`
 	}
 	errorOut struct {
 		Type    string `json:"type"`

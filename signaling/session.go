@@ -180,6 +180,11 @@ func (s *session) handle(data []byte) bool {
 		err = s.part.SetLayer(s.ctx, m.Track, m.RID)
 	case *muteMsg:
 		err = s.part.Mute(s.ctx, m.Track, *m.Muted)
+	case *refreshMsg:
+		var exp time.Time
+		if exp, err = s.part.Refresh(s.ctx, m.Token); err == nil {
+			s.enqueue(refreshedOut{Type: "refreshed", ID: req.id, Expires: exp.Unix()})
+		}
 	case *leaveMsg:
 		s.part.Leave()
 		s.part = nil
@@ -392,6 +397,8 @@ func (s *session) render(m any) any {
 		return speakersOut{Type: "speakers", Participants: ev.IDs}
 	case rooms.LayersWanted:
 		return layersOut{Type: "layers", Track: ev.Track, Active: ev.RIDs}
+	case rooms.TokenExpiring:
+		return tokenExpiringOut{Type: "token-expiring", Expires: ev.Expires.Unix()}
 	case rooms.Offer:
 		return sdpOut{Type: "offer", SDP: ev.SDP}
 	case rooms.Candidate:

@@ -343,6 +343,26 @@ func (c *Client) Call(ctx context.Context, msg map[string]any, wait time.Duratio
 	return ev.Error
 }
 
+// Refresh presents a fresh join token before the session's one expires,
+// and returns the session's new end (from `refreshed`).
+func (c *Client) Refresh(ctx context.Context, token string) (time.Time, error) {
+	mark := c.events.mark()
+	id, err := c.Request(map[string]any{"type": "refresh", "token": token})
+	if err != nil {
+		return time.Time{}, err
+	}
+	ev, err := c.events.wait(ctx, mark, func(e Event) bool {
+		return (e.Type == "refreshed" || e.Type == "error") && e.ID == id
+	})
+	switch {
+	case err != nil:
+		return time.Time{}, err
+	case ev.Error != nil:
+		return time.Time{}, ev.Error
+	}
+	return time.Unix(ev.Expires, 0), nil
+}
+
 func (c *Client) read(ws *websocket.Conn, done chan struct{}) {
 	defer close(done)
 	for {

@@ -55,6 +55,7 @@ type Event struct {
 	ResumeToken  string                   // joined, resumed
 	ICEServers   []webrtc.ICEServer       // joined, resumed
 	Active       []string                 // layers
+	Expires      int64                    // token-expiring, refreshed (seconds since 1970)
 	Error        *Error                   // error
 }
 
@@ -74,11 +75,12 @@ func parseEvent(data []byte) (Event, error) {
 		Code         string                   `json:"code"`
 		Codec        string                   `json:"codec"`
 		Message      string                   `json:"message"`
+		Expires      int64                    `json:"expires"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return Event{}, err
 	}
-	ev := Event{Type: raw.Type, ID: raw.ID, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active, ResumeToken: raw.ResumeToken, Codec: raw.Codec, ICEServers: raw.ICEServers}
+	ev := Event{Type: raw.Type, ID: raw.ID, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active, ResumeToken: raw.ResumeToken, Codec: raw.Codec, ICEServers: raw.ICEServers, Expires: raw.Expires}
 	var err error
 	switch raw.Type {
 	case "joined":

@@ -250,6 +250,9 @@ class Session {
  * - `speakers` `{participants: string[]}` loudest first
  * - `layers` `{id, active: string[]}`: which simulcast layers of our track `id`
  *   somebody needs; the others were switched off
+ * - `token-expiring` `{expires}` (milliseconds since 1970): the join token
+ *   runs out then and the participant will be removed, unless
+ *   {@link SFUClient#refresh} presents a fresh one
  * - `error` `ServerError`
  * - `connectionstatechange` `{state: ConnectionState}`
  * - `reconnecting` `{attempt, delay, resume: boolean}`: a new socket opens
@@ -305,6 +308,8 @@ export class SFUClient extends EventTarget {
     this.nextId = 1;
     /** @type {Map<string, string>} request id -> request type, for error replies */
     this.requests = new Map();
+    /** @type {Map<string, {resolve: (v: {expires: number}) => void, reject: (e: any) => void}>} refresh requests by id */
+    this.refreshes = new Map();
     this.attempt = 0;
     /** @type {ReturnType<typeof setTimeout>|null} */
     this.retryTimer = null;
@@ -398,6 +403,28 @@ export class SFUClient extends EventTarget {
     pub.muted = muted;
     pub.track.enabled = !muted;
     if (pub.id) this.send({ type: 'mute', track: pub.id, muted });
+  }
+
+  /**
+   * Presents a fresh join token before the session's one expires (the
+   * server sends `token-expiring` a minute before it removes the
+   * participant). It must open the same room with the same permissions and
+   * name; a rejoin uses it too. Resolves with the session's new end.
+   * @param {string} token
+   * @returns {Promise<{expires: number}>} expires in milliseconds since 1970
+   */
+  refresh(token) {
+    const id = this.send({ type: 'refresh', token });
+    if (!id) return Promise.reject(new Error('not connected'));
+    return new Promise((resolve, reject) => {
+      this.refreshes.set(id, {
+        resolve: (v) => {
+          this.joinOpts = { ...this.joinOpts, token };
+          resolve(v);
+        },
+        reject,
+      });
+    });
   }
 
   /**
@@ -996,6 +1023,15 @@ export class SFUClient extends EventTarget {
       case 'layers':
         this.enqueue(s, async () => this.onLayers(msg.track, Array.isArray(msg.active) ? msg.active : []));
         break;
+      case 'token-expiring':
+        this.emit('token-expiring', { expires: Number(msg.expires) * 1000 });
+        break;
+      case 'refreshed': {
+        const r = this.refreshes.get(msg.id);
+        this.refreshes.delete(msg.id);
+        r?.resolve({ expires: Number(msg.expires) * 1000 });
+        break;
+      }
       case 'error':
         this.onError(s, msg);
         break;
@@ -1133,6 +1169,12 @@ export class SFUClient extends EventTarget {
       return;
     }
     if (msg.id && msg.id === s.pendingOffer) this.enqueue(s, () => this.offerRefused(s));
+    const r = msg.id ? this.refreshes.get(msg.id) : undefined;
+    if (r) {
+      this.refreshes.delete(msg.id);
+      r.reject(Object.assign(new Error(err.message), err));
+      return; // the caller has it
+    }
     this.emit('error', err);
   }
 
