@@ -17,6 +17,9 @@ var (
 	// ErrResumeExpired: a participant whose connection dropped was not
 	// resumed within the grace period.
 	ErrResumeExpired = errors.New("not resumed in time")
+	// ErrStillConnected: a resume for a participant whose connection still
+	// answers; only a connection that stopped answering is taken over.
+	ErrStillConnected = errors.New("the participant's connection still answers")
 	// ErrResumedElsewhere: another connection resumed the participant.
 	ErrResumedElsewhere = errors.New("resumed by another connection")
 	// ErrTokenExpired: the participant's token expired and no fresh one

@@ -204,17 +204,6 @@ func TestNoPublishPermission(t *testing.T) {
 	if ev.Error.Code != "forbidden" || !strings.Contains(ev.Error.Message, "may not publish") {
 		t.Errorf("publishing offer: %+v, want forbidden", ev.Error)
 	}
-	time.Sleep(300 * time.Millisecond)
-	for _, c := range []struct {
-		c    *client.Client
-		mark int
-	}{{viewer, mark}, {other, otherMark}} {
-		for _, e := range c.c.Events()[c.mark:] {
-			if e.Type == "track-published" {
-				t.Errorf("%s was told of a track: %+v", c.c.Self.Name, e.Track)
-			}
-		}
-	}
 	for _, info := range srv.Registry.Rooms(ctx) {
 		for _, p := range info.Participants {
 			if len(p.Tracks) > 0 {
@@ -222,12 +211,29 @@ func TestNoPublishPermission(t *testing.T) {
 			}
 		}
 	}
-	// It still receives what others publish.
-	st.Publish(ctx, t, other, "audio")
+	// It still receives what others publish. That publication is also a
+	// barrier: the room announces in order, so a track of the viewer's
+	// would have been announced before it.
+	pub := st.Publish(ctx, t, other, "audio")
 	select {
 	case <-viewer.Tracks():
 	case <-time.After(15 * time.Second):
 		t.Fatal("the viewer receives nothing")
+	}
+	for _, c := range []struct {
+		c    *client.Client
+		mark int
+	}{{viewer, mark}, {other, otherMark}} {
+		if _, err := c.c.WaitFor(ctx, c.mark, func(e client.Event) bool {
+			return e.Type == "track-published" && e.Track.ID == pub.TrackID
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range c.c.Events()[c.mark:] {
+			if e.Type == "track-published" && e.Track.ID != pub.TrackID {
+				t.Errorf("%s was told of a track: %+v", c.c.Self.Name, e.Track)
+			}
+		}
 	}
 }
 

@@ -35,6 +35,13 @@ type Conn interface {
 	Close(reason error)
 }
 
+// A Prober is a Conn that can tell whether its client still answers (a
+// WebSocket ping does). Resume does not take a participant over from a
+// connection that answers.
+type Prober interface {
+	Alive(ctx context.Context) bool
+}
+
 // PeerFactory creates the media side of a participant (*sfu.Engine).
 type PeerFactory interface {
 	NewPeer(sfu.PeerConfig) (*sfu.Peer, error)

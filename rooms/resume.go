@@ -72,6 +72,10 @@ func (p *Participant) graceExpired() {
 	}
 }
 
+// Away reports whether the participant has lost its connection and waits
+// to be resumed.
+func (p *Participant) Away() bool { return p.conn.Load() == nil }
+
 // ResumeToken is the secret a new connection presents to take over the
 // participant; each resume replaces it. Read it in the room's goroutine,
 // or before the participant can be resumed (tests).
@@ -103,7 +107,10 @@ func (l *Local) dropResumable(p *Participant) {
 }
 
 // Resume hands the participant holding token to a new connection. Its
-// first event is Resumed; a connection it had is closed.
+// first event is Resumed. A connection it still has is first probed (a
+// Prober): one that answers keeps the participant, and the resume fails
+// with ErrStillConnected, the token unspent; one that does not (a half-open
+// socket after a network change) is closed.
 func (l *Local) Resume(ctx context.Context, token string, c Conn) (*Participant, error) {
 	l.mu.Lock()
 	p := l.resumable[token]
@@ -111,10 +118,18 @@ func (l *Local) Resume(ctx context.Context, token string, c Conn) (*Participant,
 	if p == nil {
 		return nil, fmt.Errorf("%w: no participant to resume with this token", ErrNotFound)
 	}
+	if old := p.conn.Load(); old != nil {
+		if pr, ok := old.Conn.(Prober); ok && pr.Alive(ctx) {
+			p.log.Warn("resume refused: the participant's connection still answers")
+			return nil, ErrStillConnected
+		}
+	}
 	var err error
 	doErr := p.room.do(ctx, func() {
-		if p.left {
-			err = fmt.Errorf("%w: the participant has left", ErrNotFound)
+		if p.left || p.resumeToken != token {
+			// Left, or another connection resumed it with this very token
+			// while the old one was probed: the token is spent.
+			err = fmt.Errorf("%w: no participant to resume with this token", ErrNotFound)
 			return
 		}
 		p.resumeMu.Lock()

@@ -65,7 +65,7 @@ func codeOf(err error) Code {
 	case errors.Is(err, rooms.ErrNotFound):
 		return CodeNotFound
 	case errors.Is(err, rooms.ErrForbidden), errors.Is(err, sfu.ErrTooManyTracks), errors.Is(err, errRateLimited),
-		errors.Is(err, rooms.ErrRoomLimit), errors.Is(err, sfu.ErrNotAllowed):
+		errors.Is(err, rooms.ErrRoomLimit), errors.Is(err, sfu.ErrNotAllowed), errors.Is(err, rooms.ErrStillConnected):
 		return CodeForbidden
 	}
 	return CodeInternal

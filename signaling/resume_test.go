@@ -100,36 +100,94 @@ func TestResumeAfterGrace(t *testing.T) {
 	}
 }
 
-// TestResumeTakesOverOpenSocket: a resume while the old socket still looks
-// open (a half-open TCP connection) takes the participant over and closes
-// the old socket (4000); the token is spent, and resumed carries the next.
-func TestResumeTakesOverOpenSocket(t *testing.T) {
+// TestResumeRefusedWhileConnected: a resume token presented while the
+// participant's socket still answers (a token seen in a log, a second tab)
+// takes nothing over: the resume is refused, the participant keeps its
+// socket, and the token still works for the participant itself later.
+func TestResumeRefusedWhileConnected(t *testing.T) {
 	ctx := testContext(t)
 	srv := resumeServer(t, 5*time.Second)
 	a := srv.Join(ctx, "r")
+	pub := st.Publish(ctx, t, a, "audio")
+	thief, err := client.Connect(ctx, srv.URL, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(thief.Close)
+	expectError(t, ctx, thief, websocket.TextMessage, `{"type":"resume","token":"`+a.ResumeToken+`"}`, "forbidden")
+	// a's session is untouched: it is still open, and requests work.
+	select {
+	case <-a.Done():
+		t.Fatalf("the participant's socket was closed: %v", a.CloseError())
+	default:
+	}
+	if err := a.Call(ctx, map[string]any{"type": "mute", "track": pub.TrackID, "muted": true}, 300*time.Millisecond); err != nil {
+		t.Fatalf("after a refused resume: %v", err)
+	}
+	// The token was not spent: a real network failure still resumes.
+	if _, err := a.Resume(ctx); err != nil {
+		t.Fatalf("resume after the refused one: %v", err)
+	}
+}
+
+// halfOpenJoin joins with a raw socket and stops reading once joined, as a
+// connection whose network vanished: it answers no ping. It returns the
+// participant's resume token and the socket.
+func halfOpenJoin(t *testing.T, ctx context.Context, url, room string) (string, *websocket.Conn) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	if err := ws.WriteJSON(map[string]any{"type": "join", "room": room, "name": "half-open"}); err != nil {
+		t.Fatal(err)
+	}
+	var joined struct {
+		Type, ResumeToken string
+	}
+	if err := ws.ReadJSON(&joined); err != nil || joined.Type != "joined" || joined.ResumeToken == "" {
+		t.Fatalf("joined: %+v, %v", joined, err)
+	}
+	return joined.ResumeToken, ws
+}
+
+// TestResumeTakesOverHalfOpenSocket: a resume while the old socket still
+// looks open but answers nothing (a half-open TCP connection after a
+// network change) takes the participant over and closes the old socket
+// (4000); the token is spent, and resumed carries the next.
+func TestResumeTakesOverHalfOpenSocket(t *testing.T) {
+	ctx := testContext(t)
+	srv := resumeServer(t, 5*time.Second)
+	token, old := halfOpenJoin(t, ctx, srv.URL, "r")
 	other, err := client.Connect(ctx, srv.URL, client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(other.Close)
 	mark := other.Mark()
-	if err := other.SendRaw(websocket.TextMessage, []byte(`{"type":"resume","id":"r1","token":"`+a.ResumeToken+`"}`)); err != nil {
+	if err := other.SendRaw(websocket.TextMessage, []byte(`{"type":"resume","id":"r1","token":"`+token+`"}`)); err != nil {
 		t.Fatal(err)
 	}
 	resumed, err := other.WaitFor(ctx, mark, func(e client.Event) bool { return e.Type == "resumed" && e.ID == "r1" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resumed.ResumeToken == "" || resumed.ResumeToken == a.ResumeToken {
+	if resumed.ResumeToken == "" || resumed.ResumeToken == token {
 		t.Errorf("resumed carries token %q: want a new one", resumed.ResumeToken)
 	}
-	select {
-	case <-a.Done():
-		if ce := a.CloseError(); ce == nil || ce.Code != 4000 {
-			t.Errorf("old socket closed with %v, want 4000", ce)
+	// The old socket was closed with 4000: its close frame is there to read.
+	_ = old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := old.ReadMessage()
+		if err == nil {
+			continue // what was sent before the close
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the old socket was not closed")
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4000 {
+			t.Errorf("old socket ended with %v, want a close 4000", err)
+		}
+		break
 	}
 	// Bad tokens are refused without closing the socket.
 	bad, err := client.Connect(ctx, srv.URL, client.Options{})
@@ -139,7 +197,7 @@ func TestResumeTakesOverOpenSocket(t *testing.T) {
 	t.Cleanup(bad.Close)
 	expectError(t, ctx, bad, websocket.TextMessage, `{"type":"resume","token":"nope"}`, "not-found")
 	// The token is spent: it resumes nothing again.
-	expectError(t, ctx, bad, websocket.TextMessage, `{"type":"resume","token":"`+a.ResumeToken+`"}`, "not-found")
+	expectError(t, ctx, bad, websocket.TextMessage, `{"type":"resume","token":"`+token+`"}`, "not-found")
 	expectError(t, ctx, bad, websocket.TextMessage, `{"type":"resume"}`, "bad-request")
 	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
@@ -161,8 +219,12 @@ func TestClosedPeerDoesNotWaitForResume(t *testing.T) {
 	b := srv.Join(ctx, "r")
 	receiveTracks(t, b, 1)
 	mark := b.Mark()
+	pa, err := srv.Registry.Participant(ctx, "r", a.Self.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a.DropSocket()
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, 5*time.Second, "the server sees the socket gone", pa.Away)
 	if err := a.PC().Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +276,19 @@ func TestResumeRestoresState(t *testing.T) {
 	if err := b.Call(ctx, map[string]any{"type": "layer", "track": video, "rid": "h"}, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the publisher's `layers` q,h is lost
+	// The server wants q and h now; the `layers` telling the publisher is lost.
+	pa, err := srv.Registry.Participant(ctx, "r", a.Self.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the server wants layers q,h", func() bool {
+		for _, up := range pa.Peer().Published() {
+			if up.ID() == video {
+				return slices.Equal(up.WantedLayers(), []string{"q", "h"})
+			}
+		}
+		return false
+	})
 	mark = a.Mark()
 	ev, err := a.Resume(ctx)
 	if err != nil {

@@ -49,6 +49,9 @@ type session struct {
 	joinID atomic.Pointer[string] // id of the join request, echoed in `joined`
 	joined atomic.Bool            // a join or resume succeeded
 
+	probeMu sync.Mutex
+	probes  []chan struct{} // Alive calls waiting for the client to answer
+
 	// Owned by run:
 	part *rooms.Participant
 }
@@ -114,7 +117,10 @@ func (s *session) read() (clean bool) {
 	limiter := newRateLimiter(s.h.cfg.MessagesPerSecond)
 	s.ws.SetReadLimit(s.h.cfg.MaxMessageBytes)
 	_ = s.ws.SetReadDeadline(time.Now().Add(2 * ping))
-	s.ws.SetPongHandler(func(string) error { return s.ws.SetReadDeadline(time.Now().Add(2 * ping)) })
+	s.ws.SetPongHandler(func(string) error {
+		s.answered()
+		return s.ws.SetReadDeadline(time.Now().Add(2 * ping))
+	})
 	for {
 		typ, data, err := s.ws.ReadMessage()
 		if err != nil {
@@ -126,6 +132,7 @@ func (s *session) read() (clean bool) {
 			return websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway)
 		}
 		_ = s.ws.SetReadDeadline(time.Now().Add(2 * ping))
+		s.answered()
 		switch limiter.take(time.Now()) {
 		case rateOK:
 		case rateOver:
@@ -258,6 +265,44 @@ func (s *session) replyError(id string, err error) {
 		s.logger().Debug("request refused", "code", string(code), "err", err)
 	}
 	s.enqueue(errorOut{Type: "error", ID: id, Code: code, Message: msg})
+}
+
+// probeTimeout is how long Alive waits for the client's pong.
+const probeTimeout = 2 * time.Second
+
+// Alive implements rooms.Prober: it pings the client and reports whether
+// it answers (a pong, or any frame) within probeTimeout. A socket left
+// half-open by a network change does not.
+func (s *session) Alive(ctx context.Context) bool {
+	answer := make(chan struct{})
+	s.probeMu.Lock()
+	s.probes = append(s.probes, answer)
+	s.probeMu.Unlock()
+	if err := s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.h.cfg.WriteTimeout)); err != nil {
+		return false
+	}
+	t := time.NewTimer(probeTimeout)
+	defer t.Stop()
+	select {
+	case <-answer:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.ctx.Done(): // the reader ended: the socket is gone
+	}
+	return false
+}
+
+// answered wakes the Alive calls waiting: the client answered. Called by
+// the reader.
+func (s *session) answered() {
+	s.probeMu.Lock()
+	probes := s.probes
+	s.probes = nil
+	s.probeMu.Unlock()
+	for _, c := range probes {
+		close(c)
+	}
 }
 
 // Send implements rooms.Conn: it queues the event without blocking.
