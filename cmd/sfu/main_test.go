@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -105,11 +106,12 @@ func TestConfigErrorsStopStartup(t *testing.T) {
 	}
 }
 
-// TestSignalShutdown runs the real binary, puts a call through it and sends
-// SIGTERM: both participants are told (1001), and the process exits cleanly
-// within a few seconds.
-func TestSignalShutdown(t *testing.T) {
-	cfg := writeConfig(t, "listen: 127.0.0.1:0\nice:\n  loopback: true\n  udp_port: 0\nshutdown_timeout: 5s\n")
+// startProcess runs the real binary (this test binary, as main) on the
+// configuration text until the test ends. It returns the process, the
+// address it listens on, and its log after the listening line.
+func startProcess(t *testing.T, config string) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
+	cfg := writeConfig(t, config)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "SFU_TEST_RUN_MAIN=1", "SFU_TEST_ARGS=--config "+cfg)
 	stderr, err := cmd.StderrPipe()
@@ -119,7 +121,7 @@ func TestSignalShutdown(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
 	logs := bufio.NewScanner(stderr)
 	urlRe := regexp.MustCompile(`url=http://([0-9.:]+)/`)
@@ -132,12 +134,38 @@ func TestSignalShutdown(t *testing.T) {
 	if addr == "" {
 		t.Fatal("no listening line in the log")
 	}
-	var rest bytes.Buffer
+	rest := &syncBuffer{}
 	go func() {
 		for logs.Scan() {
 			rest.WriteString(logs.Text() + "\n")
 		}
 	}()
+	return cmd, addr, rest
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and other readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSignalShutdown runs the real binary, puts a call through it and sends
+// SIGTERM: both participants are told (1001), and the process exits cleanly
+// within a few seconds.
+func TestSignalShutdown(t *testing.T) {
+	cmd, addr, rest := startProcess(t, "listen: 127.0.0.1:0\nice:\n  loopback: true\n  udp_port: 0\nshutdown_timeout: 5s\n")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
