@@ -13,12 +13,15 @@ const allocateInterval = 200 * time.Millisecond
 // measured.
 const audioReserve = 64_000
 
+// allocStackTracks is how many video subscriptions allocate reads into a
+// buffer on its stack; past that, each call allocates one.
+const allocStackTracks = 64
+
 // allocate shares the subscriber's estimated bandwidth among its video
 // subscriptions and picks each one's highest simulcast layer: audio first,
-// then every video track its lowest layer, then one layer up at a time,
-// round-robin in priority order, while the next step fits. When a wanted
-// layer does not fit, it probes for the bandwidth the cheapest next step
-// needs. Runs in the peer's allocator goroutine.
+// then chooseLayers. When a wanted layer does not fit, it probes for the
+// bandwidth the cheapest next step needs. Runs in the peer's allocator
+// goroutine.
 func (p *Peer) allocate(now int64) {
 	downs := *p.downs.Load()
 	for _, d := range downs {
@@ -31,7 +34,8 @@ func (p *Peer) allocate(now int64) {
 		}
 		return
 	}
-	budget := p.bwe.Estimate()
+	est := p.bwe.Estimate()
+	budget := est
 	video := p.scratchVideo[:0]
 	for _, d := range downs {
 		if d.up.kind != videoKind {
@@ -45,72 +49,114 @@ func (p *Peer) allocate(now int64) {
 	p.scratchVideo = video
 	sortByPriority(video)
 
-	choice := p.scratchChoice[:0]
+	var buf [allocStackTracks]layerRates
+	tracks := buf[:0]
 	for _, d := range video {
-		l := d.lowestActive(now)
-		choice = append(choice, l)
-		if l >= 0 {
-			budget -= d.up.layers[l].bitrate(now)
-		}
+		tracks = append(tracks, d.layerRates(now))
 	}
-	p.scratchChoice = choice
-	margin := p.bwe.Estimate() / 10
-	wantMore, cheapest := false, 0
-	for improved := true; improved; {
-		improved = false
-		for i, d := range video {
-			next := d.nextActive(choice[i], now)
-			if next < 0 {
-				continue
-			}
-			extra := d.up.layers[next].bitrate(now)
-			if choice[i] >= 0 {
-				extra -= d.up.layers[choice[i]].bitrate(now)
-			}
-			if extra <= budget-margin {
-				choice[i] = next
-				budget -= extra
-				improved = true
-				continue
-			}
-			if !wantMore || extra < cheapest {
-				wantMore, cheapest = true, extra
-			}
-		}
-	}
+	a := chooseLayers(budget, est/10, tracks, p.scratchChoice)
+	p.scratchChoice = a.layers
 	for i, d := range video {
-		l := int32(max(0, choice[i]))
+		l := int32(max(0, a.layers[i]))
 		if old := d.bweLayer.Swap(l); old != l {
-			p.log.Debug("bandwidth allocation", "track", d.up.id, "layer", l, "was", old, "estimate", p.bwe.Estimate())
+			p.log.Debug("bandwidth allocation", "track", d.up.id, "layer", l, "was", old, "estimate", est)
 		}
 	}
-	if wantMore {
+	if a.wantMore {
 		// Probe a quarter above what the next step needs, so that a link
 		// that only just carries it (or carries it only in a burst) fails.
-		need := p.bwe.Estimate() - budget + cheapest
+		need := est - a.left + a.cheapest
 		p.probe(need*5/4, now)
 	}
 }
 
-// lowestActive is the lowest layer being sent (-1: none).
-func (d *DownTrack) lowestActive(now int64) int {
-	for i := range d.up.layerCount() {
-		if d.up.layers[i].active(now) {
+// layerRates is the bitrate of each simulcast layer of a video track in
+// bits/s, lowest layer first; -1 for a layer that may not be chosen.
+type layerRates [maxLayers]int
+
+// allocation is what chooseLayers decided.
+type allocation struct {
+	layers   []int // per track, the layer chosen (-1: the track has none)
+	left     int   // the budget not spent; negative when the lowest layers exceed it
+	wantMore bool  // a track's next layer did not fit
+	cheapest int   // the extra bits/s of the cheapest next layer that did not fit
+}
+
+// chooseLayers shares budget bits/s among video tracks, given in priority
+// order, highest first: every track gets its lowest layer, budget or not;
+// then, round-robin in priority order, one track at a time goes up to its
+// next layer while the extra bitrate fits within the budget left less
+// margin. It reports the cheapest step that did not fit (to probe for).
+// The layers are appended to layers[:0], which the caller may reuse; it
+// allocates nothing when layers has room for every track.
+func chooseLayers(budget, margin int, tracks []layerRates, layers []int) allocation {
+	a := allocation{layers: layers[:0]}
+	for _, r := range tracks {
+		l := r.next(-1)
+		a.layers = append(a.layers, l)
+		if l >= 0 {
+			budget -= r[l]
+		}
+	}
+	for improved := true; improved; {
+		improved = false
+		for i, r := range tracks {
+			cur := a.layers[i]
+			next := r.next(cur)
+			if next < 0 {
+				continue
+			}
+			extra := r[next]
+			if cur >= 0 {
+				extra -= r[cur]
+			}
+			if extra <= budget-margin {
+				a.layers[i] = next
+				budget -= extra
+				improved = true
+				continue
+			}
+			if !a.wantMore || extra < a.cheapest {
+				a.wantMore, a.cheapest = true, extra
+			}
+		}
+	}
+	a.left = budget
+	return a
+}
+
+// next is the first layer above l that may be chosen (-1: none).
+func (r *layerRates) next(l int) int {
+	for i := l + 1; i < len(r); i++ {
+		if r[i] >= 0 {
 			return i
 		}
 	}
 	return -1
 }
 
-// nextActive is the next layer above l that is being sent and that the
-// subscriber wants (-1: none).
-func (d *DownTrack) nextActive(l int, now int64) int {
-	for i := l + 1; i <= int(d.maxLayer.Load()) && i < d.up.layerCount(); i++ {
-		if d.up.layers[i].active(now) {
-			return i
+// layerRates reads what chooseLayers needs of d: the layers being sent up
+// to the one the subscriber wants; and when none of those is sent, the
+// lowest one that is (targetLayer forwards it).
+func (d *DownTrack) layerRates(now int64) layerRates {
+	var r layerRates
+	for i := range r {
+		r[i] = -1
+	}
+	want := int(d.maxLayer.Load())
+	for i := range d.up.layerCount() {
+		if !d.up.layers[i].active(now) {
+			continue
+		}
+		if i > want && r.next(-1) >= 0 {
+			break
+		}
+		r[i] = d.up.layers[i].bitrate(now)
+		if i > want {
+			break
 		}
 	}
-	return -1
+	return r
 }
 
 // sortByPriority orders subscriptions by their track's priority, highest

@@ -2,9 +2,14 @@ package sfu
 
 import (
 	"errors"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
 )
 
 // chromeOffer is a trimmed offer of Chromium 156 publishing audio and
@@ -91,10 +96,114 @@ func TestParseDescriptionRejects(t *testing.T) {
 func FuzzParseDescription(f *testing.F) {
 	f.Add(chromeOffer)
 	f.Add("v=0\r\n")
+	if b, err := os.ReadFile("testdata/firefox153-offer.sdp"); err == nil {
+		f.Add(string(b))
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		infos, err := parseDescription(s, nil, nil)
-		if err == nil && len(infos) == 0 {
-			t.Fatal("accepted a description without sections")
+		if err != nil {
+			if !errors.Is(err, ErrBadSDP) {
+				t.Fatalf("error %v is not ErrBadSDP", err)
+			}
+			return
+		}
+		checkParsed(t, s, infos)
+		again, err := parseDescription(s, nil, nil)
+		if err != nil || !reflect.DeepEqual(again, infos) {
+			t.Fatalf("parsed twice, different results: %v", err)
+		}
+		// The same sections are a valid answer to an offer of them, and a
+		// valid next offer after them or after any prefix of them.
+		mids := make([]string, len(infos))
+		for i, m := range infos {
+			mids[i] = m.mid
+		}
+		if got, err := parseDescription(s, mids, nil); err != nil || !reflect.DeepEqual(got, infos) {
+			t.Fatalf("not accepted as the answer to its own mids %q: %v", mids, err)
+		}
+		if got, err := parseDescription(s, nil, mids[:len(mids)/2]); err != nil || !reflect.DeepEqual(got, infos) {
+			t.Fatalf("not accepted after its own first mids %q: %v", mids[:len(mids)/2], err)
+		}
+		// An answer or a renegotiation that does not match is refused.
+		other := slices.Clone(mids)
+		other[len(other)-1] += "x"
+		if _, err := parseDescription(s, other, nil); err == nil {
+			t.Fatalf("accepted as the answer to mids %q", other)
+		}
+		if _, err := parseDescription(s, nil, other); err == nil {
+			t.Fatalf("accepted as a renegotiation of mids %q", other)
+		}
+		if _, err := parseDescription(s, nil, append(mids, "extra")); err == nil {
+			t.Fatal("accepted as a renegotiation with a section dropped")
 		}
 	})
+}
+
+// checkParsed checks what parseDescription returned for s against s and
+// the limits parseDescription enforces.
+func checkParsed(t *testing.T, s string, infos []mediaInfo) {
+	t.Helper()
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(s); err != nil {
+		t.Fatalf("accepted, but pion does not parse it: %v", err)
+	}
+	if len(infos) == 0 || len(infos) > maxMediaSections || len(infos) != len(sd.MediaDescriptions) {
+		t.Fatalf("%d media infos for %d sections (limit %d)", len(infos), len(sd.MediaDescriptions), maxMediaSections)
+	}
+	seen := map[string]bool{}
+	for i, m := range infos {
+		md := sd.MediaDescriptions[i]
+		if mid, _ := md.Attribute(sdp.AttrKeyMID); m.mid != mid || !strings.Contains(s, "mid:"+mid) {
+			t.Errorf("section %d: mid %q, the description says %q", i, m.mid, mid)
+		}
+		if m.mid == "" || len(m.mid) > 32 || seen[m.mid] {
+			t.Errorf("section %d: mid %q empty, too long or seen before", i, m.mid)
+		}
+		seen[m.mid] = true
+		wantKind := map[string]webrtc.RTPCodecType{"audio": webrtc.RTPCodecTypeAudio, "video": webrtc.RTPCodecTypeVideo, "application": 0}
+		if k, ok := wantKind[md.MediaName.Media]; !ok || k != m.kind {
+			t.Errorf("section %d: kind %v for media %q", i, m.kind, md.MediaName.Media)
+		}
+		if m.kind == 0 {
+			if m.sending || m.rids != nil || m.codecs != nil || m.extIDs != nil {
+				t.Errorf("section %d: a data section with media: %+v", i, m)
+			}
+			continue
+		}
+		checkCodecs(t, i, m)
+		if m.sending {
+			if _, ok := pickCodec(m.kind, m.codecs); !ok {
+				t.Errorf("section %d: sending without a codec the server forwards", i)
+			}
+		}
+		if len(m.rids) == 1 || len(m.rids) > maxLayers || (len(m.rids) > 0 && !m.sending) {
+			t.Errorf("section %d: rids %q (sending %v), want none or 2 to %d when sending", i, m.rids, m.sending, maxLayers)
+		}
+		for j, r := range m.rids {
+			if !validRID(r) || slices.Contains(m.rids[:j], r) || !strings.Contains(s, "rid:"+r) {
+				t.Errorf("section %d: rid %q invalid, repeated or not in the description", i, r)
+			}
+		}
+		for uri, id := range m.extIDs {
+			if id < 1 || id > 255 || !strings.Contains(s, uri) {
+				t.Errorf("section %d: extension %q with id %d", i, uri, id)
+			}
+		}
+	}
+}
+
+// checkCodecs checks the codecs read from section i.
+func checkCodecs(t *testing.T, i int, m mediaInfo) {
+	t.Helper()
+	prefix := "audio/"
+	if m.kind == webrtc.RTPCodecTypeVideo {
+		prefix = "video/"
+	}
+	pts := map[webrtc.PayloadType]bool{}
+	for _, c := range m.codecs {
+		if c.PayloadType > 127 || pts[c.PayloadType] || !strings.HasPrefix(c.MimeType, prefix) {
+			t.Errorf("section %d: codec %+v: payload type over 127 or repeated, or MIME type not %s...", i, c, prefix)
+		}
+		pts[c.PayloadType] = true
+	}
 }
