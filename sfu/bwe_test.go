@@ -251,7 +251,7 @@ func (s *bweSim) send(rate int, d time.Duration, feed bweFeed) {
 			s.b.onSent(bweTestSize, at, false)
 			arrivals[i] = -1
 			if a, ok := s.path.carry(at, bweTestSize); ok {
-				arrivals[i] = (a-s.start)/1000 + 1_000_000 // the subscriber's clock, µs
+				arrivals[i] = (a-s.start)/1000 + 100_000_000 // the subscriber's clock, µs
 			}
 		}
 		s.now += tick

@@ -242,9 +242,17 @@ func (e *Engine) idleOfferDelay() time.Duration {
 
 // connectIdle connects a participant that has negotiated nothing since it
 // joined: a viewer in a room where nothing is published yet. The server
-// offers one inactive audio m-line, so that ICE and DTLS run now (the first
-// subscription then reuses the transceiver and its media flows at once),
-// and so that the connect timeout holds for every participant alike.
+// offers one audio m-line it would receive on, which a client without a
+// microphone answers inactive, so that ICE and DTLS run now (the first
+// subscription's media then flows at once), and so that the connect
+// timeout holds for every participant alike.
+//
+// The section is recvonly, not an inactive sending one: pion offers the
+// header extensions of the directions a transceiver has, so a transceiver
+// with neither sender nor track would go out without extmaps, and the
+// session's audio would never have any (pion keeps, per kind, what the
+// first negotiation agreed). A client that publishes on the section
+// (addTrack reuses it) publishes as on any other.
 func (p *Peer) connectIdle() {
 	p.negMu.Lock()
 	if p.isClosed() || p.pc.SignalingState() != webrtc.SignalingStateStable ||
@@ -252,16 +260,11 @@ func (p *Peer) connectIdle() {
 		p.negMu.Unlock()
 		return
 	}
-	tr, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-	if err == nil {
-		err = p.pc.RemoveTrack(tr.Sender()) // inactive, and free for a subscription
-	}
-	if err != nil {
+	if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		p.negMu.Unlock()
 		p.log.Warn("cannot offer a connection", "err", err)
 		return
 	}
-	p.releasing = append(p.releasing, tr)
 	p.needOffer = true
 	p.negMu.Unlock()
 	p.event("nothing negotiated since joining: server offers to connect")

@@ -99,6 +99,13 @@ func FuzzParseDescription(f *testing.F) {
 	if b, err := os.ReadFile("testdata/firefox153-offer.sdp"); err == nil {
 		f.Add(string(b))
 	}
+	// Variants that reach the other branches: a data channel, video
+	// received only, a single rid, a section rejected with port 0.
+	f.Add(chromeOffer + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijklmn\r\n" +
+		"a=fingerprint:sha-256 AA:BB\r\na=mid:2\r\n")
+	f.Add(strings.Replace(chromeOffer, "a=sendonly\r\na=msid:s v", "a=recvonly\r\na=msid:s v", 1))
+	f.Add(strings.Replace(chromeOffer, "a=rid:h send\r\na=rid:q send\r\n", "", 1))
+	f.Add(strings.Replace(chromeOffer, "m=video 9", "m=video 0", 1))
 	f.Fuzz(func(t *testing.T, s string) {
 		infos, err := parseDescription(s, nil, nil)
 		if err != nil {
