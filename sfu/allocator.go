@@ -13,10 +13,6 @@ const allocateInterval = 200 * time.Millisecond
 // measured.
 const audioReserve = 64_000
 
-// allocStackTracks is how many video subscriptions allocate reads into a
-// buffer on its stack; past that, each call allocates one.
-const allocStackTracks = 64
-
 // allocate shares the subscriber's estimated bandwidth among its video
 // subscriptions and picks each one's highest simulcast layer: audio first,
 // then chooseLayers. When a wanted layer does not fit, it probes for the
@@ -49,11 +45,11 @@ func (p *Peer) allocate(now int64) {
 	p.scratchVideo = video
 	sortByPriority(video)
 
-	var buf [allocStackTracks]layerRates
-	tracks := buf[:0]
+	tracks := p.scratchRates[:0]
 	for _, d := range video {
 		tracks = append(tracks, d.layerRates(now))
 	}
+	p.scratchRates = tracks
 	a := chooseLayers(budget, est/10, tracks, p.scratchChoice)
 	p.scratchChoice = a.layers
 	for i, d := range video {

@@ -100,6 +100,7 @@ type Peer struct {
 	downs atomic.Pointer[[]*DownTrack]
 	// Owned by the allocator goroutine:
 	scratchVideo  []*DownTrack
+	scratchRates  []layerRates
 	scratchChoice []int
 	lastRR        int64  // when receiver reports last went out
 	rtcpSSRC      uint32 // the SSRC the server's receiver reports come from
