@@ -43,12 +43,13 @@ func (c *packetCache) put(seq uint16, n int) {
 	c.spare = old[:cap(old)]
 }
 
-// get copies packet seq into dst; it reports false if the packet is gone.
+// get copies packet seq into dst; it reports false if the packet is gone,
+// or does not fit in dst (part of a packet is no packet).
 func (c *packetCache) get(seq uint16, dst []byte) (int, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &c.slots[seq%cacheSize]
-	if s.buf == nil || s.seq != seq {
+	if s.buf == nil || s.seq != seq || len(s.buf) > len(dst) {
 		return 0, false
 	}
 	return copy(dst, s.buf), true

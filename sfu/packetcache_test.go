@@ -136,9 +136,9 @@ func TestPacketCacheWrap(t *testing.T) {
 	}
 }
 
-// TestPacketCacheSmallDestination: get copies what fits into dst and says
-// how much; it never writes past dst. A caller must pass a buffer as
-// large as buffer() to get a packet whole (handleNACK does).
+// TestPacketCacheSmallDestination: a packet that does not fit in dst is
+// not returned (part of a packet is no packet), and nothing is written;
+// one that fits exactly comes back whole.
 func TestPacketCacheSmallDestination(t *testing.T) {
 	c := newPacketCache()
 	pkt := testPacket(9, 1200, 4)
@@ -148,17 +148,20 @@ func TestPacketCacheSmallDestination(t *testing.T) {
 		backing[i] = 0xaa
 	}
 	dst := backing[:10:10]
-	n, ok := c.get(9, dst)
-	if !ok || n != len(dst) || !bytes.Equal(dst[:n], pkt[:n]) {
-		t.Errorf("get into 10 bytes = %d, %v, %x; want 10, true, the packet's first 10 bytes", n, ok, dst[:n])
+	if n, ok := c.get(9, dst); ok || n != 0 {
+		t.Errorf("get of a 1200-byte packet into 10 bytes = %d, %v; want 0, false (no part of a packet)", n, ok)
 	}
-	for i, b := range backing[10:] {
+	for i, b := range backing {
 		if b != 0xaa {
-			t.Fatalf("get wrote past dst, at byte %d", 10+i)
+			t.Fatalf("get wrote into a buffer too small, at byte %d", i)
 		}
 	}
-	if n, ok := c.get(9, nil); !ok || n != 0 {
-		t.Errorf("get into nil = %d, %v; want 0, true", n, ok)
+	if n, ok := c.get(9, nil); ok || n != 0 {
+		t.Errorf("get into nil = %d, %v; want 0, false", n, ok)
+	}
+	exact := make([]byte, len(pkt))
+	if n, ok := c.get(9, exact); !ok || !bytes.Equal(exact[:n], pkt) {
+		t.Errorf("get into exactly the packet's size = %d, %v; want the packet", n, ok)
 	}
 }
 
