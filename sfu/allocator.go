@@ -16,23 +16,23 @@ const audioReserve = 64_000
 // allocate shares the subscriber's estimated bandwidth among its video
 // subscriptions and picks each one's highest simulcast layer: audio first,
 // then chooseLayers. When a wanted layer does not fit, it probes for the
-// bandwidth the cheapest next step needs. Runs in the peer's allocator
+// bandwidth the cheapest next step needs. Runs in the subscriber's
 // goroutine.
-func (p *Peer) allocate(now int64) {
-	downs := *p.downs.Load()
+func (s *subscriber) allocate(now int64) {
+	downs := s.subscriptions()
 	for _, d := range downs {
 		d.measure(now)
 	}
-	if !p.bwe.hasFeedback() {
+	if !s.bwe.hasFeedback() {
 		// No TWCC feedback (a client without it): no estimate to go by.
 		for _, d := range downs {
 			d.bweLayer.Store(int32(d.up.layerCount() - 1))
 		}
 		return
 	}
-	est := p.bwe.Estimate()
+	est := s.bwe.Estimate()
 	budget := est
-	video := p.scratchVideo[:0]
+	video := s.scratchVideo[:0]
 	for _, d := range downs {
 		if d.up.kind != videoKind {
 			budget -= max(audioReserve, d.up.layers[0].bitrate(now))
@@ -42,27 +42,27 @@ func (p *Peer) allocate(now int64) {
 			video = append(video, d)
 		}
 	}
-	p.scratchVideo = video
+	s.scratchVideo = video
 	sortByPriority(video)
 
-	tracks := p.scratchRates[:0]
+	tracks := s.scratchRates[:0]
 	for _, d := range video {
 		tracks = append(tracks, d.layerRates(now))
 	}
-	p.scratchRates = tracks
-	a := chooseLayers(budget, est/10, tracks, p.scratchChoice)
-	p.scratchChoice = a.layers
+	s.scratchRates = tracks
+	a := chooseLayers(budget, est/10, tracks, s.scratchChoice)
+	s.scratchChoice = a.layers
 	for i, d := range video {
 		l := int32(max(0, a.layers[i]))
 		if old := d.bweLayer.Swap(l); old != l {
-			p.log.Debug("bandwidth allocation", "track", d.up.id, "layer", l, "was", old, "estimate", est)
+			s.log.Debug("bandwidth allocation", "track", d.up.id, "layer", l, "was", old, "estimate", est)
 		}
 	}
 	if a.wantMore {
 		// Probe a quarter above what the next step needs, so that a link
 		// that only just carries it (or carries it only in a burst) fails.
 		need := est - a.left + a.cheapest
-		p.probe(need*5/4, now)
+		s.probe(need*5/4, now)
 	}
 }
 
@@ -168,9 +168,9 @@ func sortByPriority(ds []*DownTrack) {
 // probe sends, for bweProbeLength, padding packets on top of the media, so
 // that the link is loaded at target bps; the estimator judges from the
 // feedback whether it carried them.
-func (p *Peer) probe(target int, now int64) {
+func (s *subscriber) probe(target int, now int64) {
 	var d *DownTrack
-	for _, c := range *p.downs.Load() {
+	for _, c := range s.subscriptions() {
 		if b := c.bound.Load(); b != nil && b.twccID != 0 && c.up.kind == videoKind {
 			d = c
 			break
@@ -180,13 +180,13 @@ func (p *Peer) probe(target int, now int64) {
 		return // no video to probe with
 	}
 	sending := 0
-	for _, c := range *p.downs.Load() {
+	for _, c := range s.subscriptions() {
 		if l := int(c.layer.Load()); l >= 0 {
 			sending += c.up.layers[l].bitrate(now)
 		}
 	}
 	extra := target - sending
-	if extra <= 0 || !p.bwe.startProbe(target, now) {
+	if extra <= 0 || !s.bwe.startProbe(target, now) {
 		return
 	}
 	const tick = 20 * time.Millisecond
@@ -196,7 +196,7 @@ func (p *Peer) probe(target int, now int64) {
 	defer t.Stop()
 	for {
 		select {
-		case <-p.done:
+		case <-s.done:
 			return
 		case now := <-t.C:
 			if now.After(end) {

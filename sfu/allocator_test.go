@@ -195,11 +195,10 @@ func sendLayer(u *UpTrack, l, rate int, now int64) {
 }
 
 // allocTestSubscriber is a subscriber whose estimator has had feedback.
-func allocTestSubscriber(now int64) *Peer {
-	p := &Peer{id: "p-sub", bwe: newBWE(), log: slog.New(slog.DiscardHandler), done: make(chan struct{})}
-	p.bwe.onFeedback(&twccFeedback{}, now)
-	p.downs.Store(&[]*DownTrack{})
-	return p
+func allocTestSubscriber(now int64) *subscriber {
+	s := newSubscriber(nil, slog.New(slog.DiscardHandler), make(chan struct{}))
+	s.bwe.onFeedback(&twccFeedback{}, now)
+	return s
 }
 
 // TestLayerRates: what the allocator reads of a subscription, layers
@@ -387,7 +386,7 @@ func TestChooseLayersAsBefore(t *testing.T) {
 // benchSubscriber is a subscriber with n three-layer video subscriptions
 // and one audio, all being sent, with bandwidth for every layer (so that
 // the allocator does not probe).
-func benchSubscriber(n int) (*Peer, int64) {
+func benchSubscriber(n int) (*subscriber, int64) {
 	now := time.Now().UnixNano()
 	pub := &Peer{id: "p-pub", e: &Engine{}}
 	sub := allocTestSubscriber(now)

@@ -319,13 +319,6 @@ func (b *bwe) startProbe(target int, now int64) bool {
 	return true
 }
 
-// probing reports whether a probe is sending now.
-func (b *bwe) probing(now int64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.st.probeTo != 0 && now < b.st.probeTo
-}
-
 // hasFeedback reports whether the subscriber sends TWCC feedback at all.
 func (b *bwe) hasFeedback() bool {
 	b.mu.Lock()

@@ -17,7 +17,7 @@ import (
 // subscriber's a=msid (and chrome://webrtc-internals) says who is who.
 type DownTrack struct {
 	up  *UpTrack
-	sub *Peer // the subscriber
+	sub *subscriber // the subscriber's receiving side
 
 	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
 	// srcPT is the payload type of src: packets of another codec (around a
@@ -88,7 +88,7 @@ type binding struct {
 	twccID        uint8 // transport-wide sequence numbers, for bandwidth estimation
 }
 
-func newDownTrack(up *UpTrack, sub *Peer) *DownTrack {
+func newDownTrack(up *UpTrack, sub *subscriber) *DownTrack {
 	src := up.Codec()
 	d := &DownTrack{up: up, sub: sub, src: src, srcPT: uint8(src.PayloadType)}
 	d.rw.clockRate = src.ClockRate

@@ -114,7 +114,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
 	se.SetICETimeouts(5*time.Second, cfg.ConnectTimeout, 2*time.Second)
 	if len(cfg.NAT1To1IPs) > 0 {
-		se.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+		// Host candidates carry the public addresses instead of the local
+		// ones (pion's former SetNAT1To1IPs with host candidates).
+		rule := webrtc.ICEAddressRewriteRule{External: cfg.NAT1To1IPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace}
+		if err := se.SetICEAddressRewriteRules(rule); err != nil {
+			return nil, fmt.Errorf("nat 1:1 addresses: %w", err)
+		}
 	}
 	ifFilter, ipFilter := cfg.interfaceFilter(), cfg.ipFilter()
 	if ifFilter != nil {

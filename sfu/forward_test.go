@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -39,7 +40,7 @@ func fanout(n int, layers []string, pool ...*fanoutPool) (*UpTrack, []*sinkWrite
 	sinks := make([]*sinkWriter, n)
 	for i := range sinks {
 		sinks[i] = &sinkWriter{}
-		d := newDownTrack(up, &Peer{id: fmt.Sprintf("p-%d", i), bwe: newBWE()})
+		d := newDownTrack(up, newSubscriber(nil, slog.New(slog.DiscardHandler), nil))
 		d.bound.Store(&binding{ssrc: uint32(1000 + i), pt: 100, writer: sinks[i], twccID: 3})
 		up.addDown(d)
 	}
@@ -176,6 +177,7 @@ func TestPaddingPacket(t *testing.T) {
 	for i := range buf {
 		buf[i] = 0xee // what an earlier packet left
 	}
+	//lint:ignore SA1019 the header-and-payload marshalling of pion's write path, which this test pins
 	n, err := rtp.MarshalPacketTo(buf, &h, padding)
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,6 @@ type retransmitter struct {
 	pkt     rtp.Packet
 	hdr     rtp.Header
 	twcc    [2]byte
-	rtxBuf  []byte           // original sequence number + payload
 	lastAt  [cacheSize]int64 // when out sequence number i%cacheSize was last resent
 	lastSeq [cacheSize]uint16
 	count   [cacheSize]uint8 // how often it was resent

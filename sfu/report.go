@@ -80,13 +80,13 @@ func (l *upLayer) receptionReport(now int64) (rtcp.ReceptionReport, bool) {
 
 // sendReports sends the reports that are due: sender reports for the
 // subscriptions, receiver reports for what the peer publishes, in compound
-// packets that each fit a datagram. Runs in the allocator goroutine.
-func (p *Peer) sendReports(now int64) {
+// packets that each fit a datagram. Runs in the subscriber's goroutine.
+func (s *subscriber) sendReports(now int64) {
 	var pkts []rtcp.Packet
-	if now-p.lastRR >= senderReportInterval {
-		p.lastRR = now
-		rr := &rtcp.ReceiverReport{SSRC: p.rtcpSSRC}
-		for _, u := range p.Published() {
+	if now-s.lastRR >= senderReportInterval {
+		s.lastRR = now
+		rr := &rtcp.ReceiverReport{SSRC: s.rtcpSSRC}
+		for _, u := range s.peer.Published() {
 			for i := range u.layerCount() {
 				if r, ok := u.layers[i].receptionReport(now); ok && len(rr.Reports) < 31 {
 					rr.Reports = append(rr.Reports, r)
@@ -97,7 +97,7 @@ func (p *Peer) sendReports(now int64) {
 			pkts = append(pkts, rr)
 		}
 	}
-	for _, d := range *p.downs.Load() {
+	for _, d := range s.subscriptions() {
 		if now-d.lastReport < senderReportInterval {
 			continue
 		}
@@ -107,7 +107,7 @@ func (p *Peer) sendReports(now int64) {
 		}
 	}
 	for _, c := range compounds(pkts, maxCompound) {
-		_ = p.pc.WriteRTCP(c)
+		_ = s.peer.pc.WriteRTCP(c)
 	}
 }
 

@@ -103,7 +103,7 @@ func (p *Peer) Stats() PeerStats {
 			Muted: u.Muted(), Subscribers: u.Subscribers(), Layers: u.Stats(),
 		})
 	}
-	for _, d := range *p.downs.Load() {
+	for _, d := range p.sub.subscriptions() {
 		s.Subscribed = append(s.Subscribed, SubscriptionStats{
 			Track: d.up.id, Publisher: d.up.publisher.id, Kind: d.up.kind.String(),
 			Layer: d.Layer(), Bitrate: int(d.rate.Load()), DownTrackStats: d.Stats(),

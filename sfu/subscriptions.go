@@ -23,7 +23,7 @@ func (p *Peer) Subscribe(up *UpTrack) (*DownTrack, error) {
 	}
 	d, ok := p.wanted[up.id]
 	if !ok {
-		d = newDownTrack(up, p)
+		d = newDownTrack(up, p.sub)
 		p.wanted[up.id] = d
 	}
 	p.mu.Unlock()
@@ -47,7 +47,7 @@ func (p *Peer) Resubscribe(up *UpTrack) (*DownTrack, bool) {
 		p.mu.Unlock()
 		return d, true
 	}
-	next := newDownTrack(up, p)
+	next := newDownTrack(up, p.sub)
 	next.maxLayer.Store(d.maxLayer.Load())
 	p.wanted[up.id] = next
 	p.mu.Unlock()
@@ -156,7 +156,7 @@ func (p *Peer) reconcile() bool {
 		for _, s := range p.subs {
 			downs = append(downs, s.down)
 		}
-		p.downs.Store(&downs)
+		p.sub.downs.Store(&downs)
 	}
 	return changed
 }
