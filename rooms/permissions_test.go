@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 // These tests run join tokens and permissions end to end: a real client
@@ -54,12 +56,6 @@ func (s *authServer) token(room, name string, p rooms.Permissions, kid string) s
 	return tok
 }
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // dial joins and returns the client, or the protocol error code.
 func (s *authServer) dial(ctx context.Context, room, name, token string) (*client.Client, string) {
 	s.t.Helper()
@@ -90,7 +86,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, c jwt.Map
 // room opens it; everything else is `unauthorized`.
 func TestJoinTokens(t *testing.T) {
 	srv := newAuthServer(t)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	valid := srv.token("standup", "", everything, "")
 	parts := strings.Split(valid, ".")
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
@@ -149,7 +145,7 @@ func TestJoinTokens(t *testing.T) {
 // TestNameClaim: the token's name is the participant's, whatever the client asks.
 func TestNameClaim(t *testing.T) {
 	srv := newAuthServer(t)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	ann, code := srv.dial(ctx, "r", "Ann", srv.token("r", "Ann", everything, ""))
 	if ann == nil {
 		t.Fatal(code)
@@ -180,7 +176,7 @@ func TestNameClaim(t *testing.T) {
 // nothing is announced, and the participant can still receive.
 func TestNoPublishPermission(t *testing.T) {
 	srv := newAuthServer(t)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	viewer, code := srv.dial(ctx, "r", "viewer", srv.token("r", "", rooms.Permissions{Subscribe: true}, ""))
 	if viewer == nil {
 		t.Fatal(code)
@@ -240,7 +236,7 @@ func TestNoPublishPermission(t *testing.T) {
 // TestNoSubscribePermission: never subscribed, automatically or on request.
 func TestNoSubscribePermission(t *testing.T) {
 	srv := newAuthServer(t)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	pub, code := srv.dial(ctx, "r", "pub", srv.token("r", "", everything, ""))
 	if pub == nil {
 		t.Fatal(code)
@@ -257,7 +253,7 @@ func TestNoSubscribePermission(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	err := deaf.Call(ctx, map[string]any{"type": "subscribe", "tracks": []string{early.TrackID}}, time.Second)
+	err := deaf.Call(ctx, protocol.Subscribe{Tracks: []string{early.TrackID}}, time.Second)
 	var perr *client.Error
 	if !errors.As(err, &perr) || perr.Code != "forbidden" {
 		t.Errorf("subscribe: %v, want forbidden", err)
@@ -288,7 +284,7 @@ func TestNoSubscribePermission(t *testing.T) {
 // TestAdminMutesOthers: admin may mute anyone's track; others may not.
 func TestAdminMutesOthers(t *testing.T) {
 	srv := newAuthServer(t)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	pub, code := srv.dial(ctx, "r", "pub", srv.token("r", "", everything, ""))
 	if pub == nil {
 		t.Fatal(code)
@@ -302,13 +298,13 @@ func TestAdminMutesOthers(t *testing.T) {
 	if admin == nil {
 		t.Fatal(code)
 	}
-	err := peer.Call(ctx, map[string]any{"type": "mute", "track": track.TrackID, "muted": true}, time.Second)
+	err := peer.Call(ctx, protocol.NewMute(track.TrackID, true), time.Second)
 	var perr *client.Error
 	if !errors.As(err, &perr) || perr.Code != "forbidden" {
 		t.Errorf("a participant without admin muting another's track: %v, want forbidden", err)
 	}
 	mark := pub.Mark()
-	if err := admin.Call(ctx, map[string]any{"type": "mute", "track": track.TrackID, "muted": true}, 500*time.Millisecond); err != nil {
+	if err := admin.Call(ctx, protocol.NewMute(track.TrackID, true), 500*time.Millisecond); err != nil {
 		t.Fatalf("admin mute: %v", err)
 	}
 	if _, err := pub.WaitFor(ctx, mark, func(e client.Event) bool {
@@ -343,7 +339,7 @@ func (s *authServer) tokenUntil(room, name string, exp time.Time) string {
 // still accepted at join, and expire for good a second or two later.
 func TestTokenExpiry(t *testing.T) {
 	srv := newAuthServer(t)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	nearlyExpired := func() time.Time { return time.Now().Add(-28 * time.Second) }
 
 	// Without a fresh token: warned, then removed.

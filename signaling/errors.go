@@ -6,34 +6,32 @@ import (
 
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
-// Code is a protocol error code.
-type Code string
+// Code is a protocol error code (signaling/protocol).
+type Code = protocol.Code
 
 // The protocol's error codes.
 const (
-	CodeBadRequest    Code = "bad-request"
-	CodeNotJoined     Code = "not-joined"
-	CodeAlreadyJoined Code = "already-joined"
-	CodeUnauthorized  Code = "unauthorized"
-	CodeRoomNotFound  Code = "room-not-found"
-	CodeRoomFull      Code = "room-full"
-	CodeBadSDP        Code = "bad-sdp"
-	CodeNotFound      Code = "not-found"
-	CodeForbidden     Code = "forbidden"
-	CodeInternal      Code = "internal"
+	CodeBadRequest    = protocol.CodeBadRequest
+	CodeNotJoined     = protocol.CodeNotJoined
+	CodeAlreadyJoined = protocol.CodeAlreadyJoined
+	CodeUnauthorized  = protocol.CodeUnauthorized
+	CodeRoomNotFound  = protocol.CodeRoomNotFound
+	CodeRoomFull      = protocol.CodeRoomFull
+	CodeBadSDP        = protocol.CodeBadSDP
+	CodeNotFound      = protocol.CodeNotFound
+	CodeForbidden     = protocol.CodeForbidden
+	CodeInternal      = protocol.CodeInternal
 )
 
 // Codes lists every error code.
-var Codes = []Code{
-	CodeBadRequest, CodeNotJoined, CodeAlreadyJoined, CodeUnauthorized, CodeRoomNotFound,
-	CodeRoomFull, CodeBadSDP, CodeNotFound, CodeForbidden, CodeInternal,
-}
+var Codes = protocol.Codes
 
 // Errors of the protocol layer itself.
 var (
-	errBadRequest    = errors.New("bad request")
+	errBadRequest    = protocol.ErrBadRequest
 	errNotJoined     = errors.New("join first")
 	errAlreadyJoined = errors.New("already joined")
 	errUnauthorized  = errors.New("unauthorized")

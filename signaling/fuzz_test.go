@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 // FuzzDecode: any frame decodes to a message or to an error with a protocol
@@ -80,7 +81,7 @@ func FuzzSession(f *testing.F) {
 	f.Add([]byte("{\"type\":\"resume\",\"token\":\"abc\"}\n{\"type\":\"layer\",\"track\":\"t\",\"rid\":\"q\"}"))
 	f.Add([]byte("{\"type\":\"join\",\"id\":\"j\",\"room\":\"f\",\"name\":\"c\"}\n{\"type\":\"join\",\"id\":\"k\",\"room\":\"g\",\"name\":\"c\"}\n{\"type\":\"refresh\",\"id\":\"r\",\"token\":\"x\"}\n{\"type\":\"leave\"}\n{\"type\":\"join\",\"room\":\"f\",\"name\":\"c\"}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := &session{h: h, out: make(chan any, 1<<16), closing: make(chan struct{})}
+		s := &session{h: h, out: make(chan outgoing, 1<<16), closing: make(chan struct{})}
 		s.logp.Store(h.log)
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		defer s.cancel()
@@ -90,15 +91,20 @@ func FuzzSession(f *testing.F) {
 			end := s.handle(frame)
 			for drained := false; !drained; {
 				select {
-				case m := <-s.out:
-					switch m := m.(type) {
-					case errorOut:
+				case o := <-s.out:
+					if _, err := s.frame(o); err != nil {
+						t.Fatalf("frame %q: a message that cannot be sent: %v", frame, err)
+					}
+					switch m := o.reply.(type) {
+					case protocol.Error:
 						if m.Code == CodeInternal || !slices.Contains(Codes, m.Code) {
 							t.Fatalf("frame %q: error %q: %s", frame, m.Code, m.Message)
 						}
-						if m.ID != want.id {
-							t.Fatalf("frame %q: error echoes id %q, want %q", frame, m.ID, want.id)
+						if o.id != want.id {
+							t.Fatalf("frame %q: error echoes id %q, want %q", frame, o.id, want.id)
 						}
+					}
+					switch o.event.(type) {
 					case rooms.Joined, rooms.Resumed:
 						joined = true
 					}

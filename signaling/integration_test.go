@@ -12,17 +12,13 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // receiveTracks waits for n remote tracks on c and starts verifying each.
 func receiveTracks(t *testing.T, c *client.Client, n int) map[string]*st.Received {
@@ -38,18 +34,6 @@ func receiveTracks(t *testing.T, c *client.Client, n int) map[string]*st.Receive
 		}
 	}
 	return out
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func waitEvent(t *testing.T, ctx context.Context, c *client.Client, mark int, what string, f func(client.Event) bool) client.Event {
@@ -80,7 +64,7 @@ func freeUDPPort(t *testing.T) int {
 }
 
 func threeParticipants(t *testing.T, opts st.Options) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, opts)
 	clients := make([]*client.Client, 3)
 	pubs := map[string]*st.Publisher{} // by track id
@@ -111,7 +95,7 @@ func threeParticipants(t *testing.T, opts st.Options) {
 			}
 		}
 		for id, r := range got {
-			eventually(t, 5*time.Second, fmt.Sprintf("%s receives 50 packets of %s", c.Self.Name, id), func() bool {
+			testutil.Eventually(t, 5*time.Second, fmt.Sprintf("%s receives 50 packets of %s", c.Self.Name, id), func() bool {
 				return r.Packets.Load() >= 50
 			})
 			if n := r.Corrupt.Load(); n > 0 {
@@ -137,7 +121,7 @@ func threeParticipants(t *testing.T, opts st.Options) {
 }
 
 func TestLateJoinerReceivesExistingTracks(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{})
 	a := srv.Join(ctx, "late")
 	va := st.Publish(ctx, t, a, "video")
@@ -156,7 +140,7 @@ func TestLateJoinerReceivesExistingTracks(t *testing.T) {
 		if r.Track.StreamID() != a.Self.ID {
 			t.Errorf("stream id %s, want the publisher %s", r.Track.StreamID(), a.Self.ID)
 		}
-		eventually(t, 5*time.Second, "media flows to the late joiner", func() bool { return r.Packets.Load() > 20 })
+		testutil.Eventually(t, 5*time.Second, "media flows to the late joiner", func() bool { return r.Packets.Load() > 20 })
 	}
 }
 
@@ -167,7 +151,7 @@ func TestLateJoinerReceivesExistingTracks(t *testing.T) {
 func TestDepartureRemovesTracks(t *testing.T) {
 	for _, how := range []string{"leave", "abrupt close", "abrupt close, resuming on"} {
 		t.Run(how, func(t *testing.T) {
-			ctx := testContext(t)
+			ctx := testutil.Context(t)
 			opts := st.Options{}
 			if how == "abrupt close, resuming on" {
 				opts.Rooms = rooms.Config{OnDemand: true, MaxParticipants: 10, ResumeGrace: 15 * time.Second}
@@ -225,7 +209,7 @@ func TestDepartureRemovesTracks(t *testing.T) {
 				}
 			}
 			// The subscribers' sessions renegotiated the sections away.
-			eventually(t, 5*time.Second, "subscriber's transceivers become inactive", func() bool {
+			testutil.Eventually(t, 5*time.Second, "subscriber's transceivers become inactive", func() bool {
 				for _, tr := range b.PC().GetTransceivers() {
 					if tr.Direction() != webrtc.RTPTransceiverDirectionInactive && tr.Receiver() != nil && len(tr.Receiver().Tracks()) > 0 {
 						if cur := tr.Direction(); cur == webrtc.RTPTransceiverDirectionRecvonly {
@@ -240,7 +224,7 @@ func TestDepartureRemovesTracks(t *testing.T) {
 }
 
 func TestSelectiveSubscription(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{})
 	a := srv.Join(ctx, "sel")
 	va := st.Publish(ctx, t, a, "video")
@@ -260,7 +244,7 @@ func TestSelectiveSubscription(t *testing.T) {
 	}
 
 	// Subscribe to two of the three tracks, and name one unknown id.
-	err := c.Call(ctx, map[string]any{"type": "subscribe", "tracks": []string{va.TrackID, "t-bogus", vb.TrackID, "t-nope"}}, time.Second)
+	err := c.Call(ctx, protocol.Subscribe{Tracks: []string{va.TrackID, "t-bogus", vb.TrackID, "t-nope"}}, time.Second)
 	var cerr *client.Error
 	if !errors.As(err, &cerr) || cerr.Code != "not-found" || !strings.Contains(cerr.Message, "t-bogus") || !strings.Contains(cerr.Message, "t-nope") {
 		t.Fatalf("subscribe with unknown ids: %v, want one not-found naming both", err)
@@ -275,7 +259,7 @@ func TestSelectiveSubscription(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 	for _, r := range got {
-		eventually(t, 5*time.Second, "chosen tracks flow", func() bool { return r.Packets.Load() > 20 })
+		testutil.Eventually(t, 5*time.Second, "chosen tracks flow", func() bool { return r.Packets.Load() > 20 })
 	}
 
 	// A new track of a is announced but not forwarded to c.
@@ -286,21 +270,21 @@ func TestSelectiveSubscription(t *testing.T) {
 	})
 
 	// Unsubscribe one: it stops; the other keeps flowing.
-	if err := c.Call(ctx, map[string]any{"type": "unsubscribe", "tracks": []string{va.TrackID}}, time.Second); err != nil {
+	if err := c.Call(ctx, protocol.Unsubscribe{Tracks: []string{va.TrackID}}, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	stopped := got[va.TrackID]
-	eventually(t, 5*time.Second, "unsubscribed track stops", func() bool {
+	testutil.Eventually(t, 5*time.Second, "unsubscribed track stops", func() bool {
 		before := stopped.Packets.Load()
 		time.Sleep(300 * time.Millisecond)
 		return stopped.Packets.Load() == before
 	})
 	kept := got[vb.TrackID]
 	before := kept.Packets.Load()
-	eventually(t, 5*time.Second, "other track keeps flowing", func() bool { return kept.Packets.Load() > before+20 })
+	testutil.Eventually(t, 5*time.Second, "other track keeps flowing", func() bool { return kept.Packets.Load() > before+20 })
 
 	// Subscribing to the audio later works too.
-	if err := c.Call(ctx, map[string]any{"type": "subscribe", "tracks": []string{aa.TrackID}}, time.Second); err != nil {
+	if err := c.Call(ctx, protocol.Subscribe{Tracks: []string{aa.TrackID}}, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	more := receiveTracks(t, c, 1)
@@ -319,16 +303,16 @@ func keys[V any](m map[string]V) []string {
 }
 
 func TestMute(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{})
 	a := srv.Join(ctx, "mute")
 	va := st.Publish(ctx, t, a, "video")
 	b := srv.Join(ctx, "mute")
 	r := receiveTracks(t, b, 1)[va.TrackID]
-	eventually(t, 5*time.Second, "video flows", func() bool { return r.Packets.Load() > 20 })
+	testutil.Eventually(t, 5*time.Second, "video flows", func() bool { return r.Packets.Load() > 20 })
 
 	markA, markB := a.Mark(), b.Mark()
-	if err := a.Call(ctx, map[string]any{"type": "mute", "track": va.TrackID, "muted": true}, 300*time.Millisecond); err != nil {
+	if err := a.Call(ctx, protocol.NewMute(va.TrackID, true), 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -339,7 +323,7 @@ func TestMute(t *testing.T) {
 			return e.Type == "track-muted" && e.TrackID == va.TrackID && e.Muted
 		})
 	}
-	eventually(t, 3*time.Second, "muted track stops being forwarded", func() bool {
+	testutil.Eventually(t, 3*time.Second, "muted track stops being forwarded", func() bool {
 		before := r.Packets.Load()
 		time.Sleep(200 * time.Millisecond)
 		return r.Packets.Load() == before
@@ -352,21 +336,21 @@ func TestMute(t *testing.T) {
 
 	before := r.Packets.Load()
 	gapsBefore := r.SeqGaps.Load()
-	if err := a.Call(ctx, map[string]any{"type": "mute", "track": va.TrackID, "muted": false}, 300*time.Millisecond); err != nil {
+	if err := a.Call(ctx, protocol.NewMute(va.TrackID, false), 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "unmuted track resumes", func() bool { return r.Packets.Load() > before+20 })
+	testutil.Eventually(t, 5*time.Second, "unmuted track resumes", func() bool { return r.Packets.Load() > before+20 })
 	if r.SeqGaps.Load() != gapsBefore {
 		t.Errorf("sequence gap across mute/unmute: %d numbers skipped", r.SeqGaps.Load()-gapsBefore)
 	}
 
 	// Muting somebody else's track is forbidden; an unknown one is not found.
-	err := b.Call(ctx, map[string]any{"type": "mute", "track": va.TrackID, "muted": true}, time.Second)
+	err := b.Call(ctx, protocol.NewMute(va.TrackID, true), time.Second)
 	var cerr *client.Error
 	if !errors.As(err, &cerr) || cerr.Code != "forbidden" {
 		t.Errorf("muting another's track: %v, want forbidden", err)
 	}
-	err = a.Call(ctx, map[string]any{"type": "mute", "track": "t-none", "muted": true}, time.Second)
+	err = a.Call(ctx, protocol.NewMute("t-none", true), time.Second)
 	if !errors.As(err, &cerr) || cerr.Code != "not-found" {
 		t.Errorf("muting an unknown track: %v, want not-found", err)
 	}
@@ -377,7 +361,7 @@ func TestMute(t *testing.T) {
 // ignores the client's offer, the client answers and offers again, and both
 // directions end up working.
 func TestCollidingOffersConverge(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{})
 	a := srv.Join(ctx, "glare")
 	va := st.Publish(ctx, t, a, "video")
@@ -407,12 +391,12 @@ func TestCollidingOffersConverge(t *testing.T) {
 		collided = b.Collisions() > 0
 		got := receiveTracks(t, b, 2)
 		r := got[va.TrackID]
-		eventually(t, 5*time.Second, "b receives a's video", func() bool { return r.Packets.Load() > 20 })
+		testutil.Eventually(t, 5*time.Second, "b receives a's video", func() bool { return r.Packets.Load() > 20 })
 		rA := receiveTracks(t, a, 1)[id]
 		if rA == nil {
 			t.Fatalf("a did not receive b's track %s", id)
 		}
-		eventually(t, 5*time.Second, "a receives b's video", func() bool { return rA.Packets.Load() > 20 })
+		testutil.Eventually(t, 5*time.Second, "a receives b's video", func() bool { return rA.Packets.Load() > 20 })
 		stop()
 		b.Close()
 		// a's subscription to b ends with b.
@@ -421,4 +405,18 @@ func TestCollidingOffersConverge(t *testing.T) {
 		}
 	}
 	t.Logf("collision seen: %v (the server side of a collision is also tested deterministically in package sfu)", collided)
+}
+
+// TestNAT1To1Candidates: with public addresses configured (a server behind
+// a 1:1 NAT), the server's host candidates carry them instead of its own.
+func TestNAT1To1Candidates(t *testing.T) {
+	ctx := testutil.Context(t)
+	srv := st.NewServer(t, st.Options{SFU: sfu.Config{NAT1To1IPs: []string{"203.0.113.7"}}})
+	c := srv.Join(ctx, "nat")
+	ev := waitEvent(t, ctx, c, 0, "a server candidate", func(e client.Event) bool {
+		return e.Type == "candidate" && e.Candidate != nil && e.Candidate.Candidate != ""
+	})
+	if !strings.Contains(ev.Candidate.Candidate, " 203.0.113.7 ") || !strings.Contains(ev.Candidate.Candidate, "typ host") {
+		t.Errorf("server candidate %q, want a host candidate on 203.0.113.7", ev.Candidate.Candidate)
+	}
 }

@@ -10,18 +10,20 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 // Each limit: the client over it gets its error code or close code, and the
 // others go on.
 
 func TestJoinTimeout(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{Signaling: signaling.Config{JoinTimeout: 300 * time.Millisecond}})
 	idle, err := client.Connect(ctx, srv.URL, client.Options{})
 	if err != nil {
@@ -45,7 +47,7 @@ func TestJoinTimeout(t *testing.T) {
 }
 
 func TestMessageRate(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{Signaling: signaling.Config{MessagesPerSecond: 20}})
 	c := srv.Join(ctx, "rate")
 	// A burst over the allowance (40): the excess is refused, the socket stays.
@@ -64,7 +66,7 @@ func TestMessageRate(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, 3*time.Second, "the excess of a burst refused", func() bool { return refused() >= 15 })
+	testutil.Eventually(t, 3*time.Second, "the excess of a burst refused", func() bool { return refused() >= 15 })
 	select {
 	case <-c.Done():
 		t.Fatal("a burst closed the socket")
@@ -72,7 +74,7 @@ func TestMessageRate(t *testing.T) {
 	}
 	// After a pause the allowance is back.
 	time.Sleep(time.Second)
-	if err := c.Call(ctx, map[string]any{"type": "unsubscribe", "tracks": []string{"t-x"}}, time.Second); err == nil || !strings.Contains(err.Error(), "not-found") {
+	if err := c.Call(ctx, protocol.Unsubscribe{Tracks: []string{"t-x"}}, time.Second); err == nil || !strings.Contains(err.Error(), "not-found") {
 		t.Errorf("after a pause: %v, want the ordinary not-found", err)
 	}
 	// A sustained flood closes the socket (1008).
@@ -94,7 +96,7 @@ func TestMessageRate(t *testing.T) {
 }
 
 func TestConnectionsPerAddress(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{Signaling: signaling.Config{ConnectionsPerIP: 3}})
 	var open []*client.Client
 	for range 3 {
@@ -110,7 +112,7 @@ func TestConnectionsPerAddress(t *testing.T) {
 		t.Fatalf("fourth socket: %v, want HTTP 429", err)
 	}
 	open[0].Close()
-	eventually(t, 3*time.Second, "a slot freed by a closed socket", func() bool {
+	testutil.Eventually(t, 3*time.Second, "a slot freed by a closed socket", func() bool {
 		ws, _, err := websocket.DefaultDialer.Dial(srv.URL, nil)
 		if err == nil {
 			ws.Close()
@@ -120,7 +122,7 @@ func TestConnectionsPerAddress(t *testing.T) {
 }
 
 func TestRoomAndTrackLimits(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{
 		Rooms: rooms.Config{OnDemand: true, MaxParticipants: 10, MaxRooms: 1},
 		SFU:   sfu.Config{MaxTracksPerPeer: 2},
@@ -148,7 +150,7 @@ func TestRoomAndTrackLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = a.Call(ctx, map[string]any{"type": "offer", "sdp": offer.SDP}, 2*time.Second)
+	err = a.Call(ctx, protocol.Offer{SDP: offer.SDP}, 2*time.Second)
 	var cerr *client.Error
 	if !errors.As(err, &cerr) || cerr.Code != "forbidden" || !strings.Contains(cerr.Message, "too many published tracks") {
 		t.Fatalf("offer of 3 tracks: %v, want forbidden", err)
@@ -164,7 +166,7 @@ func TestRoomAndTrackLimits(t *testing.T) {
 // link drops everything) is removed within the connect timeout, and the
 // others are told.
 func TestICEConnectTimeout(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	vn := st.NewVNet(t)
 	srv := st.NewServer(t, st.Options{SFU: sfu.Config{Net: vn.Host("10.0.0.1"), ConnectTimeout: 2 * time.Second}})
 	okNet, deadNet := vn.Host("10.0.0.2"), vn.Host("10.0.0.3")
@@ -220,7 +222,7 @@ func idleJoin(t *testing.T, url, room string) <-chan error {
 // their join, and the room is told; a viewer that publishes nothing in an
 // empty room is connected by the server and stays.
 func TestIdleJoinersRemoved(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	const timeout = 2 * time.Second
 	srv := st.NewServer(t, st.Options{SFU: sfu.Config{ConnectTimeout: timeout}})
 	viewer := srv.Join(ctx, "idle") // alone in the room, publishes nothing
@@ -271,7 +273,7 @@ func TestIdleJoinersRemoved(t *testing.T) {
 	st.Publish(ctx, t, pub, "audio")
 	got := receiveTracks(t, viewer, 1)
 	for _, r := range got {
-		eventually(t, 5*time.Second, "audio arrives on the viewer's first section", func() bool { return r.Packets.Load() > 10 })
+		testutil.Eventually(t, 5*time.Second, "audio arrives on the viewer's first section", func() bool { return r.Packets.Load() > 10 })
 		if r.Corrupt.Load() != 0 {
 			t.Errorf("%d corrupt packets", r.Corrupt.Load())
 		}

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/signaling"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
 )
 
 // expectError sends one frame and waits for the error reply carrying code.
@@ -41,7 +42,7 @@ func expectError(t *testing.T, ctx context.Context, c *client.Client, frameType 
 // while two others hold a call in the same room: each gets its error code,
 // the socket stays open, and the call is not disturbed.
 func TestMalformedInput(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{Rooms: rooms.Config{
 		OnDemand: false, MaxParticipants: 3,
 		Listed: []rooms.RoomConfig{{Name: "main"}, {Name: "tiny", MaxParticipants: 1}},
@@ -147,7 +148,7 @@ func TestMalformedInput(t *testing.T) {
 	}
 	// The call in progress went on.
 	before := recv.Packets.Load()
-	eventually(t, 5*time.Second, "media keeps flowing to b", func() bool { return recv.Packets.Load() > before+20 })
+	testutil.Eventually(t, 5*time.Second, "media keeps flowing to b", func() bool { return recv.Packets.Load() > before+20 })
 	if n := recv.Corrupt.Load() + recv.SeqGaps.Load(); n != 0 {
 		t.Errorf("the call lost or corrupted %d packets", n)
 	}
@@ -155,7 +156,7 @@ func TestMalformedInput(t *testing.T) {
 
 // TestOversizedFrameClosesSocket: only a frame over the limit closes the socket (1009).
 func TestOversizedFrameClosesSocket(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{Signaling: signaling.Config{MaxMessageBytes: 4096}})
 	a := srv.Join(ctx, "big")
 	b := srv.Join(ctx, "big")

@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 func TestDecode(t *testing.T) {
@@ -24,36 +24,36 @@ func TestDecode(t *testing.T) {
 		errText string // substring of the error
 	}{
 		{name: "join", frame: `{"type":"join","id":"1","room":"r","name":"Ann"}`, id: "1",
-			want: &joinMsg{Room: "r", Name: "Ann"}},
+			want: &protocol.Join{Room: "r", Name: "Ann"}},
 		{name: "join with token and autoSubscribe", frame: `{"type":"join","room":"r","name":"A","token":"tok","autoSubscribe":false}`,
-			want: &joinMsg{Room: "r", Name: "A", Token: "tok", AutoSubscribe: &no}},
+			want: &protocol.Join{Room: "r", Name: "A", Token: "tok", AutoSubscribe: &no}},
 		{name: "join ignores unknown fields", frame: `{"type":"join","room":"r","name":"A","future":{"x":1}}`,
-			want: &joinMsg{Room: "r", Name: "A"}},
+			want: &protocol.Join{Room: "r", Name: "A"}},
 		{name: "join without room", frame: `{"type":"join","id":"9","name":"A"}`, id: "9", errCode: CodeBadRequest, errText: "room is required"},
 		{name: "join without name", frame: `{"type":"join","room":"r"}`, errCode: CodeBadRequest, errText: "name is required"},
 		{name: "join with numeric room", frame: `{"type":"join","room":5,"name":"A"}`, errCode: CodeBadRequest, errText: `field "room" must be a string`},
-		{name: "offer", frame: `{"type":"offer","id":"x","sdp":"v=0"}`, id: "x", want: &offerMsg{SDP: "v=0"}},
+		{name: "offer", frame: `{"type":"offer","id":"x","sdp":"v=0"}`, id: "x", want: &protocol.Offer{SDP: "v=0"}},
 		{name: "offer without sdp", frame: `{"type":"offer"}`, errCode: CodeBadRequest, errText: "sdp is required"},
-		{name: "offer with huge sdp", frame: `{"type":"offer","sdp":"` + strings.Repeat("a", maxSDPBytes+1) + `"}`, errCode: CodeBadRequest, errText: "larger than"},
-		{name: "answer", frame: `{"type":"answer","sdp":"v=0"}`, want: &answerMsg{SDP: "v=0"}},
+		{name: "offer with huge sdp", frame: `{"type":"offer","sdp":"` + strings.Repeat("a", protocol.MaxSDPBytes+1) + `"}`, errCode: CodeBadRequest, errText: "larger than"},
+		{name: "answer", frame: `{"type":"answer","sdp":"v=0"}`, want: &protocol.Answer{SDP: "v=0"}},
 		{name: "candidate", frame: `{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}`,
-			want: &candidateMsg{Candidate: candidateInit("candidate:1 1 udp 1 127.0.0.1 9 typ host", &mid, &idx)}},
-		{name: "end of candidates", frame: `{"type":"candidate","candidate":null}`, want: &candidateMsg{}},
+			want: &protocol.Candidate{Candidate: candidateInit("candidate:1 1 udp 1 127.0.0.1 9 typ host", &mid, &idx)}},
+		{name: "end of candidates", frame: `{"type":"candidate","candidate":null}`, want: &protocol.Candidate{}},
 		{name: "candidate of the wrong type", frame: `{"type":"candidate","candidate":"x"}`, errCode: CodeBadRequest},
-		{name: "subscribe", frame: `{"type":"subscribe","tracks":["a","b"]}`, want: &subscribeMsg{Tracks: []string{"a", "b"}}},
+		{name: "subscribe", frame: `{"type":"subscribe","tracks":["a","b"]}`, want: &protocol.Subscribe{Tracks: []string{"a", "b"}}},
 		{name: "subscribe to nothing", frame: `{"type":"subscribe","tracks":[]}`, errCode: CodeBadRequest, errText: "at least one"},
 		{name: "subscribe with a number", frame: `{"type":"subscribe","tracks":[1]}`, errCode: CodeBadRequest},
-		{name: "unsubscribe", frame: `{"type":"unsubscribe","tracks":["a"]}`, want: &unsubscribeMsg{Tracks: []string{"a"}}},
+		{name: "unsubscribe", frame: `{"type":"unsubscribe","tracks":["a"]}`, want: &protocol.Unsubscribe{Tracks: []string{"a"}}},
 		{name: "unsubscribe with an empty id", frame: `{"type":"unsubscribe","tracks":[""]}`, errCode: CodeBadRequest},
-		{name: "layer", frame: `{"type":"layer","track":"t","rid":"q"}`, want: &layerMsg{Track: "t", RID: "q"}},
+		{name: "layer", frame: `{"type":"layer","track":"t","rid":"q"}`, want: &protocol.Layer{Track: "t", RID: "q"}},
 		{name: "layer without rid", frame: `{"type":"layer","track":"t"}`, errCode: CodeBadRequest, errText: "rid is required"},
-		{name: "mute", frame: `{"type":"mute","track":"t","muted":true}`, want: &muteMsg{Track: "t", Muted: &yes}},
-		{name: "unmute", frame: `{"type":"mute","track":"t","muted":false}`, want: &muteMsg{Track: "t", Muted: &no}},
+		{name: "mute", frame: `{"type":"mute","track":"t","muted":true}`, want: &protocol.Mute{Track: "t", Muted: &yes}},
+		{name: "unmute", frame: `{"type":"mute","track":"t","muted":false}`, want: &protocol.Mute{Track: "t", Muted: &no}},
 		{name: "mute without muted", frame: `{"type":"mute","track":"t"}`, errCode: CodeBadRequest, errText: "muted is required"},
-		{name: "leave", frame: `{"type":"leave"}`, want: &leaveMsg{}},
-		{name: "resume", frame: `{"type":"resume","id":"r","token":"abc"}`, id: "r", want: &resumeMsg{Token: "abc"}},
+		{name: "leave", frame: `{"type":"leave"}`, want: &protocol.Leave{}},
+		{name: "resume", frame: `{"type":"resume","id":"r","token":"abc"}`, id: "r", want: &protocol.Resume{Token: "abc"}},
 		{name: "resume without token", frame: `{"type":"resume"}`, errCode: CodeBadRequest, errText: "token must be"},
-		{name: "refresh", frame: `{"type":"refresh","id":"f","token":"a.b.c"}`, id: "f", want: &refreshMsg{Token: "a.b.c"}},
+		{name: "refresh", frame: `{"type":"refresh","id":"f","token":"a.b.c"}`, id: "f", want: &protocol.Refresh{Token: "a.b.c"}},
 		{name: "refresh without token", frame: `{"type":"refresh","id":"f"}`, id: "f", errCode: CodeBadRequest, errText: "token must be"},
 		{name: "refresh with a huge token", frame: `{"type":"refresh","token":"` + strings.Repeat("x", 5000) + `"}`, errCode: CodeBadRequest, errText: "token must be"},
 		{name: "not JSON", frame: `hello`, errCode: CodeBadRequest, errText: "not a JSON object"},
@@ -62,7 +62,7 @@ func TestDecode(t *testing.T) {
 		{name: "numeric type", frame: `{"type":7}`, errCode: CodeBadRequest},
 		{name: "unknown type", frame: `{"type":"dance","id":"4"}`, id: "4", errCode: CodeBadRequest, errText: `unknown message type "dance"`},
 		{name: "numeric id", frame: `{"type":"leave","id":4}`, errCode: CodeBadRequest, errText: "id must be a string"},
-		{name: "null id", frame: `{"type":"leave","id":null}`, want: &leaveMsg{}},
+		{name: "null id", frame: `{"type":"leave","id":null}`, want: &protocol.Leave{}},
 		{name: "huge id", frame: `{"type":"leave","id":"` + strings.Repeat("i", 200) + `"}`, errCode: CodeBadRequest, errText: "id is longer"},
 	}
 	for _, tc := range tests {
@@ -135,7 +135,7 @@ func TestRenderedMessages(t *testing.T) {
 	s.joinID.Store(&id)
 	track := rooms.TrackInfo{ID: "t1", Participant: "p1", Kind: "video", Layers: []string{"q", "f"}}
 	tests := []struct {
-		in   any
+		in   any // a rooms.Event, or an outgoing reply
 		want string
 	}{
 		{rooms.Joined{Self: rooms.ParticipantInfo{ID: "p2", Name: "B"}, Others: []rooms.ParticipantInfo{{ID: "p1", Name: "A", Tracks: []rooms.TrackInfo{track}}}},
@@ -156,11 +156,16 @@ func TestRenderedMessages(t *testing.T) {
 		{rooms.Offer{SDP: "v=0"}, `{"type":"offer","sdp":"v=0"}`},
 		{rooms.LayersWanted{Track: "t1", RIDs: []string{"q"}}, `{"type":"layers","track":"t1","active":["q"]}`},
 		{rooms.Candidate{}, `{"type":"candidate","candidate":null}`},
-		{sdpOut{Type: "answer", ID: "5", SDP: "v=0"}, `{"type":"answer","id":"5","sdp":"v=0"}`},
-		{errorOut{Type: "error", ID: "5", Code: CodeRoomFull, Message: "full"}, `{"type":"error","id":"5","code":"room-full","message":"full"}`},
+		{outgoing{id: "5", reply: protocol.Answer{SDP: "v=0"}}, `{"type":"answer","id":"5","sdp":"v=0"}`},
+		{outgoing{id: "5", reply: protocol.Error{Code: CodeRoomFull, Message: "full"}}, `{"type":"error","id":"5","code":"room-full","message":"full"}`},
+		{outgoing{reply: protocol.Leave{}}, `{"type":"leave"}`},
 	}
 	for _, tc := range tests {
-		got, err := json.Marshal(s.render(tc.in))
+		o, ok := tc.in.(outgoing)
+		if !ok {
+			o = outgoing{event: tc.in.(rooms.Event)}
+		}
+		got, err := s.frame(o)
 		if err != nil {
 			t.Fatal(err)
 		}

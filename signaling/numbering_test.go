@@ -10,8 +10,10 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 // minPackets is how many packets every forwarded track must deliver,
@@ -249,7 +251,7 @@ func subscribeAll(ctx context.Context, t *testing.T, m *member, members []*membe
 	if len(ids) == 0 {
 		return
 	}
-	if err := m.c.Call(ctx, map[string]any{"type": "subscribe", "tracks": ids}, 300*time.Millisecond); err != nil {
+	if err := m.c.Call(ctx, protocol.Subscribe{Tracks: ids}, 300*time.Millisecond); err != nil {
 		t.Fatalf("%s subscribes to %v: %v", m.name, ids, err)
 	}
 }
@@ -257,7 +259,7 @@ func subscribeAll(ctx context.Context, t *testing.T, m *member, members []*membe
 // runRoom joins the members (the late ones once the others' media flows),
 // has them publish and receive, and checks what every one receives.
 func runRoom(t *testing.T, manual bool, members []*member, report func(format string, args ...any)) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{})
 	subscribed := map[*member]map[string]bool{}
 	var present []*member
@@ -398,7 +400,7 @@ func TestMixedCodecs(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := testContext(t)
+			ctx := testutil.Context(t)
 			srv := st.NewServer(t, st.Options{})
 			for _, m := range tc.members {
 				m.join(ctx, t, srv, "codecs", false)
@@ -427,7 +429,7 @@ func TestMixedCodecs(t *testing.T) {
 					if r == nil {
 						continue
 					}
-					eventually(t, 5*time.Second, fmt.Sprintf("%s receives 50 packets of %s", m.name, id), func() bool { return r.Packets.Load() >= 50 })
+					testutil.Eventually(t, 5*time.Second, fmt.Sprintf("%s receives 50 packets of %s", m.name, id), func() bool { return r.Packets.Load() >= 50 })
 					if n := r.Corrupt.Load() + r.Violations.Load(); n > 0 {
 						t.Errorf("%s: %d corrupt or misnumbered packets on %s", m.name, n, id)
 					}

@@ -10,9 +10,11 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 // feedbackCounter counts the keyframe requests and NACKs a publisher
@@ -38,7 +40,7 @@ func (f *feedbackCounter) observe(_ *webrtc.RTPSender, pkts []rtcp.Packet) {
 // (on a clean link) is asked for no more than the keyframe cap and no NACK
 // at all.
 func TestRetransmissionUnderLoss(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	vn := st.NewVNet(t)
 	srv := st.NewServer(t, st.Options{SFU: sfu.Config{Net: vn.Host("10.0.0.1")}})
 	pubNet, subNet := vn.Host("10.0.0.2"), vn.Host("10.0.0.3")
@@ -62,7 +64,7 @@ func TestRetransmissionUnderLoss(t *testing.T) {
 	for _, x := range r {
 		recv = x
 	}
-	eventually(t, 10*time.Second, "media flows before the loss starts", func() bool { return recv.Packets.Load() > 50 })
+	testutil.Eventually(t, 10*time.Second, "media flows before the loss starts", func() bool { return recv.Packets.Load() > 50 })
 
 	plisBefore := fb.plis.Load()
 	vn.SetLoss("10.0.0.3", 0.05)
@@ -147,7 +149,7 @@ func simulcastPublisher(ctx context.Context, t *testing.T, c *client.Client, bas
 // within 10 s; the sequence numbers it sees stay continuous across both
 // switches.
 func TestSimulcastFollowsBandwidth(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	vn := st.NewVNet(t)
 	srv := st.NewServer(t, st.Options{SFU: sfu.Config{Net: vn.Host("10.0.0.1")}})
 	pubNet := vn.Host("10.0.0.2")
@@ -162,11 +164,11 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 		t.Fatal("subscriber did not get the simulcast track")
 	}
 	q, f := layers[0].Source, layers[2].Source
-	eventually(t, 10*time.Second, "an unconstrained subscriber gets layer f", func() bool { return recv.LastSource.Load() == f })
+	testutil.Eventually(t, 10*time.Second, "an unconstrained subscriber gets layer f", func() bool { return recv.LastSource.Load() == f })
 
 	start := time.Now()
 	link.SetRate(300_000)
-	eventually(t, 5*time.Second, "a subscriber capped at 300 kbit/s is moved to layer q", func() bool { return recv.LastSource.Load() == q })
+	testutil.Eventually(t, 5*time.Second, "a subscriber capped at 300 kbit/s is moved to layer q", func() bool { return recv.LastSource.Load() == q })
 	t.Logf("down to q after %s", time.Since(start).Round(100*time.Millisecond))
 	time.Sleep(2 * time.Second) // it stays there
 	if s := recv.LastSource.Load(); s != q {
@@ -175,7 +177,7 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 
 	start = time.Now()
 	link.SetRate(100_000_000)
-	eventually(t, 10*time.Second, "after the cap is lifted the subscriber is back on f", func() bool { return recv.LastSource.Load() == f })
+	testutil.Eventually(t, 10*time.Second, "after the cap is lifted the subscriber is back on f", func() bool { return recv.LastSource.Load() == f })
 	t.Logf("back to f after %s", time.Since(start).Round(100*time.Millisecond))
 
 	// What the server sent the subscriber on the track's SSRC never skipped
@@ -223,7 +225,7 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 // audio levels is first in `speakers` within a second, and the ranking
 // follows when another one becomes the loudest.
 func TestActiveSpeakers(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{})
 	names := []string{"quiet", "loud", "medium"}
 	levels := []uint32{70, 20, 40} // -dBov: lower is louder; 70 is below speaking
@@ -277,7 +279,7 @@ func TestActiveSpeakers(t *testing.T) {
 // receives, counting what it was sent; a publisher gets receiver reports
 // for what it sends.
 func TestReports(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{})
 	rrs := make(chan rtcp.ReceptionReport, 1)
 	var sender atomic.Pointer[webrtc.RTPSender]
@@ -348,7 +350,7 @@ func TestReports(t *testing.T) {
 // keyframe interval (1 s here), the other subscriber keeps f, and the
 // publisher is told which layers are needed as preferences change.
 func TestLayerPreference(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{})
 	a := srv.Join(ctx, "pref")
 	trackID, layers := simulcastPublisher(ctx, t, a, 200)
@@ -356,13 +358,13 @@ func TestLayerPreference(t *testing.T) {
 	b := srv.Join(ctx, "pref")
 	c := srv.Join(ctx, "pref")
 	rb, rc := receiveTracks(t, b, 1)[trackID], receiveTracks(t, c, 1)[trackID]
-	eventually(t, 5*time.Second, "both get f", func() bool { return rb.LastSource.Load() == f && rc.LastSource.Load() == f })
+	testutil.Eventually(t, 5*time.Second, "both get f", func() bool { return rb.LastSource.Load() == f && rc.LastSource.Load() == f })
 
 	start := time.Now()
-	if err := b.Call(ctx, map[string]any{"type": "layer", "track": trackID, "rid": "q"}, 200*time.Millisecond); err != nil {
+	if err := b.Call(ctx, protocol.Layer{Track: trackID, RID: "q"}, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 1500*time.Millisecond, "b on q within a keyframe interval", func() bool { return rb.LastSource.Load() == q })
+	testutil.Eventually(t, 1500*time.Millisecond, "b on q within a keyframe interval", func() bool { return rb.LastSource.Load() == q })
 	t.Logf("b on q after %s", time.Since(start).Round(10*time.Millisecond))
 	if rc.LastSource.Load() != f {
 		t.Error("c left f")
@@ -370,21 +372,21 @@ func TestLayerPreference(t *testing.T) {
 
 	// c asks for h: nobody needs f any more.
 	mark := a.Mark()
-	if err := c.Call(ctx, map[string]any{"type": "layer", "track": trackID, "rid": "h"}, 200*time.Millisecond); err != nil {
+	if err := c.Call(ctx, protocol.Layer{Track: trackID, RID: "h"}, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, ctx, a, mark, "layers q,h for the publisher", func(e client.Event) bool {
 		return e.Type == "layers" && e.TrackID == trackID && slices.Equal(e.Active, []string{"q", "h"})
 	})
-	eventually(t, 2*time.Second, "c on h", func() bool { return rc.LastSource.Load() == h })
+	testutil.Eventually(t, 2*time.Second, "c on h", func() bool { return rc.LastSource.Load() == h })
 
 	// Back up to f: the publisher is told f is needed again.
 	mark = a.Mark()
-	if err := b.Call(ctx, map[string]any{"type": "layer", "track": trackID, "rid": "f"}, 200*time.Millisecond); err != nil {
+	if err := b.Call(ctx, protocol.Layer{Track: trackID, RID: "f"}, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, ctx, a, mark, "layers q,h,f for the publisher", func(e client.Event) bool {
 		return e.Type == "layers" && slices.Equal(e.Active, []string{"q", "h", "f"})
 	})
-	eventually(t, 2*time.Second, "b back on f", func() bool { return rb.LastSource.Load() == f })
+	testutil.Eventually(t, 2*time.Second, "b back on f", func() bool { return rb.LastSource.Load() == f })
 }

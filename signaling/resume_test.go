@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 func resumeServer(t *testing.T, grace time.Duration) *st.Server {
@@ -21,7 +23,7 @@ func resumeServer(t *testing.T, grace time.Duration) *st.Server {
 // period a new socket resumes it. Nobody saw it leave, its tracks were
 // never unpublished, its media never stopped, and signaling works again.
 func TestResumeWithinGrace(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := resumeServer(t, 5*time.Second)
 	a := srv.Join(ctx, "r")
 	if a.ResumeToken == "" {
@@ -30,7 +32,7 @@ func TestResumeWithinGrace(t *testing.T) {
 	va := st.Publish(ctx, t, a, "video")
 	b := srv.Join(ctx, "r")
 	recv := receiveTracks(t, b, 1)[va.TrackID]
-	eventually(t, 5*time.Second, "media flows", func() bool { return recv.Packets.Load() > 20 })
+	testutil.Eventually(t, 5*time.Second, "media flows", func() bool { return recv.Packets.Load() > 20 })
 	mark := b.Mark()
 
 	a.DropSocket()
@@ -58,7 +60,7 @@ func TestResumeWithinGrace(t *testing.T) {
 		t.Errorf("b's stream had %d missing or corrupt packets across the outage", n)
 	}
 	// The resumed session works: a mute is announced to b.
-	if err := a.Call(ctx, map[string]any{"type": "mute", "track": va.TrackID, "muted": true}, 300*time.Millisecond); err != nil {
+	if err := a.Call(ctx, protocol.NewMute(va.TrackID, true), 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, ctx, b, mark, "track-muted after the resume", func(e client.Event) bool {
@@ -75,7 +77,7 @@ func TestResumeWithinGrace(t *testing.T) {
 // TestResumeAfterGrace: not resumed in time, the participant is removed,
 // everyone is told, and the token no longer works.
 func TestResumeAfterGrace(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := resumeServer(t, 500*time.Millisecond)
 	a := srv.Join(ctx, "r")
 	st.Publish(ctx, t, a, "audio")
@@ -105,7 +107,7 @@ func TestResumeAfterGrace(t *testing.T) {
 // takes nothing over: the resume is refused, the participant keeps its
 // socket, and the token still works for the participant itself later.
 func TestResumeRefusedWhileConnected(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := resumeServer(t, 5*time.Second)
 	a := srv.Join(ctx, "r")
 	pub := st.Publish(ctx, t, a, "audio")
@@ -121,7 +123,7 @@ func TestResumeRefusedWhileConnected(t *testing.T) {
 		t.Fatalf("the participant's socket was closed: %v", a.CloseError())
 	default:
 	}
-	if err := a.Call(ctx, map[string]any{"type": "mute", "track": pub.TrackID, "muted": true}, 300*time.Millisecond); err != nil {
+	if err := a.Call(ctx, protocol.NewMute(pub.TrackID, true), 300*time.Millisecond); err != nil {
 		t.Fatalf("after a refused resume: %v", err)
 	}
 	// The token was not spent: a real network failure still resumes.
@@ -157,7 +159,7 @@ func halfOpenJoin(t *testing.T, ctx context.Context, url, room string) (string, 
 // network change) takes the participant over and closes the old socket
 // (4000); the token is spent, and resumed carries the next.
 func TestResumeTakesOverHalfOpenSocket(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := resumeServer(t, 5*time.Second)
 	token, old := halfOpenJoin(t, ctx, srv.URL, "r")
 	other, err := client.Connect(ctx, srv.URL, client.Options{})
@@ -212,7 +214,7 @@ func TestResumeTakesOverHalfOpenSocket(t *testing.T) {
 // then closed its PeerConnection (a tab closed during a network change)
 // will not come back; it is removed at once, not after the grace period.
 func TestClosedPeerDoesNotWaitForResume(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := resumeServer(t, time.Minute)
 	a := srv.Join(ctx, "r")
 	st.Publish(ctx, t, a, "audio")
@@ -224,7 +226,7 @@ func TestClosedPeerDoesNotWaitForResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.DropSocket()
-	eventually(t, 5*time.Second, "the server sees the socket gone", pa.Away)
+	testutil.Eventually(t, 5*time.Second, "the server sees the socket gone", pa.Away)
 	if err := a.PC().Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +246,7 @@ func TestClosedPeerDoesNotWaitForResume(t *testing.T) {
 // still true reaches it after `resumed`: the layers its subscribers need
 // now, and who speaks; its own tracks come with their mids.
 func TestResumeRestoresState(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := resumeServer(t, 10*time.Second)
 	a := srv.Join(ctx, "r")
 	video, _ := simulcastPublisher(ctx, t, a, 300)
@@ -262,7 +264,7 @@ func TestResumeRestoresState(t *testing.T) {
 	b := srv.Join(ctx, "r")
 	receiveTracks(t, b, 2)
 	mark := a.Mark()
-	if err := b.Call(ctx, map[string]any{"type": "layer", "track": video, "rid": "q"}, 200*time.Millisecond); err != nil {
+	if err := b.Call(ctx, protocol.Layer{Track: video, RID: "q"}, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, ctx, a, mark, "layers q", func(e client.Event) bool {
@@ -273,7 +275,7 @@ func TestResumeRestoresState(t *testing.T) {
 	})
 
 	a.DropSocket()
-	if err := b.Call(ctx, map[string]any{"type": "layer", "track": video, "rid": "h"}, 200*time.Millisecond); err != nil {
+	if err := b.Call(ctx, protocol.Layer{Track: video, RID: "h"}, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	// The server wants q and h now; the `layers` telling the publisher is lost.
@@ -281,7 +283,7 @@ func TestResumeRestoresState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the server wants layers q,h", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the server wants layers q,h", func() bool {
 		for _, up := range pa.Peer().Published() {
 			if up.ID() == video {
 				return slices.Equal(up.WantedLayers(), []string{"q", "h"})

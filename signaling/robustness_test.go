@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/signaling"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
 )
 
 // TestChurn runs 200 join/publish/leave cycles, a third of them ending in
@@ -25,7 +26,7 @@ func TestChurn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("churn takes a while")
 	}
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	// The churn is far faster than any real room (tens of joins a second),
 	// so the watcher answers more offers than the default message limit.
 	srv := st.NewServer(t, st.Options{Signaling: signaling.Config{MessagesPerSecond: 1000}})
@@ -102,7 +103,7 @@ func TestChurn(t *testing.T) {
 	// timeout (10 s here) after the 5 s it takes to be called
 	// disconnected: wait that long, and a little more.
 	settled := func(what string) {
-		eventually(t, 25*time.Second, what, func() bool {
+		testutil.Eventually(t, 25*time.Second, what, func() bool {
 			for _, r := range srv.Registry.Rooms(ctx) {
 				if len(r.Participants) != 1 || len(r.Participants[0].Tracks) != 0 {
 					return false
@@ -121,7 +122,7 @@ func TestChurn(t *testing.T) {
 	run(20, 200)
 	settled("200 cycles leave only the watcher, with no track")
 	var g int
-	eventually(t, 15*time.Second, "goroutines back to the baseline", func() bool {
+	testutil.Eventually(t, 15*time.Second, "goroutines back to the baseline", func() bool {
 		g = goroutines()
 		return g <= baseG+5
 	})
@@ -155,13 +156,13 @@ func TestChurn(t *testing.T) {
 // messages, reconnecting whenever it is thrown out. The call's media never
 // stops for more than 200 ms.
 func TestGarbageDoesNotDisturbACall(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	srv := st.NewServer(t, st.Options{Signaling: signaling.Config{MaxMessageBytes: 16 << 10}})
 	a := srv.Join(ctx, "call")
 	va := st.Publish(ctx, t, a, "video")
 	b := srv.Join(ctx, "call")
 	recv := receiveTracks(t, b, 1)[va.TrackID]
-	eventually(t, 5*time.Second, "the call's media flows", func() bool { return recv.Packets.Load() > 50 })
+	testutil.Eventually(t, 5*time.Second, "the call's media flows", func() bool { return recv.Packets.Load() > 50 })
 
 	// The longest gap of the call's media while ctx lasts.
 	longestGap := func(ctx context.Context) time.Duration {

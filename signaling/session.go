@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 // Close codes the server uses besides the standard ones.
@@ -39,7 +40,7 @@ type session struct {
 	ctx    context.Context // ends with the session
 	cancel context.CancelFunc
 
-	out        chan any      // to the writer: replies (xxxOut) and rooms.Events
+	out        chan outgoing // to the writer
 	closing    chan struct{} // closed by closeWith
 	closeOnce  sync.Once
 	closeCode  int    // written once, before closing is closed
@@ -56,11 +57,19 @@ type session struct {
 	part *rooms.Participant
 }
 
+// outgoing is one frame for the writer: a reply to a request, or a room
+// event (rendered when written, with what the session knows then).
+type outgoing struct {
+	id    string           // the request a reply answers
+	reply protocol.Message // or
+	event rooms.Event
+}
+
 func newSession(h *Handler, ws *websocket.Conn, r *http.Request) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{
 		h: h, ws: ws, ctx: ctx, cancel: cancel, remote: r.RemoteAddr, host: r.Host,
-		out:        make(chan any, h.cfg.QueueSize),
+		out:        make(chan outgoing, h.cfg.QueueSize),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
@@ -161,7 +170,7 @@ func (s *session) handle(data []byte) bool {
 		return false
 	}
 	switch req.msg.(type) {
-	case *joinMsg, *resumeMsg:
+	case *protocol.Join, *protocol.Resume:
 	default:
 		if s.part == nil {
 			s.replyError(req.id, errNotJoined)
@@ -169,30 +178,30 @@ func (s *session) handle(data []byte) bool {
 		}
 	}
 	switch m := req.msg.(type) {
-	case *joinMsg:
+	case *protocol.Join:
 		err = s.join(req.id, m)
-	case *resumeMsg:
+	case *protocol.Resume:
 		err = s.resume(req.id, m)
-	case *offerMsg:
+	case *protocol.Offer:
 		err = s.offer(req.id, m)
-	case *answerMsg:
+	case *protocol.Answer:
 		err = s.part.Peer().HandleAnswer(m.SDP)
-	case *candidateMsg:
+	case *protocol.Candidate:
 		err = s.part.Peer().AddCandidate(m.Candidate)
-	case *subscribeMsg:
+	case *protocol.Subscribe:
 		err = s.part.Subscribe(s.ctx, m.Tracks)
-	case *unsubscribeMsg:
+	case *protocol.Unsubscribe:
 		err = s.part.Unsubscribe(s.ctx, m.Tracks)
-	case *layerMsg:
+	case *protocol.Layer:
 		err = s.part.SetLayer(s.ctx, m.Track, m.RID)
-	case *muteMsg:
+	case *protocol.Mute:
 		err = s.part.Mute(s.ctx, m.Track, *m.Muted)
-	case *refreshMsg:
+	case *protocol.Refresh:
 		var exp time.Time
 		if exp, err = s.part.Refresh(s.ctx, m.Token); err == nil {
-			s.enqueue(refreshedOut{Type: "refreshed", ID: req.id, Expires: exp.Unix()})
+			s.reply(req.id, protocol.Refreshed{Expires: exp.Unix()})
 		}
-	case *leaveMsg:
+	case *protocol.Leave:
 		s.part.Leave()
 		s.part = nil
 		s.closeWith(websocket.CloseNormalClosure, "left")
@@ -204,13 +213,13 @@ func (s *session) handle(data []byte) bool {
 	return false
 }
 
-func (s *session) join(id string, m *joinMsg) error {
+func (s *session) join(id string, m *protocol.Join) error {
 	if s.part != nil {
 		return errAlreadyJoined
 	}
 	auto := m.AutoSubscribe == nil || *m.AutoSubscribe
 	s.joinID.Store(&id)
-	p, err := s.h.reg.Join(s.ctx, rooms.JoinRequest{Room: m.Room, Name: m.Name, AutoSubscribe: auto, Conn: s, Token: m.Token, Codecs: m.decodes()})
+	p, err := s.h.reg.Join(s.ctx, rooms.JoinRequest{Room: m.Room, Name: m.Name, AutoSubscribe: auto, Conn: s, Token: m.Token, Codecs: joinCodecs(m)})
 	if err != nil {
 		return err
 	}
@@ -225,7 +234,7 @@ func (s *session) attach(p *rooms.Participant) {
 	s.logp.Store(p.Logger().With("remote", s.remote))
 }
 
-func (s *session) resume(id string, m *resumeMsg) error {
+func (s *session) resume(id string, m *protocol.Resume) error {
 	if s.part != nil {
 		return errAlreadyJoined
 	}
@@ -238,13 +247,13 @@ func (s *session) resume(id string, m *resumeMsg) error {
 	return nil
 }
 
-func (s *session) offer(id string, m *offerMsg) error {
+func (s *session) offer(id string, m *protocol.Offer) error {
 	err := s.part.Peer().HandleOffer(m.SDP, func(answer string) {
-		s.enqueue(sdpOut{Type: "answer", ID: id, SDP: answer})
+		s.reply(id, protocol.Answer{SDP: answer})
 	})
 	if errors.Is(err, sfu.ErrOfferCollision) {
-		// The client is the polite peer: it rolls back, answers the server's
-		// offer, and offers again.
+		// The client is the polite peer: it drops its offer, answers the
+		// server's, and offers again.
 		s.logger().Debug("client offer ignored: collides with the server's")
 		return nil
 	}
@@ -264,8 +273,11 @@ func (s *session) replyError(id string, err error) {
 	} else {
 		s.logger().Debug("request refused", "code", string(code), "err", err)
 	}
-	s.enqueue(errorOut{Type: "error", ID: id, Code: code, Message: msg})
+	s.reply(id, protocol.Error{Code: code, Message: msg})
 }
+
+// reply queues the answer to request id.
+func (s *session) reply(id string, m protocol.Message) { s.enqueue(outgoing{id: id, reply: m}) }
 
 // probeTimeout is how long Alive waits for the client's pong.
 const probeTimeout = 2 * time.Second
@@ -306,7 +318,7 @@ func (s *session) answered() {
 }
 
 // Send implements rooms.Conn: it queues the event without blocking.
-func (s *session) Send(ev rooms.Event) { s.enqueue(ev) }
+func (s *session) Send(ev rooms.Event) { s.enqueue(outgoing{event: ev}) }
 
 // Close implements rooms.Conn: the server ends the session.
 func (s *session) Close(reason error) {
@@ -323,7 +335,7 @@ func (s *session) Close(reason error) {
 
 // enqueue hands a message to the writer. A client too slow to take its
 // messages is disconnected: blocking here would stall its whole room.
-func (s *session) enqueue(m any) {
+func (s *session) enqueue(m outgoing) {
 	select {
 	case <-s.closing:
 		return
@@ -392,9 +404,28 @@ func (s *session) flush() {
 	_ = s.ws.SetReadDeadline(time.Now().Add(time.Second))
 }
 
-func (s *session) write(m any) error {
+// write sends one frame. A room event without a protocol message is a bug,
+// logged and not sent.
+func (s *session) write(o outgoing) error {
+	frame, err := s.frame(o)
+	if err != nil {
+		s.logger().Error("message not sent", "err", err)
+		return nil
+	}
 	_ = s.ws.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
-	return s.ws.WriteJSON(s.render(m))
+	return s.ws.WriteMessage(websocket.TextMessage, frame)
+}
+
+// frame renders o as the session's client is sent it.
+func (s *session) frame(o outgoing) ([]byte, error) {
+	id, m := o.id, o.reply
+	if o.event != nil {
+		var err error
+		if id, m, err = s.h.render(o.event, s.host, s.joinRequestID()); err != nil {
+			return nil, err
+		}
+	}
+	return protocol.Encode(id, m)
 }
 
 // joinRequestID is the id of the join or resume request, echoed in its reply.
@@ -403,75 +434,4 @@ func (s *session) joinRequestID() string {
 		return *p
 	}
 	return ""
-}
-
-// render turns a room event into its protocol message.
-func (s *session) render(m any) any {
-	switch ev := m.(type) {
-	case rooms.Joined:
-		return joinedOut{
-			Type: "joined", ID: s.joinRequestID(),
-			Participant:  participantRef{ID: ev.Self.ID, Name: ev.Self.Name},
-			Participants: participantsOut(ev.Others),
-			ICEServers:   s.h.iceServers(ev.Self.ID, s.host),
-			ResumeToken:  ev.ResumeToken,
-		}
-	case rooms.Resumed:
-		return resumedOut{
-			Type: "resumed", ID: s.joinRequestID(), Participant: participantOut(ev.Self),
-			Participants: participantsOut(ev.Others), ICEServers: s.h.iceServers(ev.Self.ID, s.host),
-			ResumeToken: ev.ResumeToken,
-		}
-	case rooms.ParticipantJoined:
-		return participantJoinedOut{Type: "participant-joined", Participant: participantOut(ev.Participant)}
-	case rooms.ParticipantLeft:
-		return participantLeftOut{Type: "participant-left", Participant: ev.ID}
-	case rooms.TrackPublished:
-		t := trackOut(ev.Track)
-		return trackPublishedOut{Type: "track-published", Track: t}
-	case rooms.TrackUpdated:
-		return trackPublishedOut{Type: "track-updated", Track: trackOut(ev.Track)}
-	case rooms.TrackUnsupported:
-		return trackUnsupportedOut{Type: "track-unsupported", Track: ev.ID, Codec: ev.Codec,
-			Message: "the track is sent as " + ev.Codec + ", which this client does not decode, and no codec reaches every subscriber"}
-	case rooms.TrackUnpublished:
-		return trackUnpublishedOut{Type: "track-unpublished", Track: ev.ID}
-	case rooms.TrackMuted:
-		return trackMutedOut{Type: "track-muted", Track: ev.ID, Muted: ev.Muted}
-	case rooms.Speakers:
-		return speakersOut{Type: "speakers", Participants: ev.IDs}
-	case rooms.LayersWanted:
-		return layersOut{Type: "layers", Track: ev.Track, Active: ev.RIDs}
-	case rooms.TokenExpiring:
-		return tokenExpiringOut{Type: "token-expiring", Expires: ev.Expires.Unix()}
-	case rooms.Offer:
-		return sdpOut{Type: "offer", SDP: ev.SDP}
-	case rooms.Candidate:
-		return candidateOut{Type: "candidate", Candidate: ev.Candidate}
-	}
-	return m
-}
-
-func participantsOut(ps []rooms.ParticipantInfo) []participantJSON {
-	out := make([]participantJSON, len(ps))
-	for i, p := range ps {
-		out[i] = participantOut(p)
-	}
-	return out
-}
-
-func participantOut(p rooms.ParticipantInfo) participantJSON {
-	tracks := make([]trackJSON, len(p.Tracks))
-	for i, t := range p.Tracks {
-		tracks[i] = trackOut(t)
-	}
-	return participantJSON{ID: p.ID, Name: p.Name, Tracks: tracks}
-}
-
-func trackOut(t rooms.TrackInfo) trackJSON {
-	layers := t.Layers
-	if layers == nil {
-		layers = []string{}
-	}
-	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind, Layers: layers, Muted: t.Muted, Codec: t.Codec, Mid: t.Mid}
 }

@@ -2,14 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 )
 
 // shortLoad is a run small enough for a test, against srv.
@@ -25,19 +25,13 @@ func shortLoad(srv *st.Server) config {
 	return cfg
 }
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestLoadAgainstInProcessServer(t *testing.T) {
 	srv := st.NewServer(t, st.Options{})
 	cfg := shortLoad(srv)
 	cfg.Room = "load-basic"
 	cfg.ServerPID = os.Getpid() // the server runs in this process
 	var stdout, stderr bytes.Buffer
-	sum, err := run(testContext(t), cfg, &stdout, &stderr)
+	sum, err := run(testutil.Context(t), cfg, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -106,7 +100,7 @@ func TestLoadSimulcastWithAudio(t *testing.T) {
 	cfg.Simulcast, cfg.Audio = true, true
 	cfg.JSON = false
 	var stdout, stderr bytes.Buffer
-	sum, err := run(testContext(t), cfg, &stdout, &stderr)
+	sum, err := run(testutil.Context(t), cfg, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}

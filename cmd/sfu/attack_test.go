@@ -19,8 +19,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
 )
 
 // Bounds of the attack suite. They are measured on the real binary, built

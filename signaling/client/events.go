@@ -2,31 +2,19 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 // Participant is a participant as the server describes it.
-type Participant struct {
-	ID     string  `json:"id"`
-	Name   string  `json:"name"`
-	Tracks []Track `json:"tracks"`
-}
+type Participant = protocol.Participant
 
 // Track is a published track as the server describes it.
-type Track struct {
-	ID          string   `json:"id"`
-	Participant string   `json:"participant"`
-	Kind        string   `json:"kind"`
-	Layers      []string `json:"layers"`
-	Muted       bool     `json:"muted"`
-	Codec       string   `json:"codec"`
-	Mid         string   `json:"mid"`
-}
+type Track = protocol.Track
 
 // Error is an `error` message from the server.
 type Error struct {
@@ -40,6 +28,7 @@ func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message)
 type Event struct {
 	Type string
 	ID   string
+	Msg  protocol.Message // the message, decoded with the protocol's types
 
 	SDP          string                   // offer, answer
 	Candidate    *webrtc.ICECandidateInit // candidate
@@ -59,51 +48,60 @@ type Event struct {
 	Error        *Error                   // error
 }
 
+// parseEvent decodes a server frame with the protocol's types.
 func parseEvent(data []byte) (Event, error) {
-	var raw struct {
-		Type         string                   `json:"type"`
-		ID           string                   `json:"id"`
-		SDP          string                   `json:"sdp"`
-		Candidate    *webrtc.ICECandidateInit `json:"candidate"`
-		Participant  json.RawMessage          `json:"participant"`
-		Participants json.RawMessage          `json:"participants"`
-		Track        json.RawMessage          `json:"track"`
-		Muted        bool                     `json:"muted"`
-		Active       []string                 `json:"active"`
-		ResumeToken  string                   `json:"resumeToken"`
-		ICEServers   []webrtc.ICEServer       `json:"iceServers"`
-		Code         string                   `json:"code"`
-		Codec        string                   `json:"codec"`
-		Message      string                   `json:"message"`
-		Expires      int64                    `json:"expires"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
+	id, m, err := protocol.Decode(data, protocol.ServerMessages)
+	if err != nil {
 		return Event{}, err
 	}
-	ev := Event{Type: raw.Type, ID: raw.ID, SDP: raw.SDP, Candidate: raw.Candidate, Muted: raw.Muted, Active: raw.Active, ResumeToken: raw.ResumeToken, Codec: raw.Codec, ICEServers: raw.ICEServers, Expires: raw.Expires}
-	var err error
-	switch raw.Type {
-	case "joined":
-		var self struct{ ID, Name string }
-		err = errors.Join(json.Unmarshal(raw.Participant, &self), json.Unmarshal(raw.Participants, &ev.Participants))
-		ev.Self = Participant{ID: self.ID, Name: self.Name}
-	case "resumed":
-		err = errors.Join(json.Unmarshal(raw.Participant, &ev.Participant), json.Unmarshal(raw.Participants, &ev.Participants))
-		ev.Self = ev.Participant
-	case "participant-joined":
-		err = json.Unmarshal(raw.Participant, &ev.Participant)
-	case "participant-left":
-		err = json.Unmarshal(raw.Participant, &ev.LeftID)
-	case "track-published", "track-updated":
-		err = json.Unmarshal(raw.Track, &ev.Track)
-	case "track-unpublished", "track-muted", "layers", "track-unsupported":
-		err = json.Unmarshal(raw.Track, &ev.TrackID)
-	case "speakers":
-		err = json.Unmarshal(raw.Participants, &ev.Speakers)
-	case "error":
-		ev.Error = &Error{Code: raw.Code, Message: raw.Message}
+	ev := Event{Type: m.Type(), ID: id, Msg: m}
+	switch m := m.(type) {
+	case *protocol.Joined:
+		ev.Self = Participant{ID: m.Participant.ID, Name: m.Participant.Name}
+		ev.Participants, ev.ResumeToken, ev.ICEServers = m.Participants, m.ResumeToken, iceServers(m.ICEServers)
+	case *protocol.Resumed:
+		ev.Participant, ev.Self = m.Participant, m.Participant
+		ev.Participants, ev.ResumeToken, ev.ICEServers = m.Participants, m.ResumeToken, iceServers(m.ICEServers)
+	case *protocol.Offer:
+		ev.SDP = m.SDP
+	case *protocol.Answer:
+		ev.SDP = m.SDP
+	case *protocol.Candidate:
+		ev.Candidate = m.Candidate
+	case *protocol.ParticipantJoined:
+		ev.Participant = m.Participant
+	case *protocol.ParticipantLeft:
+		ev.LeftID = m.Participant
+	case *protocol.TrackPublished:
+		ev.Track = m.Track
+	case *protocol.TrackUpdated:
+		ev.Track = m.Track
+	case *protocol.TrackUnpublished:
+		ev.TrackID = m.Track
+	case *protocol.TrackMuted:
+		ev.TrackID, ev.Muted = m.Track, m.Muted
+	case *protocol.TrackUnsupported:
+		ev.TrackID, ev.Codec = m.Track, m.Codec
+	case *protocol.Layers:
+		ev.TrackID, ev.Active = m.Track, m.Active
+	case *protocol.Speakers:
+		ev.Speakers = m.Participants
+	case *protocol.TokenExpiring:
+		ev.Expires = m.Expires
+	case *protocol.Refreshed:
+		ev.Expires = m.Expires
+	case *protocol.Error:
+		ev.Error = &Error{Code: string(m.Code), Message: m.Message}
 	}
-	return ev, err
+	return ev, nil
+}
+
+func iceServers(in []protocol.ICEServer) []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, len(in))
+	for i, s := range in {
+		out[i] = webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential}
+	}
+	return out
 }
 
 // eventLog keeps every event so that tests can wait for one that may

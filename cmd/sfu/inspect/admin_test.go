@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/signaling"
 	"github.com/tessera-rtc/tessera/signaling/client"
 )
@@ -116,7 +117,7 @@ func TestPageServed(t *testing.T) {
 // checks the JSON errors: 404 for unknown rooms and participants, 405 with
 // Allow for other methods.
 func TestAdminAPI(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	e := newEnv(t, inspect.Config{Token: token})
 	auth := "Bearer " + token
 	do := func(method, path string) (int, http.Header, []byte) {

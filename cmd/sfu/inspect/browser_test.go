@@ -13,9 +13,10 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
 	"github.com/tessera-rtc/tessera/web/webtest"
 )
 
@@ -74,7 +75,7 @@ func TestDebugPageInChromium(t *testing.T) {
 		t.Skip("browser tests are slow: skipped with -short")
 	}
 	webtest.RequireChromium(t)
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	vn := st.NewVNet(t)
 	e := newEnv(t, inspect.Config{Open: true}, st.Options{SFU: sfu.Config{Net: vn.Host("10.0.0.1")}})
 	vn.SetLoss("10.0.0.3", 0.02)

@@ -1,7 +1,6 @@
 package inspect_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,13 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/webrtc/v4"
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
 )
 
 // env is an in-process server (signalingtest) with the operator endpoints
@@ -51,13 +49,6 @@ func newEnv(t *testing.T, cfg inspect.Config, opts ...st.Options) *env {
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	return &env{srv: srv, metrics: m, ins: ins, base: hs.URL}
-}
-
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // request sends a request with an optional "Authorization" value and
@@ -115,18 +106,6 @@ func errorCode(t *testing.T, body []byte) string {
 		t.Fatalf("not a JSON error body (%v): %s", err, body)
 	}
 	return e.Error.Code
-}
-
-// eventually polls cond every 100 ms until it holds, failing after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s", what, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // statsAPI is a client API like client.DefaultAPI that also keeps the

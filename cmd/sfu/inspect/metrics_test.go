@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
+	"github.com/tessera-rtc/tessera/internal/testutil"
+	"github.com/tessera-rtc/tessera/signaling/protocol"
 )
 
 // promtool is Debian's Prometheus tool; the promtool check is skipped
@@ -56,12 +58,12 @@ func gather(t *testing.T, g prometheus.Gatherer) map[string]float64 {
 // the forwarded-packet counter matches what the subscribers counted (within
 // the packets in flight), and negotiations and signaling errors are counted.
 func TestMetrics(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	e := newEnv(t, inspect.Config{Open: true})
 	call := startCall(ctx, t, e, "m", "Ada", "Grace")
 
 	// A request the server refuses: one not-found error.
-	if err := call[0].c.Call(ctx, map[string]any{"type": "subscribe", "tracks": []string{"t-nope"}}, 2*time.Second); err == nil {
+	if err := call[0].c.Call(ctx, protocol.Subscribe{Tracks: []string{"t-nope"}}, 2*time.Second); err == nil {
 		t.Fatal("subscribing to an unknown track was accepted")
 	}
 	time.Sleep(time.Second) // media flowing
@@ -85,7 +87,7 @@ func TestMetrics(t *testing.T) {
 	m := gather(t, e.metrics.Gatherer())
 
 	t.Run("lint", func(t *testing.T) {
-		problems, err := testutil.GatherAndLint(e.metrics.Gatherer())
+		problems, err := promtestutil.GatherAndLint(e.metrics.Gatherer())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
 )
 
 // member is one participant of a test call: a real pion client publishing
@@ -111,7 +112,7 @@ func received(c clientCounts) map[string][2]uint64 { return c.received }
 // agree with the clients' own stats within 10%, and bitrates close to the
 // rates the clients measure.
 func TestRoomsAgreeWithPeers(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	e := newEnv(t, inspect.Config{Open: true})
 	call := startCall(ctx, t, e, "call", "Ada", "Grace")
 	byID := map[string]*member{}
@@ -120,7 +121,7 @@ func TestRoomsAgreeWithPeers(t *testing.T) {
 	}
 
 	// Let the counts reach the hundreds.
-	eventually(t, 15*time.Second, "every subscription forwarding 100 packets", func() bool {
+	testutil.Eventually(t, 15*time.Second, "every subscription forwarding 100 packets", func() bool {
 		snap := getJSON[inspect.Snapshot](t, e.base+"/debug/rooms")
 		n := 0
 		for _, r := range snap.Rooms {
@@ -248,7 +249,7 @@ func checkParticipant(t *testing.T, e *env, p inspect.ParticipantDetail, m *memb
 // TestRoomsLeaveAndUnknown checks that a participant who leaves disappears
 // from /debug/rooms, and the raw stats of unknown participants are 404.
 func TestRoomsLeaveAndUnknown(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testutil.Context(t)
 	e := newEnv(t, inspect.Config{Open: true})
 	a := e.srv.Join(ctx, "r")
 	b := e.srv.Join(ctx, "r")
@@ -259,7 +260,7 @@ func TestRoomsLeaveAndUnknown(t *testing.T) {
 	if err := b.Leave(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the leaver gone from /debug/rooms", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the leaver gone from /debug/rooms", func() bool {
 		snap := getJSON[inspect.Snapshot](t, e.base+"/debug/rooms")
 		return len(snap.Rooms) == 1 && len(snap.Rooms[0].Participants) == 1 && snap.Rooms[0].Participants[0].ID == a.Self.ID
 	})
