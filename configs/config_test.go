@@ -11,7 +11,7 @@ import (
 )
 
 func TestDefaultIsLoopbackFriendly(t *testing.T) {
-	cfg := Default()
+	cfg := Embedded()
 	if !cfg.ICE.Loopback {
 		t.Error("default does not offer loopback candidates")
 	}
@@ -348,7 +348,7 @@ func TestRoomsPolicy(t *testing.T) {
 }
 
 func TestValidateAfterOverride(t *testing.T) {
-	cfg := Default()
+	cfg := Embedded()
 	cfg.ICE.UDPPort = -1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ice.udp_port") {
 		t.Fatalf("err = %v", err)
@@ -578,8 +578,8 @@ func TestParseSecurityKeys(t *testing.T) {
 }
 
 func TestChanged(t *testing.T) {
-	a := Default()
-	b := Default()
+	a := Embedded()
+	b := Embedded()
 	if got := Changed(a, b); len(got) != 0 {
 		t.Errorf("Changed of equal configs = %q", got)
 	}

@@ -18,9 +18,11 @@ import (
 //go:embed default.yaml
 var defaultYAML []byte
 
-// Default returns the embedded default configuration: loopback-friendly,
-// rooms created on first join, no authentication.
-func Default() Config {
+// Embedded returns the embedded default configuration, what `sfu` runs on
+// without --config: loopback-friendly, rooms created on first join, no
+// authentication. (Defaults, by contrast, are the values of the keys a
+// file leaves out.)
+func Embedded() Config {
 	cfg, err := Parse("default.yaml", defaultYAML)
 	if err != nil {
 		// The embedded file is tested; failing here is a build defect.

@@ -12,8 +12,11 @@ import (
 	"github.com/tessera-rtc/tessera/sfu"
 )
 
-// Registry places participants into rooms. It is an interface so that rooms
-// can later be spread over several nodes; Local keeps them in this process.
+// Registry places participants into rooms; Local keeps them in this
+// process. A Participant lives where its socket and its PeerConnection are:
+// Join and Resume return it, and the signaling layer drives it directly
+// (and its Peer). What several nodes will share is the rest, the rooms'
+// membership, tracks and events, which this interface is the seam for.
 type Registry interface {
 	// Join admits a participant into a room, creating the room when policy
 	// allows. The participant's first event on req.Conn is Joined.

@@ -141,7 +141,7 @@ func TestAdminWarnings(t *testing.T) {
 		{"127.0.0.1:8080", configs.Admin{Token: adminToken}, false, ""},
 	} {
 		var buf strings.Builder
-		cfg := configs.Default()
+		cfg := configs.Embedded()
 		cfg.Listen, cfg.Admin = tc.listen, tc.admin
 		if tc.tls {
 			cfg.TLS = configs.TLS{Cert: "c.pem", Key: "k.pem"}

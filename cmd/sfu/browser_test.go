@@ -83,7 +83,7 @@ func startServer(t *testing.T, cfg configs.Config) string {
 // loopbackConfig is the embedded default on an ephemeral port, with ICE
 // kept on the loopback interface.
 func loopbackConfig() configs.Config {
-	cfg := configs.Default()
+	cfg := configs.Embedded()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ICE.Loopback = true
 	cfg.ICE.IPs = []string{"127.0.0.1"}
@@ -367,7 +367,7 @@ func TestBrowserConference(t *testing.T) {
 func TestBrowserTLS(t *testing.T) {
 	skipShort(t)
 	webtest.RequireChromium(t)
-	cfg := configs.Default()
+	cfg := configs.Embedded()
 	ip, lan := webtest.LANAddress()
 	if lan {
 		cfg.ICE.Loopback = false
@@ -696,12 +696,19 @@ func TestBrowserResumeExpired(t *testing.T) {
 // and a muted one is not.
 func TestBrowserSimulcast(t *testing.T) {
 	skipShort(t)
+	if raceEnabled {
+		// Chromium sends the layers its bandwidth estimate allows, from the
+		// server's transport feedback: a server slowed several times over by
+		// the race detector reads as a congested link, and Chromium keeps to
+		// the quarter layer. .ci/run runs this test without it.
+		t.Skip("runs without the race detector (.ci/run)")
+	}
 	webtest.RequireChromium(t)
 	start := time.Now()
-	// The layers follow bandwidth estimates, which two busy cores (under
-	// the race detector) already disturb: each participant reads its own
-	// socket, and no TURN allocations or TCP candidates are set up as the
-	// call starts. The one-port paths have their own tests.
+	// The layers follow bandwidth estimates, which two busy cores already
+	// disturb: each participant reads its own socket, and no TURN
+	// allocations or TCP candidates are set up as the call starts. The
+	// one-port paths have their own tests.
 	cfg := loopbackConfig()
 	cfg.ICE.UDPPort, cfg.TURN.Enabled, cfg.ICE.TCP = -1, false, false
 	base := "http://" + startServer(t, cfg)

@@ -7,8 +7,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/tessera-rtc/tessera/configs"
+	"github.com/tessera-rtc/tessera/internal/signalingtest"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	"github.com/tessera-rtc/tessera/signaling/signalingtest"
 )
 
 // TestEveryNetwork runs a call between two Go clients on the embedded
@@ -17,7 +17,7 @@ import (
 // TCP. Media must arrive intact, and /debug must say which path each
 // participant took.
 func TestEveryNetwork(t *testing.T) {
-	cfg := configs.Default()
+	cfg := configs.Embedded()
 	cfg.Listen = "127.0.0.1:0"
 	addr := startServer(t, cfg)
 	for _, tc := range []struct {

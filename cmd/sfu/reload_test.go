@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/tessera-rtc/tessera/configs"
+	st "github.com/tessera-rtc/tessera/internal/signalingtest"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	st "github.com/tessera-rtc/tessera/signaling/signalingtest"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef-test"

@@ -28,7 +28,7 @@ type logConfig = configs.Log
 
 func loadConfig(path string) (configs.Config, error) {
 	if path == "" {
-		return configs.Default(), nil
+		return configs.Embedded(), nil
 	}
 	return configs.Load(path)
 }
@@ -115,6 +115,7 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		Token: cfg.Admin.Token, Open: cfg.Admin.Open, Logger: log,
 	})
 	if err != nil {
+		_ = reg.Shutdown(context.Background()) // its listed rooms' goroutines
 		_ = nw.close()
 		return nil, err
 	}
