@@ -18,12 +18,12 @@ import (
 	"time"
 
 	"github.com/tessera-rtc/tessera/configs"
+	"github.com/tessera-rtc/tessera/internal/webtest"
 	"github.com/tessera-rtc/tessera/rooms"
-	"github.com/tessera-rtc/tessera/web/webtest"
 )
 
 // The browser tests run the real server in-process and drive the web client
-// in headless Chromium with fake camera and microphone (web/webtest). They
+// in headless Chromium with fake camera and microphone (internal/webtest). They
 // are skipped without /usr/bin/chromium, except under CI=true.
 
 // lockedBuffer collects the server's log, shown when a test fails.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tessera-rtc/tessera/web/webtest"
+	"github.com/tessera-rtc/tessera/internal/webtest"
 )
 
 // person is one participant of a mixed-browser room: the browser that

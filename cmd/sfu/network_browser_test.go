@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
-	"github.com/tessera-rtc/tessera/web/webtest"
+	"github.com/tessera-rtc/tessera/internal/webtest"
 )
 
 // networkCall opens one tab per name on the project's page (with the

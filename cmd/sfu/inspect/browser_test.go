@@ -15,9 +15,9 @@ import (
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
 	st "github.com/tessera-rtc/tessera/internal/signalingtest"
 	"github.com/tessera-rtc/tessera/internal/testutil"
+	"github.com/tessera-rtc/tessera/internal/webtest"
 	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling/client"
-	"github.com/tessera-rtc/tessera/web/webtest"
 )
 
 // publishSimulcast publishes a synthetic video track in three layers
