@@ -73,13 +73,18 @@ func (c *Config) fill() {
 // Engine holds what all peers share: the webrtc.API (codecs, interceptors,
 // ICE settings) and the UDP mux.
 type Engine struct {
-	cfg        Config
-	api        *webrtc.API
-	mux        *udpMux // nil with ephemeral ports
-	tcpMux     *ice.TCPMuxDefault
-	fanout     *fanoutPool
-	fanoutOnce sync.Once
-	log        *slog.Logger
+	cfg Config
+	api *webrtc.API
+	// What every peer's API is made of: each peer gets its own, whose DTLS
+	// hooks record the secrets of its session (peerAPI).
+	se           webrtc.SettingEngine
+	media        *webrtc.MediaEngine
+	interceptors *interceptor.Registry
+	mux          *udpMux // nil with ephemeral ports
+	tcpMux       *ice.TCPMuxDefault
+	fanout       *fanoutPool
+	fanoutOnce   sync.Once
+	log          *slog.Logger
 
 	mu      sync.Mutex
 	peers   map[string]*Peer        // open peers by id, guarded by mu
@@ -165,8 +170,19 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 
 	e.fanout = newFanoutPool()
+	e.se, e.media, e.interceptors = se, m, reg
 	e.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return e, nil
+}
+
+// peerAPI is the engine's API with DTLS hooks of one peer's own, which
+// record its session's secrets in s. pion copies the media engine and
+// builds the interceptors per PeerConnection, so sharing them is safe.
+func (e *Engine) peerAPI(s *dtlsSecrets) *webrtc.API {
+	se := e.se
+	se.SetDTLSKeyLogWriter(s)
+	se.SetDTLSServerHelloMessageHook(s.serverHello)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(e.media), webrtc.WithInterceptorRegistry(e.interceptors), webrtc.WithSettingEngine(se))
 }
 
 // configureInterceptors installs what the forwarder relies on: NACKs

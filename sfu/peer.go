@@ -62,6 +62,8 @@ type Peer struct {
 	log *slog.Logger
 
 	noPublish bool // PeerConfig.NoPublish
+	// secrets are what the session's SRTP keys derive from (srtpkeys.go).
+	secrets *dtlsSecrets
 
 	// Lock order: negMu, then mu; the locks of UpTracks, DownTracks, the
 	// estimator and the packet caches are leaves, taken under either or
@@ -127,7 +129,8 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	if log == nil {
 		log = e.log.With("participant", cfg.ID)
 	}
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{
+	secrets := &dtlsSecrets{}
+	pc, err := e.peerAPI(secrets).NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})
@@ -135,7 +138,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	p := &Peer{
-		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log, noPublish: cfg.NoPublish,
+		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log, noPublish: cfg.NoPublish, secrets: secrets,
 		subs:       map[string]*subscription{},
 		lastCodec:  map[*webrtc.RTPTransceiver]webrtc.RTPCodecParameters{},
 		published:  map[string]*UpTrack{},

@@ -1,8 +1,10 @@
 package signalingtest
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,11 +68,15 @@ func (v *VNet) filter(c vnet.Chunk) bool {
 type Capture struct {
 	mu   sync.Mutex
 	seqs map[uint32][]uint16 // by SSRC, in sending order
+	raw  map[uint32][][]byte // the first capturedPackets of each SSRC, whole
 }
+
+// capturedPackets is how many packets of each SSRC a Capture keeps whole.
+const capturedPackets = 256
 
 // Capture starts recording what is sent to host ip.
 func (v *VNet) Capture(ip string) *Capture {
-	c := &Capture{seqs: map[uint32][]uint16{}}
+	c := &Capture{seqs: map[uint32][]uint16{}, raw: map[uint32][][]byte{}}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.captures[ip] = c
@@ -87,6 +93,17 @@ func (c *Capture) record(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seqs[ssrc] = append(c.seqs[ssrc], seq)
+	if len(c.raw[ssrc]) < capturedPackets {
+		c.raw[ssrc] = append(c.raw[ssrc], bytes.Clone(b))
+	}
+}
+
+// Packets returns the first packets sent on ssrc (up to 256), as they
+// crossed the network: SRTP.
+func (c *Capture) Packets(ssrc uint32) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.raw[ssrc])
 }
 
 // Skips counts, for one SSRC, the sequence numbers the sender skipped: each
