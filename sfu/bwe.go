@@ -24,7 +24,7 @@ import (
 // half second it computes the delivery rate, the loss, and the queueing
 // delay (one-way delay above the lowest seen in ten seconds):
 //   - loss over 10% or queueing over 100 ms: the estimate drops to 85% of
-//     the delivery rate;
+//     the delivery rate (or stays, if that is lower already);
 //   - loss under 2% and queueing under 30 ms: the estimate grows 8% a second,
 //     up to 1.5 times the delivery rate (more must be proven by a probe);
 //   - otherwise it holds.
@@ -288,7 +288,7 @@ func (b *bwe) update(now int64) {
 		return
 	case w.lossRatio > 0.10 || (w.enoughForDelay && w.queueingDelay > 100*time.Millisecond):
 		if w.enoughForRate && now-st.lastAct >= int64(300*time.Millisecond) {
-			est = w.rate * 85 / 100
+			est = min(est, w.rate*85/100) // congestion never raises it
 		} else {
 			return
 		}

@@ -104,3 +104,24 @@ func TestBWEFollowsFeedback(t *testing.T) {
 		})
 	}
 }
+
+// TestBWECongestionNeverRaises: a link that loses a third of what it is
+// sent lowers the estimate or leaves it; it never raises it to the share
+// of the (much larger) delivered rate that congestion keeps, even when the
+// server sent far above the estimate (a probe, audio, a keyframe burst).
+func TestBWECongestionNeverRaises(t *testing.T) {
+	b := newBWE()
+	b.est.Store(300_000)
+	now := time.Now().UnixNano()
+	var seq uint16
+	for range 30 { // 6 s of bursts of 8 Mbit/s, a third lost
+		sentAt := now
+		now = sendPackets(b, 100, 1000, now)
+		b.onFeedback(feedbackAt(seq, 100, sentAt/1000+20_000, func(i int) bool { return i%3 == 0 }), now)
+		seq += 100
+		now += int64(100 * time.Millisecond)
+	}
+	if got := b.Estimate(); got > 300_000 {
+		t.Errorf("under 33%% loss the estimate went from 300 kbit/s to %d", got)
+	}
+}
