@@ -7,8 +7,12 @@
 //	sfu-load [--url ws://127.0.0.1:8080/ws] [--publishers 1] [--subscribers 10]
 //	         [--video-bitrate 2M] [--packet-size 1200] [--audio] [--simulcast]
 //	         [--ramp 10/s] [--warmup 3s] [--duration 10s] [--json]
-//	         [--server-pid PID | --spawn "path/to/sfu --config load.yaml"]
+//	         [--server-pid PID | --spawn "path/to/sfu --config load.yaml"] [--baseline]
 //	sfu-load plot [summaries.jsonl...] > curve.svg
+//
+// With --baseline it then runs the same load against a naive SFU made the
+// way pion's sfu-ws example makes one (naive.go, naive_peer.go), which it
+// starts itself as a child process, and prints how the two compare.
 //
 // See docs/load.md.
 package main
@@ -30,6 +34,9 @@ import (
 )
 
 func main() {
+	if addr := os.Getenv(naiveEnv); addr != "" { // started by --baseline
+		os.Exit(naiveMain(addr, os.Stderr))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "plot" {
 		if err := plotMain(os.Args[2:], os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "sfu-load plot:", err)
@@ -72,6 +79,7 @@ type config struct {
 	Spawn        string
 	SpawnLog     string
 	SpawnTimeout time.Duration
+	Baseline     bool // then the same against the naive SFU
 }
 
 func defaultConfig() config {
@@ -111,6 +119,10 @@ func (c config) validate() error {
 		return errors.New("--join-timeout must be positive")
 	case c.Spawn != "" && c.ServerPID != 0:
 		return errors.New("--spawn and --server-pid exclude each other")
+	case c.Baseline && c.Simulcast:
+		return errors.New("--baseline does not apply to --simulcast: the naive SFU forwards no simulcast (pion's sfu-ws example handles one stream per track)")
+	case c.Baseline && c.Spawn == "" && c.ServerPID == 0:
+		return errors.New("--baseline compares the servers' CPU and memory: it needs --spawn or --server-pid for the project's server")
 	}
 	return nil
 }
@@ -144,6 +156,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.Spawn, "spawn", "", `start the server with this command line (a built binary and its arguments, split on spaces), measure it, stop it at the end`)
 	fs.StringVar(&cfg.SpawnLog, "spawn-log", "", "file for the output of the --spawn server (default: discarded)")
 	fs.DurationVar(&cfg.SpawnTimeout, "spawn-timeout", cfg.SpawnTimeout, "time the --spawn server may take to answer HTTP")
+	fs.BoolVar(&cfg.Baseline, "baseline", false, "then run the same load against a naive pion SFU (pion's sfu-ws pattern) that the tool starts, and compare")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu-load [flags]\n\nLoads a running server (or one started with --spawn) with synthetic publishers and subscribers.\n\n")
 		fs.PrintDefaults()

@@ -71,10 +71,7 @@ func (p streamPlan) forwardedPPS() float64 {
 // cut short when participants close at the end). PION_LOG_* environment
 // variables turn it back on.
 func newAPI() (*webrtc.API, error) {
-	lf := logging.NewDefaultLoggerFactory()
-	if !slices.ContainsFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PION_LOG_") }) {
-		lf.DefaultLogLevel = logging.LogLevelDisabled
-	}
+	lf := pionLogs()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -88,6 +85,16 @@ func newAPI() (*webrtc.API, error) {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// pionLogs is pion's default logger factory, off unless a PION_LOG_*
+// environment variable is set.
+func pionLogs() *logging.DefaultLoggerFactory {
+	lf := logging.NewDefaultLoggerFactory()
+	if !slices.ContainsFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PION_LOG_") }) {
+		lf.DefaultLogLevel = logging.LogLevelDisabled
+	}
+	return lf
 }
 
 // startPublisher joins as publisher i without subscribing to anything,

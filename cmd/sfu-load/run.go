@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,19 +73,47 @@ func (l *load) shutdown() {
 
 // run drives one load run: optionally start the server, join the
 // publishers, then the subscribers, warm up, measure for cfg.Duration, and
-// report. The summary goes to stdout (JSON with cfg.JSON, else a table),
-// progress and the table under --json to stderr. Cancelling ctx during the
-// measurement ends it early with a summary of what was measured.
+// report; with cfg.Baseline, then the same against the naive SFU
+// (baseline.go). The summary goes to stdout (JSON with cfg.JSON, else a
+// table), progress and the table under --json to stderr. Cancelling ctx
+// during the measurement ends it early with a summary of what was
+// measured.
 func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (Summary, error) {
 	if err := cfg.validate(); err != nil {
 		return Summary{}, err
 	}
 	stderr = &lockedWriter{w: stderr} // progress and messages share it
+	var sp *spawnSpec
 	if cfg.Spawn != "" {
-		fmt.Fprintf(stderr, "starting %s\n", cfg.Spawn)
-		srv, err := spawnServer(ctx, cfg.Spawn, cfg.SpawnLog, cfg.URL, cfg.SpawnTimeout)
+		sp = &spawnSpec{flag: "--spawn", args: strings.Fields(cfg.Spawn), log: cfg.SpawnLog}
+	}
+	sum, measured, err := runOnce(ctx, cfg, sp, stderr)
+	if !measured {
+		return sum, err
+	}
+	switch {
+	case !cfg.Baseline || err != nil:
+	case sum.Interrupted:
+		fmt.Fprintln(stderr, "interrupted: no baseline run")
+	default:
+		sum.Baseline, err = runBaseline(ctx, cfg, sum, stderr)
+	}
+	if werr := sum.write(stdout, stderr, cfg.JSON); werr != nil {
+		return sum, werr
+	}
+	return sum, err
+}
+
+// runOnce is one run against the server at cfg.URL, started as sp says
+// if sp is not nil, without printing the summary. measured reports that
+// the measurement window took place: the summary holds its figures, even
+// with an error (the server exited during the run).
+func runOnce(ctx context.Context, cfg config, sp *spawnSpec, stderr io.Writer) (sum Summary, measured bool, err error) {
+	if sp != nil {
+		fmt.Fprintf(stderr, "starting %s\n", strings.Join(append(slices.Clone(sp.env), sp.args...), " "))
+		srv, err := spawnServer(ctx, *sp, cfg.URL, cfg.SpawnTimeout)
 		if err != nil {
-			return Summary{}, err
+			return Summary{}, false, err
 		}
 		defer srv.stop()
 		cfg.ServerPID = srv.pid
@@ -104,7 +133,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (Summary, er
 
 	api, err := newAPI()
 	if err != nil {
-		return Summary{}, err
+		return Summary{}, false, err
 	}
 	l := &load{cfg: cfg, plan: planOf(cfg), rec: newRecorder(cfg.Subscribers), api: api, pubIDs: map[string]bool{}}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -123,7 +152,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (Summary, er
 	})
 	defer stopProgress()
 
-	sum := Summary{Config: cfg.summary(l.plan), Tracks: cfg.Publishers * l.plan.tracks()}
+	sum = Summary{Config: cfg.summary(l.plan), Tracks: cfg.Publishers * l.plan.tracks()}
 	hz := clockTicks()
 	m := newServerMeter(cfg.ServerPID, hz, stderr)
 
@@ -135,10 +164,10 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (Summary, er
 		return l.startPublisher(ctx, i)
 	})
 	if len(errs) > 0 {
-		return sum, fmt.Errorf("%d of %d publishers failed, the first: %w", len(errs), cfg.Publishers, errs[0])
+		return sum, false, fmt.Errorf("%d of %d publishers failed, the first: %w", len(errs), cfg.Publishers, errs[0])
 	}
 	if err := sleep(ctx, 500*time.Millisecond); err != nil { // the server settles with its publishers
-		return sum, err
+		return sum, false, err
 	}
 	m.before()
 
@@ -156,15 +185,15 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (Summary, er
 		fmt.Fprintf(stderr, "%d of %d subscribers failed, the first: %v\n", len(errs), cfg.Subscribers, errs[0])
 	}
 	if ctx.Err() != nil {
-		return sum, context.Cause(ctx)
+		return sum, false, context.Cause(ctx)
 	}
 	if cfg.Subscribers > 0 && l.subsConnected.Load() == 0 {
-		return sum, errors.New("no subscriber received every track")
+		return sum, false, errors.New("no subscriber received every track")
 	}
 
 	l.setPhase("warmup")
 	if err := sleep(ctx, cfg.Warmup); err != nil {
-		return sum, err
+		return sum, false, err
 	}
 
 	l.setPhase("measuring")
@@ -174,13 +203,10 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (Summary, er
 	sum.fill(l, iv, jit)
 	sum.Server = m.summary(iv.packets, int64(l.subsConnected.Load())*int64(sum.Tracks))
 	sum.Tool = toolSummary(toolCPU, iv.d)
-	if err := sum.write(stdout, stderr, cfg.JSON); err != nil {
-		return sum, err
-	}
 	if err := context.Cause(ctx); errors.Is(err, errServerExited) {
-		return sum, err
+		return sum, true, err
 	}
-	return sum, nil
+	return sum, true, nil
 }
 
 // measure counts for cfg.Duration, or until ctx ends (interrupted): what

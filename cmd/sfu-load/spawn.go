@@ -26,14 +26,21 @@ type spawned struct {
 	log  *os.File
 }
 
-// spawnServer starts command (a program and its arguments, split on
-// spaces) in a process group of its own and waits until the server at
-// wsURL answers HTTP. Its output goes to logPath, if given; the last lines
-// are kept for the error if it exits early.
-func spawnServer(ctx context.Context, command, logPath, wsURL string, timeout time.Duration) (*spawned, error) {
-	args := strings.Fields(command)
-	if len(args) == 0 {
-		return nil, errors.New("--spawn: empty command")
+// spawnSpec is how to start a server.
+type spawnSpec struct {
+	flag string   // the flag that asked for it, for errors: "--spawn" or "--baseline"
+	args []string // the program and its arguments
+	env  []string // added to the tool's environment
+	log  string   // file for its output; "": discarded
+}
+
+// spawnServer starts a server as sp says, in a process group of its own,
+// and waits until the server at wsURL answers HTTP. Its output goes to
+// sp.log, if given; the last lines are kept for the error if it exits
+// early.
+func spawnServer(ctx context.Context, sp spawnSpec, wsURL string, timeout time.Duration) (*spawned, error) {
+	if len(sp.args) == 0 {
+		return nil, fmt.Errorf("%s: empty command", sp.flag)
 	}
 	health, port, err := healthURL(wsURL)
 	if err != nil {
@@ -41,24 +48,27 @@ func spawnServer(ctx context.Context, command, logPath, wsURL string, timeout ti
 	}
 	s := &spawned{done: make(chan struct{}), tail: &tailWriter{max: 4096}}
 	var out io.Writer = s.tail
-	if logPath != "" {
-		if s.log, err = os.Create(logPath); err != nil {
+	if sp.log != "" {
+		if s.log, err = os.Create(sp.log); err != nil {
 			return nil, err
 		}
 		out = io.MultiWriter(s.log, s.tail)
 	}
-	s.cmd = exec.Command(args[0], args[1:]...)
+	s.cmd = exec.Command(sp.args[0], sp.args[1:]...)
+	if len(sp.env) > 0 {
+		s.cmd.Env = append(os.Environ(), sp.env...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = out, out
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		s.closeLog()
-		return nil, fmt.Errorf("--spawn: %w", err)
+		return nil, fmt.Errorf("%s: %w", sp.flag, err)
 	}
 	go func() {
 		s.err = s.cmd.Wait()
 		close(s.done)
 	}()
-	if err := s.waitReady(ctx, health, timeout); err != nil {
+	if err := s.waitReady(ctx, sp.flag, health, timeout); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -94,7 +104,7 @@ func healthURL(wsURL string) (string, int, error) {
 
 // waitReady polls the health URL until the server answers, exits, or the
 // timeout (which covers a `go run` build) passes.
-func (s *spawned) waitReady(ctx context.Context, health string, timeout time.Duration) error {
+func (s *spawned) waitReady(ctx context.Context, flag, health string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: time.Second}
@@ -103,9 +113,9 @@ func (s *spawned) waitReady(ctx context.Context, health string, timeout time.Dur
 	for {
 		select {
 		case <-s.done:
-			return fmt.Errorf("--spawn: before answering, %w", s.exitError())
+			return fmt.Errorf("%s: before answering, %w", flag, s.exitError())
 		case <-ctx.Done():
-			return fmt.Errorf("--spawn: no answer from %s: %w", health, ctx.Err())
+			return fmt.Errorf("%s: no answer from %s: %w", flag, health, ctx.Err())
 		case <-t.C:
 		}
 		resp, err := hc.Get(health)

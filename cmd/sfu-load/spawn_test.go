@@ -59,7 +59,7 @@ func TestSpawnMeasuresTheServerUnderAWrapper(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	logPath := filepath.Join(t.TempDir(), "server.log")
-	s, err := spawnServer(ctx, "/bin/sh "+script, logPath, fmt.Sprintf("ws://127.0.0.1:%d/ws", port), 20*time.Second)
+	s, err := spawnServer(ctx, spawnSpec{flag: "--spawn", args: []string{"/bin/sh", script}, log: logPath}, fmt.Sprintf("ws://127.0.0.1:%d/ws", port), 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestSpawnMeasuresTheServerUnderAWrapper(t *testing.T) {
 func TestSpawnReportsAnEarlyExit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := spawnServer(ctx, "/bin/sh -c exit", "", fmt.Sprintf("ws://127.0.0.1:%d/ws", freePort(t)), 20*time.Second)
+	_, err := spawnServer(ctx, spawnSpec{flag: "--spawn", args: []string{"/bin/sh", "-c", "exit"}}, fmt.Sprintf("ws://127.0.0.1:%d/ws", freePort(t)), 20*time.Second)
 	if err == nil {
 		t.Fatal("a server that exits at once was reported ready")
 	}

@@ -38,6 +38,8 @@ type Summary struct {
 	Layers map[string]int `json:"layers,omitempty"`
 	Server *Server        `json:"server,omitempty"` // with --server-pid or --spawn
 	Tool   Tool           `json:"tool"`             // this process
+	// Baseline is the same load against the naive SFU (--baseline).
+	Baseline *Baseline `json:"baseline,omitempty"`
 }
 
 // ConfigSummary repeats the settings of the run.
@@ -282,7 +284,10 @@ func (s Summary) write(stdout, stderr io.Writer, asJSON bool) error {
 	return enc.Encode(s)
 }
 
-func (s Summary) table(w io.Writer) error {
+func (s Summary) table(w io.Writer) error { return s.titledTable(w, "summary") }
+
+// titledTable prints the summary under title, then the baseline's, if any.
+func (s Summary) titledTable(w io.Writer, title string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	c := s.Config
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
@@ -297,7 +302,7 @@ func (s Summary) table(w io.Writer) error {
 	if c.Audio {
 		media = append(media, fmt.Sprintf("audio %d pkt/s", audioPPS))
 	}
-	fmt.Fprintln(tw, "summary")
+	fmt.Fprintln(tw, title)
 	row("load", "publishers %d, subscribers %d, tracks %d: %s", c.Publishers, c.Subscribers, s.Tracks, strings.Join(media, " + "))
 	row("subscribers", "%d joined, %d connected (%d subscriptions), %d errors; join p50 %.0f ms, max %.0f ms; all in %.1f s",
 		s.SubscribersJoined, s.SubscribersConnected, s.Subscriptions, s.JoinErrors, s.JoinMsP50, s.JoinMsMax, s.JoinSeconds)
@@ -334,7 +339,10 @@ func (s Summary) table(w io.Writer) error {
 		}
 	}
 	row("tool CPU", "%.2f s = %.1f%% of a core, %.1f%% of %d cores", s.Tool.CPUSeconds, s.Tool.CPUPct, s.Tool.MachinePct, s.Tool.CPUs)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || s.Baseline == nil {
+		return err
+	}
+	return s.Baseline.table(w, s)
 }
 
 func bitrate(b int64) string {
