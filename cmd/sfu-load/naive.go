@@ -40,7 +40,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -104,21 +103,7 @@ func serveNaive(ctx context.Context, addr string) error {
 // only, so each peer has one candidate and one port; and pion's logs are
 // off as in the tool's own peers.
 func naiveAPI() (*webrtc.API, error) {
-	lf := pionLogs()
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, reg, webrtc.WithInterceptorLoggerFactory(lf)); err != nil {
-		return nil, err
-	}
-	var se webrtc.SettingEngine
-	se.LoggerFactory = lf
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+	return defaultAPI(func(ip net.IP) bool { return ip.IsLoopback() })
 }
 
 // naiveSFU is the server: every participant is in one room.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -70,7 +71,12 @@ func (p streamPlan) forwardedPPS() float64 {
 // with pion's own logging off (it reports, among others, the RTCP writes
 // cut short when participants close at the end). PION_LOG_* environment
 // variables turn it back on.
-func newAPI() (*webrtc.API, error) {
+func newAPI() (*webrtc.API, error) { return defaultAPI(nil) }
+
+// defaultAPI is pion's default codecs and interceptors, loopback
+// candidates over UDP4 (only the addresses ipFilter accepts, when set),
+// and pion's logs off.
+func defaultAPI(ipFilter func(net.IP) bool) (*webrtc.API, error) {
 	lf := pionLogs()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -83,6 +89,9 @@ func newAPI() (*webrtc.API, error) {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = lf
 	se.SetIncludeLoopbackCandidate(true)
+	if ipFilter != nil {
+		se.SetIPFilter(ipFilter)
+	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
