@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/tessera-rtc/tessera/rooms"
@@ -156,6 +157,12 @@ func TestRenderedMessages(t *testing.T) {
 		{rooms.Offer{SDP: "v=0"}, `{"type":"offer","sdp":"v=0"}`},
 		{rooms.LayersWanted{Track: "t1", RIDs: []string{"q"}}, `{"type":"layers","track":"t1","active":["q"]}`},
 		{rooms.Candidate{}, `{"type":"candidate","candidate":null}`},
+		{rooms.TrackUpdated{Track: rooms.TrackInfo{ID: "t1", Participant: "p1", Kind: "video", Codec: "video/H264"}},
+			`{"type":"track-updated","track":{"id":"t1","participant":"p1","kind":"video","layers":[],"muted":false,"codec":"video/H264"}}`},
+		{rooms.TrackUnsupported{ID: "t1", Codec: "video/AV1"},
+			`{"type":"track-unsupported","track":"t1","codec":"video/AV1","message":"the track is sent as video/AV1, which this client does not decode, and no codec reaches every subscriber"}`},
+		{rooms.TokenExpiring{Expires: time.Unix(1767225600, 0)}, `{"type":"token-expiring","expires":1767225600}`},
+		{outgoing{id: "9", reply: protocol.Refreshed{Expires: 1767229200}}, `{"type":"refreshed","id":"9","expires":1767229200}`},
 		{outgoing{id: "5", reply: protocol.Answer{SDP: "v=0"}}, `{"type":"answer","id":"5","sdp":"v=0"}`},
 		{outgoing{id: "5", reply: protocol.Error{Code: CodeRoomFull, Message: "full"}}, `{"type":"error","id":"5","code":"room-full","message":"full"}`},
 		{outgoing{reply: protocol.Leave{}}, `{"type":"leave"}`},

@@ -42,6 +42,9 @@ func badRequest(format string, args ...any) error {
 // Encode renders m as a frame: {"type": m.Type(), "id": id, ...m's fields}
 // (no id when empty).
 func Encode(id string, m Message) ([]byte, error) {
+	if m == nil {
+		return nil, errors.New("protocol: no message to encode")
+	}
 	body, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type(), err)

@@ -112,6 +112,11 @@ func TestEncode(t *testing.T) {
 			t.Errorf("Encode(%q, %#v) = %s, %v; want %s", tc.id, tc.m, got, err, tc.want)
 		}
 	}
+	// A writer handed nothing (a bug) gets an error to log, not a panic
+	// and not a frame.
+	if got, err := Encode("1", nil); err == nil {
+		t.Errorf("Encode of no message = %s, want an error", got)
+	}
 }
 
 // docTables reads docs/protocol.md's table of messages under heading: for
