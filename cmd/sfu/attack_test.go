@@ -61,58 +61,13 @@ func paced(ctx context.Context, send func(i int)) int {
 	}
 }
 
-// gapMonitor reads a remote track and keeps the longest time between two
-// packets since the last reset, and the newest sequence number.
-type gapMonitor struct {
-	name    string
-	mu      sync.Mutex
-	last    time.Time
-	maxGap  time.Duration
-	gapAt   time.Time // when the longest gap ended
-	packets int
-	seq     atomic.Uint32
-	ssrc    uint32
-	kind    webrtc.RTPCodecType
+// stream is one remote track of the call, received and verified.
+type stream struct {
+	name string
+	*st.Received
 }
 
-func monitor(name string, tr *webrtc.TrackRemote) *gapMonitor {
-	m := &gapMonitor{name: name, ssrc: uint32(tr.SSRC()), kind: tr.Kind()}
-	go func() {
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			now := time.Now()
-			m.mu.Lock()
-			if !m.last.IsZero() && now.Sub(m.last) > m.maxGap {
-				m.maxGap, m.gapAt = now.Sub(m.last), now
-			}
-			m.last = now
-			m.packets++
-			m.mu.Unlock()
-			m.seq.Store(uint32(p.SequenceNumber))
-		}
-	}()
-	return m
-}
-
-// reset starts a new measurement; take ends it, counting the time since
-// the last packet as a gap too.
-func (m *gapMonitor) reset() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.maxGap, m.packets = 0, 0
-}
-
-func (m *gapMonitor) take() (time.Duration, time.Time, int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if d := time.Since(m.last); d > m.maxGap {
-		return d, time.Now(), m.packets
-	}
-	return m.maxGap, m.gapAt, m.packets
-}
+func (m stream) ssrc() uint32 { return uint32(m.Track.SSRC()) }
 
 // processCPU is the CPU time (user and system) process pid has used.
 func processCPU(t *testing.T, pid int) time.Duration {
@@ -132,9 +87,9 @@ func processCPU(t *testing.T, pid int) time.Duration {
 // TestAttacks: while a call runs between two participants, a third one
 // attacks the server in turn with repeated TWCC feedback, NACKs for every
 // packet, RTCP at the rate it can send, garbage on the media port and 100
-// idle joins. The call's media never stops for more than attackMaxGap, the
-// server never uses more than attackMaxCPU cores, and the idle joiners are
-// removed within the connect timeout.
+// idle joins. The call's media never stops for more than attackMaxGap and
+// arrives intact, the server never uses more than attackMaxCPU cores, and
+// the idle joiners are removed within the connect timeout.
 func TestAttacks(t *testing.T) {
 	const connectTimeout = 3 * time.Second
 	cmd, addr, logs := startProcess(t, fmt.Sprintf(`listen: 127.0.0.1:0
@@ -164,12 +119,12 @@ shutdown_timeout: 5s
 	}
 	attacker := join("mallory")
 
-	var victims, stolen []*gapMonitor
+	var victims, stolen []stream
 	for _, c := range []*client.Client{a, b, attacker} {
 		for range 2 {
 			select {
 			case tr := <-c.Tracks():
-				m := monitor(c.Self.Name+"/"+tr.Kind().String(), tr)
+				m := stream{c.Self.Name + "/" + tr.Kind().String(), st.Receive(tr)}
 				if c == attacker {
 					stolen = append(stolen, m)
 				} else {
@@ -184,14 +139,14 @@ shutdown_timeout: 5s
 	for range 2 {
 		select {
 		case tr := <-attacker.Tracks():
-			stolen = append(stolen, monitor("mallory/"+tr.Kind().String(), tr))
+			stolen = append(stolen, stream{"mallory/" + tr.Kind().String(), st.Receive(tr)})
 		case <-ctx.Done():
 			t.Fatal("the attacker did not get every track")
 		}
 	}
-	var video []*gapMonitor
+	var video []stream
 	for _, m := range stolen {
-		if m.kind == webrtc.RTPCodecTypeVideo {
+		if m.Track.Kind() == webrtc.RTPCodecTypeVideo {
 			video = append(video, m)
 		}
 	}
@@ -207,7 +162,7 @@ shutdown_timeout: 5s
 	// One TWCC feedback of 2,000 packets received 1 ms apart, repeated; and
 	// 22-byte ones saying 8,000 packets were lost, at moving bases.
 	received := &rtcp.TransportLayerCC{
-		SenderSSRC: 1, MediaSSRC: video[0].ssrc, BaseSequenceNumber: 1, PacketStatusCount: 2000,
+		SenderSSRC: 1, MediaSSRC: video[0].ssrc(), BaseSequenceNumber: 1, PacketStatusCount: 2000,
 		PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedSmallDelta, RunLength: 2000}},
 	}
 	for range 2000 {
@@ -215,7 +170,7 @@ shutdown_timeout: 5s
 	}
 	lost := func(i int) []rtcp.Packet {
 		return []rtcp.Packet{&rtcp.TransportLayerCC{
-			SenderSSRC: 1, MediaSSRC: video[0].ssrc, BaseSequenceNumber: uint16(i * 97), PacketStatusCount: 8000, FbPktCount: uint8(i),
+			SenderSSRC: 1, MediaSSRC: video[0].ssrc(), BaseSequenceNumber: uint16(i * 97), PacketStatusCount: 8000, FbPktCount: uint8(i),
 			PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketNotReceived, RunLength: 8000}},
 		}}
 	}
@@ -229,17 +184,17 @@ shutdown_timeout: 5s
 		}
 		nacks = nacks[:0]
 		for _, m := range video {
-			newest := uint16(m.seq.Load())
+			newest := uint16(m.LastSeq.Load())
 			seqs := make([]uint16, 0, 4096)
 			for s := newest - 4096; s != newest; s++ {
 				seqs = append(seqs, s)
 			}
-			nacks = append(nacks, &rtcp.TransportLayerNack{SenderSSRC: 1, MediaSSRC: m.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
+			nacks = append(nacks, &rtcp.TransportLayerNack{SenderSSRC: 1, MediaSSRC: m.ssrc(), Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
 		}
 		return nacks
 	}
 	anything := func(i int) []rtcp.Packet {
-		s := stolen[i%len(stolen)].ssrc
+		s := stolen[i%len(stolen)].ssrc()
 		return []rtcp.Packet{
 			&rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{{SSRC: s, FractionLost: 255, TotalLost: 1 << 20, Jitter: 1 << 30}}},
 			&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: s},
@@ -336,7 +291,7 @@ shutdown_timeout: 5s
 	}
 	for _, ph := range phases {
 		for _, m := range victims {
-			m.reset()
+			m.ResetGap()
 		}
 		sent = 0
 		cpu0, t0 := processCPU(t, cmd.Process.Pid), time.Now()
@@ -348,7 +303,7 @@ shutdown_timeout: 5s
 		var gaps []string
 		worst := time.Duration(0)
 		for _, m := range victims {
-			gap, at, n := m.take()
+			gap, at, n := m.LongestGap()
 			worst = max(worst, gap)
 			gaps = append(gaps, fmt.Sprintf("%s %d packets, longest gap %s, %s into the phase", m.name, n, gap.Round(time.Millisecond), at.Sub(t0).Round(time.Millisecond)))
 			if gap > attackMaxGap && !raceEnabled || gap > raceMaxGap {
@@ -365,6 +320,12 @@ shutdown_timeout: 5s
 		}
 		if cpu > attackMaxCPU && !raceEnabled {
 			t.Errorf("%s: the server used %.2f cores (bound %.1f)", ph.name, cpu, attackMaxCPU)
+		}
+	}
+	// What the victims received was what was sent, all along.
+	for _, m := range victims {
+		if n := m.Corrupt.Load() + m.UnknownPT.Load(); n != 0 {
+			t.Errorf("%s received %d packets that were not the publisher's", m.name, n)
 		}
 	}
 	// The call is whole: the idle joiners are gone, the three remain, and

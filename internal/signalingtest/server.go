@@ -174,6 +174,10 @@ type Received struct {
 	seen        map[uint32]bool // synthetic counters received
 	seqs        [1 << 16]bool   // sequence numbers received
 	switches    []Switch
+	lastAt      time.Time     // when the last packet arrived
+	maxGap      time.Duration // the longest time between two packets since ResetGap
+	gapAt       time.Time     // when it ended
+	gapPackets  int           // packets since ResetGap
 	LastCounter atomic.Uint32
 	LastSource  atomic.Uint32
 }
@@ -218,6 +222,25 @@ func (r *Received) Missing(from, to uint32) int {
 		}
 	}
 	return n
+}
+
+// ResetGap starts measuring the longest gap anew.
+func (r *Received) ResetGap() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maxGap, r.gapPackets = 0, 0
+}
+
+// LongestGap is the longest time the track went without a packet since
+// ResetGap (the time since the last packet included), when that gap ended,
+// and how many packets arrived meanwhile.
+func (r *Received) LongestGap() (gap time.Duration, at time.Time, packets int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := time.Since(r.lastAt); d > r.maxGap {
+		return d, time.Now(), r.gapPackets
+	}
+	return r.maxGap, r.gapAt, r.gapPackets
 }
 
 // Receive reads tr until it ends, verifying every payload.
@@ -272,6 +295,12 @@ func receive(tr *webrtc.TrackRemote, inspect func(*rtp.Packet)) *Received {
 			r.LastSeq.Store(uint32(last))
 			r.Packets.Add(1)
 			r.mu.Lock()
+			now := time.Now()
+			if !r.lastAt.IsZero() && now.Sub(r.lastAt) > r.maxGap {
+				r.maxGap, r.gapAt = now.Sub(r.lastAt), now
+			}
+			r.lastAt = now
+			r.gapPackets++
 			r.seen[st.Counter] = true
 			r.seqs[p.SequenceNumber] = true
 			if prev := r.LastSource.Load(); newest && n > 0 && prev != st.Source {
