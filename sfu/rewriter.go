@@ -103,13 +103,10 @@ func (r *rewriter) insert() (uint16, uint32) {
 	return out, r.lastTS
 }
 
-// lookup maps a sequence number the subscriber asks again for to the packet
-// it was made from: its layer, input sequence number and timestamp offset.
-func (r *rewriter) lookup(out uint16) (layer int, in uint16, tsDelta uint32, ok bool) {
-	return lookupRuns(&r.runs, r.head, out)
-}
-
-// lookupRuns is lookup on a copy of a rewriter's runs, newest at head.
+// lookupRuns maps a sequence number the subscriber asks again for to the
+// packet it was made from: its layer, input sequence number and timestamp
+// offset. It reads a copy of a rewriter's runs (newest at head), taken
+// under the forwarding lock (DownTrack.wanted).
 func lookupRuns(runs *[runHistory]run, head int, out uint16) (layer int, in uint16, tsDelta uint32, ok bool) {
 	for i := range runHistory {
 		o := &runs[(head-i+runHistory)%runHistory]

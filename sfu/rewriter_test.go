@@ -231,3 +231,8 @@ func FuzzRewriter(f *testing.F) {
 		}
 	})
 }
+
+// lookup is lookupRuns on the rewriter itself.
+func (r *rewriter) lookup(out uint16) (layer int, in uint16, tsDelta uint32, ok bool) {
+	return lookupRuns(&r.runs, r.head, out)
+}
