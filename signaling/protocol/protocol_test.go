@@ -240,3 +240,37 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentedExample: every message of docs/protocol.md's example
+// exchange is a message of its direction (→ client to server, ← server to
+// client). The example elides values ("..."), so only its types are read.
+func TestDocumentedExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	start := strings.Index(text, "\n## Example exchange\n")
+	if start < 0 {
+		t.Fatal("docs/protocol.md has no example exchange")
+	}
+	line := regexp.MustCompile(`^\s*\w+\s+(→|←)\s+\{"type":"([a-z-]+)"`)
+	n := 0
+	for _, l := range strings.Split(text[start:], "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		n++
+		known := ClientMessages
+		if m[1] == "←" {
+			known = ServerMessages
+		}
+		if known[m[2]] == nil {
+			t.Errorf("the example has %s %q, which is no message of that direction", m[1], m[2])
+		}
+	}
+	if n < 10 {
+		t.Fatalf("read %d messages of the example exchange", n)
+	}
+}
