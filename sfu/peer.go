@@ -221,17 +221,18 @@ func (e *Engine) idleOfferDelay() time.Duration {
 
 // connectIdle connects a participant that has negotiated nothing since it
 // joined: a viewer in a room where nothing is published yet. The server
-// offers one audio m-line it would receive on, which a client without a
-// microphone answers inactive, so that ICE and DTLS run now (the first
+// offers a data channel section, so that ICE and DTLS run now (the first
 // subscription's media then flows at once), and so that the connect
 // timeout holds for every participant alike.
 //
-// The section is recvonly, not an inactive sending one: pion offers the
-// header extensions of the directions a transceiver has, so a transceiver
-// with neither sender nor track would go out without extmaps, and the
-// session's audio would never have any (pion keeps, per kind, what the
-// first negotiation agreed). A client that publishes on the section
-// (addTrack reuses it) publishes as on any other.
+// The section carries no media on purpose. pion keeps, per kind, the
+// codecs and header extensions the first negotiation of that kind agreed
+// (MediaEngine.updateFromRemoteDescription), so a media section offered
+// here would fix the session's audio (or video) numbering to an answer the
+// client gave before it published: Firefox then numbers its own Opus
+// differently, and the audio sent to it afterwards is never played. The
+// channel is pre-negotiated (id 0), so the client sees no new channel and
+// no message is exchanged on it.
 func (p *Peer) connectIdle() {
 	p.negMu.Lock()
 	if p.isClosed() || p.pc.SignalingState() != webrtc.SignalingStateStable ||
@@ -239,7 +240,8 @@ func (p *Peer) connectIdle() {
 		p.negMu.Unlock()
 		return
 	}
-	if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+	negotiated, id := true, uint16(0)
+	if _, err := p.pc.CreateDataChannel(idleChannel, &webrtc.DataChannelInit{Negotiated: &negotiated, ID: &id}); err != nil {
 		p.negMu.Unlock()
 		p.log.Warn("cannot offer a connection", "err", err)
 		return
@@ -249,6 +251,9 @@ func (p *Peer) connectIdle() {
 	p.event("nothing negotiated since joining: server offers to connect")
 	p.negotiate()
 }
+
+// idleChannel labels the data channel connectIdle offers.
+const idleChannel = "connect"
 
 func (p *Peer) connectTimedOut() {
 	if p.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {

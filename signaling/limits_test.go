@@ -264,16 +264,20 @@ func TestIdleJoinersRemoved(t *testing.T) {
 		t.Fatalf("the viewer was closed: %v", viewer.CloseError())
 	default:
 	}
-	trs := viewer.PC().GetTransceivers()
-	if len(trs) != 1 || trs[0].Kind() != webrtc.RTPCodecTypeAudio {
-		t.Fatalf("the viewer has %d transceivers, want the server's one audio section", len(trs))
+	// It connected on a data channel section alone: no media section
+	// settled the session's codecs before the client sent anything.
+	if trs := viewer.PC().GetTransceivers(); len(trs) != 0 {
+		t.Fatalf("the viewer has %d transceivers before any track, want none", len(trs))
+	}
+	if s := viewer.PC().SCTP().State(); s != webrtc.SCTPTransportStateConnected {
+		t.Fatalf("the viewer's SCTP transport is %s, want connected (the server's data channel section)", s)
 	}
 	// A track published now flows on the connection that is already up.
 	pub := srv.Join(ctx, "idle")
 	st.Publish(ctx, t, pub, "audio")
 	got := receiveTracks(t, viewer, 1)
 	for _, r := range got {
-		testutil.Eventually(t, 5*time.Second, "audio arrives on the viewer's first section", func() bool { return r.Packets.Load() > 10 })
+		testutil.Eventually(t, 5*time.Second, "audio arrives on the viewer's connection", func() bool { return r.Packets.Load() > 10 })
 		if r.Corrupt.Load() != 0 {
 			t.Errorf("%d corrupt packets", r.Corrupt.Load())
 		}

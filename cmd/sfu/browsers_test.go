@@ -18,7 +18,11 @@ type person struct {
 	engine  webtest.Engine
 	params  url.Values // extra page parameters (simulcast=0, ...)
 	joinLag bool       // joins after everyone without it is in the call
-	shares  bool       // shares a screen once everyone is in the call
+	// slowOffer makes the browser take 2.5 s over its first offer, as on a
+	// loaded machine: the server's offer to a participant that negotiated
+	// nothing comes first, and the page publishes over it.
+	slowOffer bool
+	shares    bool // shares a screen once everyone is in the call
 	// cannot names the people whose video this one cannot decode: their
 	// tile says why, and their audio plays.
 	cannot []string
@@ -80,7 +84,14 @@ func runRoom(t *testing.T, b *browsers, people []person) {
 		if q := people[i].params.Encode(); q != "" {
 			u += "&" + q
 		}
-		tabs[i].Navigate(t, u)
+		if !people[i].slowOffer {
+			tabs[i].Navigate(t, u)
+			return
+		}
+		// Without a room in its address the page waits on its join form,
+		// which the script fills in once the first offer is slowed.
+		tabs[i].Navigate(t, base+"/?"+people[i].params.Encode())
+		webtest.MustEval[bool](t, tabs[i], fmt.Sprintf(slowOfferJS, room, people[i].name))
 	}
 	others := func(i int, lateToo bool) (see, cannot []string) {
 		for j, p := range people {
@@ -243,6 +254,7 @@ func TestBrowsersMixed(t *testing.T) {
 		{"2 Firefox", []person{{name: "Fox", engine: ff}, {name: "Fennec", engine: ff}}},
 		{"2 Firefox without simulcast", []person{{name: "Fox", engine: ff, params: noSimulcast}, {name: "Fennec", engine: ff, params: noSimulcast}}},
 		{"1 Firefox and 2 Chromium together", []person{{name: "Fox", engine: ff}, {name: "Crow", engine: cr}, {name: "Raven", engine: cr}}},
+		{"1 Firefox publishing late, then 2 Chromium", []person{{name: "Fox", engine: ff, slowOffer: true}, {name: "Crow", engine: cr}, {name: "Raven", engine: cr}}},
 		{"1 Firefox after 2 Chromium", []person{{name: "Crow", engine: cr}, {name: "Raven", engine: cr}, {name: "Fox", engine: ff, joinLag: true}}},
 		{"1 Firefox after 2 Chromium, no simulcast", []person{
 			{name: "Crow", engine: cr, params: noSimulcast}, {name: "Raven", engine: cr, params: noSimulcast},
@@ -284,3 +296,21 @@ func TestBrowsersMixedCodecs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { runRoom(t, b, tt.people) })
 	}
 }
+
+// slowOfferJS delays the page's first offer by 2.5 s, then joins room %q
+// as %q from the join form.
+const slowOfferJS = `(() => {
+  const create = RTCPeerConnection.prototype.createOffer;
+  let first = true;
+  RTCPeerConnection.prototype.createOffer = async function (...args) {
+    if (first) {
+      first = false;
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+    }
+    return create.apply(this, args);
+  };
+  document.getElementById('room').value = %q;
+  document.getElementById('name').value = %q;
+  document.getElementById('join-form').requestSubmit();
+  return true;
+})()`
