@@ -249,7 +249,7 @@ func (d *DownTrack) sendPadding(now int64) int {
 	h := &d.probe.hdr
 	*h = rtp.Header{Version: 2, Padding: true, PayloadType: b.pt, SequenceNumber: seq, Timestamp: ts, SSRC: b.ssrc, Extensions: h.Extensions[:0]}
 	numbered := d.numberPacket(h, b, &d.probe.twcc, len(padding), now, true)
-	if !d.write(h, b, &d.probe.twcc, numbered, padding) {
+	if !d.write(h, b, &d.probe.twcc, numbered, padding, &d.fwdSeal, nil, false) {
 		return 0
 	}
 	return len(padding) + rtpOverhead

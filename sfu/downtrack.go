@@ -39,6 +39,12 @@ type DownTrack struct {
 	rw        rewriter
 	hdr       rtp.Header // scratch header for the packet being written
 	twcc      [2]byte    // scratch transport-wide sequence number
+	fwdSeal   sealer     // seals the forwarded packets and probes (direct.go)
+	outExt    uint64     // extended sequence number of the highest packet sent
+	outAny    bool       // a packet was sent (outExt is meaningful)
+	// outHigh is outExt+1 (0 before the first packet), for the RTCP
+	// goroutine's resends.
+	outHigh atomic.Uint64
 
 	rtx   *retransmitter // owned by the RTCP goroutine, made at the first NACK
 	probe prober         // owned by the subscriber's allocator
@@ -213,7 +219,7 @@ func (d *DownTrack) restart() { d.started = false }
 //
 // Padding is stripped: a padding-only packet goes out empty, which receivers
 // treat as padding, and keeps the sequence numbers one to one.
-func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
+func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64, out *sendBatch) {
 	b := d.bound.Load()
 	if b == nil || p.PayloadType != d.srcPT {
 		return
@@ -237,7 +243,7 @@ func (d *DownTrack) forward(l int, p *rtp.Packet, key bool, now int64) {
 	h := &d.hdr
 	d.fillHeader(h, b, p, seq, ts)
 	numbered := d.numberPacket(h, b, &d.twcc, len(p.Payload), now, false)
-	if !d.write(h, b, &d.twcc, numbered, p.Payload) {
+	if !d.write(h, b, &d.twcc, numbered, p.Payload, &d.fwdSeal, out, false) {
 		// pion drops packets (n == 0) until DTLS is up: if the keyframe we
 		// started with was lost that way, start again at the next one.
 		if !d.delivered {
@@ -296,17 +302,67 @@ func (d *DownTrack) numberPacket(h *rtp.Header, b *binding, tw *[2]byte, payload
 	return true
 }
 
-// write sends a packet numbered by numberPacket (numbered: its result);
-// a packet pion did not send is taken out of the bandwidth estimation.
-func (d *DownTrack) write(h *rtp.Header, b *binding, tw *[2]byte, numbered bool, payload []byte) bool {
-	n, err := b.writer.WriteRTP(h, payload)
-	if err == nil && n > 0 {
-		return true
+// write sends a packet numbered by numberPacket (numbered: its result),
+// on the direct path when the subscriber has a route (sealed with s, into
+// out when there is a fan-out's batch), else through pion; a packet not
+// sent is taken out of the bandwidth estimation. resend: a retransmission,
+// from the RTCP goroutine; every other packet extends the stream's count of
+// sequence numbers, which gives each sealed packet its rollover counter.
+func (d *DownTrack) write(h *rtp.Header, b *binding, tw *[2]byte, numbered bool, payload []byte, s *sealer, out *sendBatch, resend bool) bool {
+	var roc uint32
+	if resend {
+		if high := d.outHigh.Load(); high > 0 {
+			roc = rocFor(high-1, h.SequenceNumber)
+		}
+	} else {
+		var ext uint64
+		ext, d.outExt = nextExt(d.outExt, d.outAny, h.SequenceNumber)
+		d.outAny = true
+		d.outHigh.Store(d.outExt + 1)
+		roc = uint32(ext >> 16)
 	}
-	if numbered {
+	var sent bool
+	if r := d.route(); r != nil {
+		sent = d.writeDirect(r, h, payload, s, out, roc, resend)
+	} else {
+		n, err := b.writer.WriteRTP(h, payload)
+		sent = err == nil && n > 0
+	}
+	if !sent && numbered {
 		d.sub.bwe.unsent(uint16(tw[0])<<8 | uint16(tw[1]))
 	}
-	return false
+	return sent
+}
+
+// route is the subscriber's direct route, nil when packets go through pion.
+func (d *DownTrack) route() *route {
+	if d.sub == nil {
+		return nil
+	}
+	return d.sub.direct.cur.Load()
+}
+
+// writeDirect seals a packet with s and queues it in out, or sends it at
+// once without a batch (or when out has no room for another socket).
+func (d *DownTrack) writeDirect(r *route, h *rtp.Header, payload []byte, s *sealer, out *sendBatch, roc uint32, setROC bool) bool {
+	if out != nil {
+		if buf, i := out.slot(r.conn); buf != nil {
+			pkt, ok := s.seal(r, h, payload, roc, setROC, buf)
+			if ok {
+				out.commit(i, pkt, r.addr)
+			}
+			return ok
+		}
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, 0, 1500)
+	}
+	pkt, ok := s.seal(r, h, payload, roc, setROC, s.buf)
+	if !ok {
+		return false
+	}
+	_, err := r.conn.WriteToAddrPort(pkt, r.addr)
+	return err == nil
 }
 
 // readRTCP serves the subscriber's feedback until the sender stops: keyframe

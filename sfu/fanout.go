@@ -27,6 +27,7 @@ type fanoutJob struct {
 	key   bool
 	now   int64
 	wg    *sync.WaitGroup
+	out   sendBatch // the chunk's packets on the direct path
 }
 
 // fanoutPool is the engine's workers, one per core.
@@ -54,8 +55,9 @@ func (f *fanoutPool) work() {
 	defer f.wg.Done()
 	for j := range f.jobs {
 		for _, d := range j.downs {
-			d.forward(j.l, j.p, j.key, j.now)
+			d.forward(j.l, j.p, j.key, j.now, &j.out)
 		}
+		j.out.flush()
 		j.wg.Done()
 	}
 }
@@ -84,9 +86,11 @@ func (f *fanoutPool) submit(j *fanoutJob) bool {
 // Called with u.fwdMu held; the jobs are the track's own, reused.
 func (u *UpTrack) fanout(downs []*DownTrack, l int, p *rtp.Packet, key bool, now int64) {
 	pool := u.publisher.e.fanout
+	out := &u.out
+	defer out.flush()
 	if len(downs) <= fanoutChunk || pool == nil {
 		for _, d := range downs {
-			d.forward(l, p, key, now)
+			d.forward(l, p, key, now, out)
 		}
 		return
 	}
@@ -98,16 +102,16 @@ func (u *UpTrack) fanout(downs []*DownTrack, l int, p *rtp.Packet, key bool, now
 	u.fanoutWG.Add(chunks - 1)
 	for i := 1; i < chunks; i++ {
 		j := &u.jobs[i]
-		*j = fanoutJob{downs: downs[i*fanoutChunk : min(len(downs), (i+1)*fanoutChunk)], l: l, p: p, key: key, now: now, wg: &u.fanoutWG}
+		j.downs, j.l, j.p, j.key, j.now, j.wg = downs[i*fanoutChunk:min(len(downs), (i+1)*fanoutChunk)], l, p, key, now, &u.fanoutWG
 		if !pool.submit(j) {
 			for _, d := range j.downs {
-				d.forward(l, p, key, now)
+				d.forward(l, p, key, now, out)
 			}
 			u.fanoutWG.Done()
 		}
 	}
 	for _, d := range downs[:fanoutChunk] {
-		d.forward(l, p, key, now)
+		d.forward(l, p, key, now, out)
 	}
 	u.fanoutWG.Wait()
 }

@@ -24,6 +24,7 @@ type retransmitter struct {
 	pkt     rtp.Packet
 	hdr     rtp.Header
 	twcc    [2]byte
+	seal    sealer           // seals the resent packets on the direct path
 	lastAt  [cacheSize]int64 // when out sequence number i%cacheSize was last resent
 	lastSeq [cacheSize]uint16
 	count   [cacheSize]uint8 // how often it was resent
@@ -75,7 +76,7 @@ func (d *DownTrack) handleNACK(entries [][4]byte, now int64) {
 		h := &r.hdr
 		d.fillHeader(h, b, &r.pkt, w.out, r.pkt.Timestamp+w.tsDelta)
 		numbered := d.numberPacket(h, b, &r.twcc, len(r.pkt.Payload), now, false)
-		if d.write(h, b, &r.twcc, numbered, r.pkt.Payload) {
+		if d.write(h, b, &r.twcc, numbered, r.pkt.Payload, &r.seal, nil, true) {
 			d.retransmitted.Add(1)
 		}
 	}

@@ -98,6 +98,7 @@ func (p *Peer) HandleOffer(sdp string, reply func(answer string)) error {
 		p.log.Info("negotiation failed: client offer refused", "err", err)
 	} else {
 		p.event("client offer answered (+%d -%d tracks)", len(added), len(removed))
+		p.updateRoute() // the client may declare header encryption anew
 		if f := p.e.cfg.OnNegotiation; f != nil {
 			f("client-offer", time.Since(start))
 		}
@@ -273,6 +274,7 @@ func (p *Peer) handleAnswer(sdp string) ([]*UpTrack, error) {
 	}
 	p.numbers.learn(sdp)
 	p.event("client answer applied")
+	p.updateRoute()
 	if f := p.e.cfg.OnNegotiation; f != nil {
 		f("server-offer", time.Since(p.offerAt))
 	}

@@ -64,6 +64,8 @@ type Peer struct {
 	noPublish bool // PeerConfig.NoPublish
 	// secrets are what the session's SRTP keys derive from (srtpkeys.go).
 	secrets *dtlsSecrets
+	// direct is the route of the direct send path (direct.go).
+	direct directPath
 
 	// Lock order: negMu, then mu; the locks of UpTracks, DownTracks, the
 	// estimator and the packet caches are leaves, taken under either or
@@ -151,6 +153,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	pc.OnICECandidate(p.onCandidate)
 	pc.OnTrack(p.onTrack)
 	pc.OnConnectionStateChange(p.onConnectionState)
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) { p.updateRoute() })
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		p.log.Info("ice state", "state", s.String())
 		if s != webrtc.ICEConnectionStateNew {
@@ -296,6 +299,7 @@ func (p *Peer) onConnectionState(s webrtc.PeerConnectionState) {
 			p.connectTimer.Stop()
 		}
 		p.mu.Unlock()
+		p.updateRoute() // DTLS is up: the keys are known
 	case webrtc.PeerConnectionStateFailed:
 		p.fail(ErrICEFailed)
 	case webrtc.PeerConnectionStateClosed:

@@ -24,7 +24,11 @@ type PeerStats struct {
 	// connects. RemoteAddr is the far end of that pair.
 	Path       string
 	RemoteAddr netip.AddrPort
-	RTT        time.Duration
+	// SendPath is how forwarded packets leave: "direct" (sealed by the
+	// server and batched into the media port's socket), or "pion: " and
+	// why not (ICE-TCP, DTLS not up yet...).
+	SendPath string
+	RTT      time.Duration
 	// Estimate is the subscriber's estimated bandwidth, bits/s (0: the
 	// client sends no congestion feedback).
 	Estimate    int
@@ -79,6 +83,7 @@ func (p *Peer) Stats() PeerStats {
 		ICE:        p.pc.ICEConnectionState().String(),
 		Signaling:  p.pc.SignalingState().String(),
 		Estimate:   p.Estimate(),
+		SendPath:   p.sendPath(),
 	}
 	if dtls := p.pc.SCTP().Transport(); dtls != nil {
 		s.DTLS = dtls.State().String()

@@ -17,6 +17,9 @@ type subscriber struct {
 	log  *slog.Logger
 	done <-chan struct{} // closed when the peer closes
 	bwe  *bwe
+	// direct is the peer's direct send path (direct.go); a path of its
+	// own, never taken, without a peer.
+	direct *directPath
 	// downs lists the attached subscriptions.
 	downs atomic.Pointer[[]*DownTrack]
 
@@ -29,7 +32,10 @@ type subscriber struct {
 }
 
 func newSubscriber(p *Peer, log *slog.Logger, done <-chan struct{}) *subscriber {
-	s := &subscriber{peer: p, log: log, done: done, bwe: newBWE(), rtcpSSRC: randUint32()}
+	s := &subscriber{peer: p, log: log, done: done, bwe: newBWE(), rtcpSSRC: randUint32(), direct: &directPath{}}
+	if p != nil {
+		s.direct = &p.direct
+	}
 	s.downs.Store(&[]*DownTrack{})
 	return s
 }

@@ -140,6 +140,27 @@ func (c *batchConn) take() *batch {
 	return out
 }
 
+// spareBatch hands out an empty batch for a caller to fill on its own
+// (the direct path's sendBatch), to give back through flush or putBatch.
+func (c *batchConn) spareBatch() *batch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.spare); n > 0 {
+		q := c.spare[n-1]
+		c.spare = c.spare[:n-1]
+		return q
+	}
+	return newBatch()
+}
+
+// putBatch returns an unused batch to the spares.
+func (c *batchConn) putBatch(q *batch) {
+	q.n = 0
+	c.mu.Lock()
+	c.spare = append(c.spare, q)
+	c.mu.Unlock()
+}
+
 // flush sends a batch and returns it to the spares. Errors are those of
 // UDP: a packet the kernel refuses is lost, as a failed sendto would lose
 // it, and the rest still go; the first refusal is returned.
@@ -170,6 +191,36 @@ func (m *udpMux) end() {
 	for _, c := range m.conns {
 		c.end()
 	}
+}
+
+// conn returns the socket of the local candidate address:port, nil when
+// it is none of the mux's. A 1:1 NAT address (ice.nat_1to1_ips) is not
+// a local one: it maps to the only socket of its family, when there is
+// one.
+func (m *udpMux) conn(address string, port uint16) *batchConn {
+	a, err := netip.ParseAddr(address)
+	if err != nil {
+		return nil
+	}
+	a = a.Unmap()
+	var same *batchConn
+	sameFamily := 0
+	for _, c := range m.conns {
+		la := c.LocalAddr().(*net.UDPAddr).AddrPort()
+		if la.Port() != port {
+			continue
+		}
+		if la.Addr().Unmap() == a {
+			return c
+		}
+		if la.Addr().Unmap().Is4() == a.Is4() && !la.Addr().IsLoopback() {
+			same, sameFamily = c, sameFamily+1
+		}
+	}
+	if sameFamily == 1 && !a.IsLoopback() && !a.IsPrivate() {
+		return same
+	}
+	return nil
 }
 
 // listenUDPMux binds port on every local address that the interface and IP

@@ -52,6 +52,7 @@ type UpTrack struct {
 	fwdMu sync.Mutex
 	// Owned by whoever holds fwdMu: the chunks of a large fan-out.
 	jobs     []fanoutJob
+	out      sendBatch // the fan-out's own chunk on the direct path
 	fanoutWG sync.WaitGroup
 	muted    atomic.Bool
 	// priority orders tracks when a subscriber's bandwidth is shared out

@@ -77,6 +77,16 @@ func networkCall(t *testing.T, b *webtest.Browser, base, room string, names []st
 // gives.
 func debugPaths(t *testing.T, base, room string) map[string]string {
 	t.Helper()
+	out := map[string]string{}
+	for name, p := range debugParticipants(t, base, room) {
+		out[name] = p.Path
+	}
+	return out
+}
+
+// debugParticipants reads /debug/rooms: the room's participants by name.
+func debugParticipants(t *testing.T, base, room string) map[string]inspect.ParticipantDetail {
+	t.Helper()
 	resp, err := http.Get(base + "/debug/rooms")
 	if err != nil {
 		t.Fatal(err)
@@ -86,11 +96,11 @@ func debugPaths(t *testing.T, base, room string) map[string]string {
 	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
+	out := map[string]inspect.ParticipantDetail{}
 	for _, r := range snap.Rooms {
 		if r.Name == room {
 			for _, p := range r.Participants {
-				out[p.Name] = p.Path
+				out[p.Name] = p
 			}
 		}
 	}

@@ -25,11 +25,15 @@ func TestEveryNetwork(t *testing.T) {
 		networks []webrtc.NetworkType
 		relay    string
 		want     string
+		// send is how the server writes bob's media: direct into the
+		// media port's socket whenever its side of the pair is UDP (a
+		// client's relay is reached over UDP too), else through pion.
+		send string
 	}{
-		{"udp", nil, "", "udp"},
-		{"ice-tcp", []webrtc.NetworkType{webrtc.NetworkTypeTCP4}, "", "tcp"},
-		{"relay over udp", nil, "udp", "relay-udp"},
-		{"relay over tcp", nil, "tcp", "relay-tcp"},
+		{"udp", nil, "", "udp", "direct"},
+		{"ice-tcp", []webrtc.NetworkType{webrtc.NetworkTypeTCP4}, "", "tcp", "pion: the selected pair is tcp"},
+		{"relay over udp", nil, "udp", "relay-udp", "direct"},
+		{"relay over tcp", nil, "tcp", "relay-tcp", "direct"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -63,11 +67,14 @@ func TestEveryNetwork(t *testing.T) {
 			if n, bad := got.Packets.Load(), got.Corrupt.Load(); n < 100 || bad > 0 {
 				t.Fatalf("bob received %d packets (%d corrupt) over %s, want 100 intact", n, bad, tc.name)
 			}
-			paths := debugPaths(t, "http://"+addr, room)
+			ps := debugParticipants(t, "http://"+addr, room)
 			for _, name := range []string{"alice", "bob"} {
-				if paths[name] != tc.want {
-					t.Errorf("/debug says %s took %q, want %q", name, paths[name], tc.want)
+				if ps[name].Path != tc.want {
+					t.Errorf("/debug says %s took %q, want %q", name, ps[name].Path, tc.want)
 				}
+			}
+			if got := ps["bob"].SendPath; got != tc.send {
+				t.Errorf("/debug says the server sends to bob by %q, want %q", got, tc.send)
 			}
 		})
 	}

@@ -53,6 +53,11 @@ type ParticipantDetail struct {
 	// the embedded TURN server, reached over that transport), "relay"
 	// (through another TURN server); "" before ICE connects.
 	Path string `json:"path"`
+	// SendPath is how the server writes the media it forwards to this
+	// participant: "direct" (sealed by the server and batched into the
+	// media port's socket), or "pion: " and why the direct path does not
+	// apply (ICE-TCP, DTLS not up yet...).
+	SendPath string `json:"sendPath"`
 	// BandwidthEstimateBps is the server's estimate of the bandwidth
 	// towards this participant (from its transport-wide congestion
 	// feedback), shared out among its subscriptions; 0 without feedback.
@@ -182,7 +187,7 @@ func (s *Server) participantDetail(room string, p *rooms.Participant, now time.T
 		Subscriptions:        make([]Subscription, len(st.Subscribed)),
 		RawStats:             "/debug/participants/" + url.PathEscape(room) + "/" + url.PathEscape(p.ID()) + "/stats",
 	}
-	d.Path = st.Path
+	d.Path, d.SendPath = st.Path, st.SendPath
 	if st.Path == "relay" && s.cfg.Relay != nil {
 		if transport, ok := s.cfg.Relay(st.RemoteAddr); ok {
 			d.Path = "relay-" + transport

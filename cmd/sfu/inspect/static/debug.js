@@ -258,6 +258,7 @@ function participantView(p, names) {
       el('a', {href: raw, target: '_blank', rel: 'noopener', class: 'raw'}, 'raw stats')),
     el('dl', {class: 'facts'},
       el('dt', {}, 'path'), el('dd', {class: 'path'}, pathText(p.path)),
+      el('dt', {}, 'send path'), el('dd', {class: 'send-path'}, p.sendPath || '–'),
       el('dt', {}, 'candidate pair'),
       el('dd', {}, pair ? `${candidate(pair.local)} ⇄ ${candidate(pair.remote)}` : 'not connected'),
       el('dt', {}, 'RTT'), el('dd', {}, pair ? millis(pair.rttMs) : '–'),
