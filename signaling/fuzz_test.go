@@ -81,7 +81,7 @@ func FuzzSession(f *testing.F) {
 	f.Add([]byte("{\"type\":\"resume\",\"token\":\"abc\"}\n{\"type\":\"layer\",\"track\":\"t\",\"rid\":\"q\"}"))
 	f.Add([]byte("{\"type\":\"join\",\"id\":\"j\",\"room\":\"f\",\"name\":\"c\"}\n{\"type\":\"join\",\"id\":\"k\",\"room\":\"g\",\"name\":\"c\"}\n{\"type\":\"refresh\",\"id\":\"r\",\"token\":\"x\"}\n{\"type\":\"leave\"}\n{\"type\":\"join\",\"room\":\"f\",\"name\":\"c\"}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := &session{h: h, out: make(chan outgoing, 1<<16), closing: make(chan struct{})}
+		s := &session{h: h, out: make(chan *outgoing, 1<<16), closing: make(chan struct{})}
 		s.logp.Store(h.log)
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		defer s.cancel()
@@ -92,7 +92,7 @@ func FuzzSession(f *testing.F) {
 			for drained := false; !drained; {
 				select {
 				case o := <-s.out:
-					if _, err := s.frame(o); err != nil {
+					if _, err := s.frame(*o); err != nil {
 						t.Fatalf("frame %q: a message that cannot be sent: %v", frame, err)
 					}
 					switch m := o.reply.(type) {

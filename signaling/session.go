@@ -40,8 +40,8 @@ type session struct {
 	ctx    context.Context // ends with the session
 	cancel context.CancelFunc
 
-	out        chan outgoing // to the writer
-	closing    chan struct{} // closed by closeWith
+	out        chan *outgoing // to the writer (pointers: a queue of QueueSize costs 8 bytes a slot while empty)
+	closing    chan struct{}  // closed by closeWith
 	closeOnce  sync.Once
 	closeCode  int    // written once, before closing is closed
 	closeText  string // idem
@@ -69,7 +69,7 @@ func newSession(h *Handler, ws *websocket.Conn, r *http.Request) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{
 		h: h, ws: ws, ctx: ctx, cancel: cancel, remote: r.RemoteAddr, host: r.Host,
-		out:        make(chan outgoing, h.cfg.QueueSize),
+		out:        make(chan *outgoing, h.cfg.QueueSize),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
@@ -342,7 +342,7 @@ func (s *session) enqueue(m outgoing) {
 	default:
 	}
 	select {
-	case s.out <- m:
+	case s.out <- &m:
 	default:
 		s.logger().Warn("client not reading: socket closed", "queued", len(s.out))
 		s.closeWith(CloseTooSlow, "too slow")
@@ -364,7 +364,7 @@ func (s *session) writer() {
 	for {
 		select {
 		case m := <-s.out:
-			if err := s.write(m); err != nil {
+			if err := s.write(*m); err != nil {
 				s.logger().Debug("write failed", "err", err)
 				s.closeWith(websocket.CloseAbnormalClosure, "")
 				_ = s.ws.Close() // unblocks the reader
@@ -389,7 +389,7 @@ func (s *session) flush() {
 	for {
 		select {
 		case m := <-s.out:
-			if err := s.write(m); err != nil {
+			if err := s.write(*m); err != nil {
 				return
 			}
 			continue
