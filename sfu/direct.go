@@ -49,10 +49,11 @@ type route struct {
 
 // directPath is a peer's route and why there is none.
 type directPath struct {
-	mu   sync.Mutex // serializes update
-	cur  atomic.Pointer[route]
-	why  atomic.Pointer[string] // why packets go through pion ("" when direct)
-	keys *srtp.Config           // guarded by mu, derived once
+	mu     sync.Mutex // serializes update
+	cur    atomic.Pointer[route]
+	why    atomic.Pointer[string] // why packets go through pion ("" when direct)
+	keys   *srtp.Config           // guarded by mu, derived once
+	closed bool                   // guarded by mu
 }
 
 // errNotMediaPort: the selected pair's local end is not a socket of the
@@ -66,6 +67,9 @@ func (p *Peer) updateRoute() {
 	d := &p.direct
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
 	r, err := p.newRoute()
 	if err != nil {
 		why := err.Error()
@@ -79,6 +83,16 @@ func (p *Peer) updateRoute() {
 	empty := ""
 	d.why.Store(&empty)
 	d.cur.Store(r)
+}
+
+// close ends the direct path for good: a closed peer sends nothing more.
+func (d *directPath) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	why := "closed"
+	d.why.Store(&why)
+	d.cur.Store(nil)
 }
 
 // newRoute is updateRoute's computation. Called with p.direct.mu held.

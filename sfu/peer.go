@@ -380,6 +380,7 @@ func (p *Peer) Close() error {
 	published := slicesOf(p.published)
 	p.mu.Unlock()
 	close(p.done)
+	p.direct.close()
 
 	p.negMu.Lock() // waits for a negotiation in progress
 	for _, s := range p.subs {
