@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
 )
 
 func TestRocFor(t *testing.T) {
@@ -179,4 +181,64 @@ func readDecrypted(t *testing.T, recv *net.UDPConn, rx *srtp.Context, sent map[u
 		t.Fatalf("packet %d: no transport-wide sequence number", p.SequenceNumber)
 	}
 	return p.SequenceNumber
+}
+
+// TestDirectRouteOnMediaPort forwards between two pion clients through an
+// engine with a media port: the subscriber, which offered first (the
+// server answers as DTLS server), is sent to on the direct path, and every
+// packet arrives in order and intact. Closing the peer ends the route.
+func TestDirectRouteOnMediaPort(t *testing.T) {
+	e, err := NewEngine(Config{
+		UDPPort: freeUDPPort(t), Loopback: true, ConnectTimeout: 10 * time.Second,
+		IPs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	pub := newPair(t, e)
+	local, up := pub.publish(webrtc.MimeTypeVP8)
+	sub := newPair(t, e)
+	if _, err := sub.client.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.offer(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.server.Subscribe(up); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go sendUntil(t, local, stop)
+
+	var tr *webrtc.TrackRemote
+	select {
+	case tr = <-sub.tracks:
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscriber got no track")
+	}
+	var last uint16
+	for i := range 200 {
+		p, _, err := tr.ReadRTP()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && p.SequenceNumber != last+1 {
+			t.Fatalf("sequence gap: %d after %d", p.SequenceNumber, last)
+		}
+		in := uint16(p.Payload[3]) | uint16(p.Payload[4])<<8
+		if want := vp8Packet(in, in%50 == 0); !bytes.Equal(p.Payload, want) {
+			t.Fatalf("payload % x, want % x", p.Payload, want)
+		}
+		last = p.SequenceNumber
+	}
+	if got := sub.server.Stats().SendPath; got != "direct" {
+		t.Fatalf("send path %q, want direct", got)
+	}
+	_ = sub.server.Close()
+	sub.server.updateRoute() // as a late pion callback would
+	if got := sub.server.Stats().SendPath; got != "pion: closed" {
+		t.Errorf("send path of a closed peer %q, want pion: closed", got)
+	}
 }
