@@ -225,29 +225,27 @@ func (s *sealer) seal(r *route, h *rtp.Header, payload []byte, roc uint32, setRO
 // the empty extension header cryptex inserts.
 const srtpOverhead = 16 + 4
 
-// rocFor is the rollover counter of sequence number seq in a stream whose
-// last packet had extended sequence number last (the nearer of the two
-// candidates: a resent packet may be from before a wrap).
-func rocFor(last uint64, seq uint16) uint32 {
-	ext := int64(last) + int64(int16(seq-uint16(last)))
-	if ext < 0 {
-		ext = int64(seq)
+// extend is the extended sequence number of seq in a stream whose highest
+// so far is last: the nearer of the two candidates, since a late or resent
+// packet may be from before a wrap (and nothing is before 0).
+func extend(last uint64, seq uint16) uint64 {
+	e := int64(last) + int64(int16(seq-uint16(last)))
+	if e < 0 {
+		return uint64(seq)
 	}
-	return uint32(uint64(ext) >> 16)
+	return uint64(e)
 }
 
-// nextExt extends seq after last (0: no packet yet), for the forwarding
-// goroutine's count: it returns the extended number of seq and the new
-// highest.
+// rocFor is the rollover counter of seq after last (extend).
+func rocFor(last uint64, seq uint16) uint32 { return uint32(extend(last, seq) >> 16) }
+
+// nextExt extends seq after last (started: a packet was sent before) and
+// returns it and the new highest.
 func nextExt(last uint64, started bool, seq uint16) (ext, highest uint64) {
 	if !started {
 		return uint64(seq), uint64(seq)
 	}
-	e := int64(last) + int64(int16(seq-uint16(last)))
-	if e < 0 {
-		e = int64(seq)
-	}
-	ext = uint64(e)
+	ext = extend(last, seq)
 	return ext, max(ext, last)
 }
 

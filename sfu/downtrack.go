@@ -40,10 +40,9 @@ type DownTrack struct {
 	hdr       rtp.Header // scratch header for the packet being written
 	twcc      [2]byte    // scratch transport-wide sequence number
 	fwdSeal   sealer     // seals the forwarded packets and probes (direct.go)
-	outExt    uint64     // extended sequence number of the highest packet sent
-	outAny    bool       // a packet was sent (outExt is meaningful)
-	// outHigh is outExt+1 (0 before the first packet), for the RTCP
-	// goroutine's resends.
+	// outHigh is the extended sequence number of the highest packet sent,
+	// plus one (0 before the first): written by the forwarding goroutine,
+	// read by the RTCP goroutine's resends.
 	outHigh atomic.Uint64
 
 	rtx   *retransmitter // owned by the RTCP goroutine, made at the first NACK
@@ -309,21 +308,20 @@ func (d *DownTrack) numberPacket(h *rtp.Header, b *binding, tw *[2]byte, payload
 // from the RTCP goroutine; every other packet extends the stream's count of
 // sequence numbers, which gives each sealed packet its rollover counter.
 func (d *DownTrack) write(h *rtp.Header, b *binding, tw *[2]byte, numbered bool, payload []byte, s *sealer, out *sendBatch, resend bool) bool {
-	var roc uint32
+	high := d.outHigh.Load()
+	var ext uint64
 	if resend {
-		if high := d.outHigh.Load(); high > 0 {
-			roc = rocFor(high-1, h.SequenceNumber)
+		if high > 0 {
+			ext = extend(high-1, h.SequenceNumber)
 		}
 	} else {
-		var ext uint64
-		ext, d.outExt = nextExt(d.outExt, d.outAny, h.SequenceNumber)
-		d.outAny = true
-		d.outHigh.Store(d.outExt + 1)
-		roc = uint32(ext >> 16)
+		var highest uint64
+		ext, highest = nextExt(high-1, high > 0, h.SequenceNumber)
+		d.outHigh.Store(highest + 1)
 	}
 	var sent bool
 	if r := d.route(); r != nil {
-		sent = d.writeDirect(r, h, payload, s, out, roc, resend)
+		sent = d.writeDirect(r, h, payload, s, out, uint32(ext>>16), resend)
 	} else {
 		n, err := b.writer.WriteRTP(h, payload)
 		sent = err == nil && n > 0
