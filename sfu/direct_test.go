@@ -91,7 +91,7 @@ func TestDirectPathSeals(t *testing.T) {
 			}
 
 			rx.SetROC(1000, 1) // it got the packets pion sent, up to the wrap
-			recv, send := loopbackPair(t)
+			send, recv := batchPair(t)
 			up, sinks := fanout(1, nil)
 			d := (*up.downs.Load())[0]
 
@@ -131,26 +131,6 @@ func TestDirectPathSeals(t *testing.T) {
 			}
 		})
 	}
-}
-
-// loopbackPair opens a receiving socket and a batching sending one.
-func loopbackPair(t *testing.T) (*net.UDPConn, *batchConn) {
-	t.Helper()
-	recv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { recv.Close() })
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	send, err := newBatchConn(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { send.Close() })
-	return recv, send
 }
 
 // readDecrypted reads one datagram, decrypts it and checks its payload
@@ -199,40 +179,7 @@ func TestDirectRouteOnMediaPort(t *testing.T) {
 	pub := newPair(t, e)
 	local, up := pub.publish(webrtc.MimeTypeVP8)
 	sub := newPair(t, e)
-	if _, err := sub.client.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.offer(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sub.server.Subscribe(up); err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go sendUntil(t, local, stop)
-
-	var tr *webrtc.TrackRemote
-	select {
-	case tr = <-sub.tracks:
-	case <-time.After(10 * time.Second):
-		t.Fatal("subscriber got no track")
-	}
-	var last uint16
-	for i := range 200 {
-		p, _, err := tr.ReadRTP()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i > 0 && p.SequenceNumber != last+1 {
-			t.Fatalf("sequence gap: %d after %d", p.SequenceNumber, last)
-		}
-		in := uint16(p.Payload[3]) | uint16(p.Payload[4])<<8
-		if want := vp8Packet(in, in%50 == 0); !bytes.Equal(p.Payload, want) {
-			t.Fatalf("payload % x, want % x", p.Payload, want)
-		}
-		last = p.SequenceNumber
-	}
+	readVP8(t, sub.subscribeVP8(local, up), 200)
 	if got := sub.server.Stats().SendPath; got != "direct" {
 		t.Fatalf("send path %q, want direct", got)
 	}
@@ -240,5 +187,78 @@ func TestDirectRouteOnMediaPort(t *testing.T) {
 	sub.server.updateRoute() // as a late pion callback would
 	if got := sub.server.Stats().SendPath; got != "pion: closed" {
 		t.Errorf("send path of a closed peer %q, want pion: closed", got)
+	}
+}
+
+// TestDirectFanoutAllocatesNothing forwards packets to 10 subscriptions on
+// the direct path (sealed into the fan-out's batch, one sendmmsg) and
+// counts the allocations of one fan-out: none.
+func TestDirectFanoutAllocatesNothing(t *testing.T) {
+	send, recv := batchPair(t)
+	keys := &srtp.Config{Profile: srtp.ProtectionProfileAeadAes128Gcm}
+	keys.Keys.LocalMasterKey, keys.Keys.LocalMasterSalt = make([]byte, 16), make([]byte, 12)
+	up, sinks := fanout(10, nil)
+	r := &route{conn: send, addr: recv.LocalAddr().(*net.UDPAddr).AddrPort(), keys: keys, cryptex: true}
+	for _, d := range *up.downs.Load() {
+		d.sub.direct.cur.Store(r)
+	}
+	now := time.Now().UnixNano()
+	p := videoPacket(0, true)
+	up.forward(0, p, true, now) // makes each subscription's SRTP context
+	allocs := testing.AllocsPerRun(1000, func() {
+		p.SequenceNumber++
+		p.Timestamp += 3000
+		up.forward(0, p, false, now)
+	})
+	if allocs != 0 {
+		t.Errorf("forwarding one packet to 10 subscriptions on the direct path allocates %.1f times, want 0", allocs)
+	}
+	for i, d := range *up.downs.Load() {
+		// The keyframe, AllocsPerRun's warm-up run, then its 1000.
+		if n := d.packets.Load(); n != 1002 || sinks[i].packets != 0 {
+			t.Fatalf("subscription %d sent %d packets direct and %d through pion, want 1002 and 0", i, n, sinks[i].packets)
+		}
+	}
+}
+
+// TestMuxConnForCandidate maps a selected pair's local candidate to a
+// socket of the media port: its own address, or a 1:1 NAT address to the
+// only non-loopback socket of its family; anything else is not ours.
+func TestMuxConnForCandidate(t *testing.T) {
+	addrs, err := localAddrs(false, nil, func(ip net.IP) bool { return ip.To4() != nil })
+	if err != nil || len(addrs) == 0 {
+		t.Skip("no non-loopback IPv4 address to stand for the server's private one")
+	}
+	port := freeUDPPort(t)
+	var m udpMux
+	for _, ip := range []net.IP{net.IPv4(127, 0, 0, 1), addrs[0].AsSlice()} {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: port})
+		if err != nil {
+			t.Skipf("cannot bind %s:%d: %v", ip, port, err)
+		}
+		b, err := newBatchConn(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		m.conns = append(m.conns, b)
+	}
+	loop, public := m.conns[0], m.conns[1]
+	for _, c := range []struct {
+		address string
+		port    int
+		want    *batchConn
+	}{
+		{"127.0.0.1", port, loop},
+		{"203.0.113.5", port, public}, // ice.nat_1to1_ips
+		{addrs[0].String(), port, public},
+		{"10.255.2.3", port, nil}, // a private address of no socket
+		{"203.0.113.5", port + 1, nil},
+		{"::1", port, nil},
+		{"not an address", port, nil},
+	} {
+		if got := m.conn(c.address, uint16(c.port)); got != c.want {
+			t.Errorf("conn(%s, %d) = %p, want %p", c.address, c.port, got, c.want)
+		}
 	}
 }

@@ -263,41 +263,39 @@ func sendUntil(t *testing.T, local *webrtc.TrackLocalStaticRTP, stop <-chan stru
 	}
 }
 
-func TestForwardVP8BetweenTwoPeers(t *testing.T) {
-	e := testEngine(t)
-	pub := newPair(t, e)
-	local, up := pub.publish(webrtc.MimeTypeVP8)
-	if up.Kind() != webrtc.RTPCodecTypeVideo || up.PublisherID() != pub.server.ID() {
-		t.Fatalf("up track = %+v", up)
-	}
-
-	sub := newPair(t, e)
-	// A receiving-only client still offers first, like a browser would.
-	if _, err := sub.client.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+// subscribeVP8 subscribes p, a receive-only client that still offers
+// first as a browser would, to up, has local send until the test ends,
+// and returns the track p receives.
+func (p *pair) subscribeVP8(local *webrtc.TrackLocalStaticRTP, up *UpTrack) *webrtc.TrackRemote {
+	t := p.t
+	t.Helper()
+	if _, err := p.client.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sub.offer(); err != nil {
+	if err := p.offer(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sub.server.Subscribe(up); err != nil {
+	if _, err := p.server.Subscribe(up); err != nil {
 		t.Fatal(err)
 	}
-
 	stop := make(chan struct{})
-	defer close(stop)
+	t.Cleanup(func() { close(stop) })
 	go sendUntil(t, local, stop)
-
-	var tr *webrtc.TrackRemote
 	select {
-	case tr = <-sub.tracks:
+	case tr := <-p.tracks:
+		return tr
 	case <-time.After(10 * time.Second):
 		t.Fatal("subscriber got no track")
+		return nil
 	}
-	if tr.StreamID() != pub.server.ID() || tr.ID() != up.ID() {
-		t.Errorf("msid = %s %s, want %s %s", tr.StreamID(), tr.ID(), pub.server.ID(), up.ID())
-	}
-	var first, last uint16
-	for i := range 100 {
+}
+
+// readVP8 reads n packets of tr: the first a keyframe, then in order with
+// no gap, each payload the one sendUntil sent.
+func readVP8(t *testing.T, tr *webrtc.TrackRemote, n int) {
+	t.Helper()
+	var last uint16
+	for i := range n {
 		p, _, err := tr.ReadRTP()
 		if err != nil {
 			t.Fatal(err)
@@ -307,7 +305,6 @@ func TestForwardVP8BetweenTwoPeers(t *testing.T) {
 			if !vp8Keyframe(p.Payload) {
 				t.Fatalf("first packet is not a keyframe: % x", p.Payload)
 			}
-			first = p.SequenceNumber
 		} else if p.SequenceNumber != last+1 {
 			t.Fatalf("sequence gap: %d after %d", p.SequenceNumber, last)
 		}
@@ -316,6 +313,22 @@ func TestForwardVP8BetweenTwoPeers(t *testing.T) {
 		}
 		last = p.SequenceNumber
 	}
+}
+
+func TestForwardVP8BetweenTwoPeers(t *testing.T) {
+	e := testEngine(t)
+	pub := newPair(t, e)
+	local, up := pub.publish(webrtc.MimeTypeVP8)
+	if up.Kind() != webrtc.RTPCodecTypeVideo || up.PublisherID() != pub.server.ID() {
+		t.Fatalf("up track = %+v", up)
+	}
+
+	sub := newPair(t, e)
+	tr := sub.subscribeVP8(local, up)
+	if tr.StreamID() != pub.server.ID() || tr.ID() != up.ID() {
+		t.Errorf("msid = %s %s, want %s %s", tr.StreamID(), tr.ID(), pub.server.ID(), up.ID())
+	}
+	readVP8(t, tr, 100)
 	if d, ok := sub.server.DownTrack(up.ID()); !ok || d.Stats().Packets < 100 {
 		t.Errorf("subscription counted %+v packets, want at least the 100 read", d.Stats())
 	}
@@ -345,7 +358,6 @@ func TestForwardVP8BetweenTwoPeers(t *testing.T) {
 	if after.Subscriptions != 0 || after.ForwardedPackets < tot.ForwardedPackets {
 		t.Errorf("totals after the subscriber left: %+v (before %+v): counters must not shrink", after, tot)
 	}
-	_ = first
 }
 
 // TestOfferCollision plays both sides of a collision by hand: the server
