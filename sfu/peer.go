@@ -312,17 +312,23 @@ func (p *Peer) onConnectionState(s webrtc.PeerConnectionState) {
 // onTrack starts reading a layer of a published track; pion calls it in a
 // goroutine of its own, which becomes the layer's reader.
 func (p *Peer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	p.wg.Add(1)
-	defer p.wg.Done()
 	mid := ""
 	if t := recv.RTPTransceiver(); t != nil {
 		mid = t.Mid()
 	}
+	// Counted under mu, where Close marks the peer closed before it waits:
+	// pion starts this goroutine on its own, and an Add racing Close's Wait
+	// would let Close return with a reader still running.
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.wg.Add(1)
 	up := p.published[mid]
-	closed := p.closed
 	p.mu.Unlock()
-	if up == nil || closed {
+	defer p.wg.Done()
+	if up == nil {
 		p.log.Debug("media on a transceiver that publishes nothing", "mid", mid)
 		return
 	}
