@@ -370,14 +370,14 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
 	var fb feedback
 	var tw twccFeedback
-	limit := rtcpLimiter{tokens: rtcpBurst}
+	limit := newRTCPLimiter(rtcpRate, rtcpBurst)
 	for {
 		n, _, err := sender.Read(buf)
 		if err != nil {
 			return
 		}
 		now := time.Now().UnixNano()
-		if !limit.allow(now) {
+		if !limit.allow(now) || !d.sub.admitRTCP(now) {
 			d.rtcpDropped.Add(1)
 			continue
 		}
@@ -403,24 +403,34 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 }
 
 // A subscriber's RTCP about one track is read at most rtcpRate compound
-// packets a second, in bursts of rtcpBurst: a browser sends a few dozen
-// (receiver reports, NACKs, keyframe requests, congestion feedback), and
-// what a client sends beyond the limit is dropped unread, so that it cannot
-// make the server work at its line rate.
+// packets a second, in bursts of rtcpBurst, and about all its tracks at most
+// subscriberRTCPRate, in bursts of subscriberRTCPBurst: a browser sends a
+// few dozen a second per track (receiver reports, NACKs, keyframe requests,
+// congestion feedback), and what a client sends beyond the limits is
+// dropped unread, so that it cannot make the server work at its line rate,
+// however many tracks it names (pion hands a compound packet to the reader
+// of every track it is about).
 const (
-	rtcpRate  = 200
-	rtcpBurst = 400
+	rtcpRate            = 200
+	rtcpBurst           = 400
+	subscriberRTCPRate  = 2000
+	subscriberRTCPBurst = 4000
 )
 
-// rtcpLimiter is a token bucket, owned by one RTCP reader.
+// rtcpLimiter is a token bucket. Its owner serializes calls to allow.
 type rtcpLimiter struct {
-	tokens float64
-	last   int64 // unix ns
+	rate, burst float64 // tokens a second, and at most
+	tokens      float64
+	last        int64 // unix ns
+}
+
+func newRTCPLimiter(rate, burst float64) rtcpLimiter {
+	return rtcpLimiter{rate: rate, burst: burst, tokens: burst}
 }
 
 func (l *rtcpLimiter) allow(now int64) bool {
 	if l.last != 0 {
-		l.tokens = min(rtcpBurst, l.tokens+float64(now-l.last)*rtcpRate/1e9)
+		l.tokens = min(l.burst, l.tokens+float64(now-l.last)*l.rate/1e9)
 	}
 	l.last = now
 	if l.tokens < 1 {

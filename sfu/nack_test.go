@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"testing"
 )
 
@@ -51,7 +52,7 @@ func BenchmarkNACKFull(b *testing.B) {
 // TestRTCPLimiter: a burst is admitted, a flood beyond it is not, and the
 // rate comes back with time.
 func TestRTCPLimiter(t *testing.T) {
-	l := rtcpLimiter{tokens: rtcpBurst}
+	l := newRTCPLimiter(rtcpRate, rtcpBurst)
 	now := int64(1e9)
 	admitted := 0
 	for range 10 * rtcpBurst { // a flood within one millisecond
@@ -70,5 +71,32 @@ func TestRTCPLimiter(t *testing.T) {
 	}
 	if admitted < 9*rtcpRate || admitted > 10*rtcpRate+1 {
 		t.Errorf("%d admitted in 10 s of 1,000/s, want about %d", admitted, 10*rtcpRate)
+	}
+}
+
+// TestSubscriberRTCPLimit: however many tracks a subscriber floods, each
+// within its own limit, what is read for all of them together stays within
+// the subscriber's.
+func TestSubscriberRTCPLimit(t *testing.T) {
+	s := newSubscriber(nil, slog.Default(), nil)
+	const tracks = 30
+	limits := make([]rtcpLimiter, tracks)
+	for i := range limits {
+		limits[i] = newRTCPLimiter(rtcpRate, rtcpBurst)
+	}
+	admitted := 0
+	for ms := range 10_000 { // ten seconds, each track at 1,000 a second
+		now := int64(1e9) + int64(ms)*1e6
+		for i := range limits {
+			if limits[i].allow(now) && s.admitRTCP(now) {
+				admitted++
+			}
+		}
+	}
+	if most := subscriberRTCPBurst + 10*subscriberRTCPRate; admitted > most {
+		t.Errorf("%d admitted in 10 s over %d tracks, want at most %d", admitted, tracks, most)
+	}
+	if least := 9 * subscriberRTCPRate; admitted < least {
+		t.Errorf("%d admitted in 10 s over %d tracks, want the subscriber's rate (%d)", admitted, tracks, least)
 	}
 }

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -22,6 +23,10 @@ type subscriber struct {
 	direct *directPath
 	// downs lists the attached subscriptions.
 	downs atomic.Pointer[[]*DownTrack]
+	// rtcp bounds the RTCP read for all of the subscriptions together; the
+	// subscriptions' RTCP readers share it.
+	rtcpMu sync.Mutex
+	rtcp   rtcpLimiter
 
 	// Owned by run:
 	scratchVideo  []*DownTrack
@@ -32,7 +37,10 @@ type subscriber struct {
 }
 
 func newSubscriber(p *Peer, log *slog.Logger, done <-chan struct{}) *subscriber {
-	s := &subscriber{peer: p, log: log, done: done, bwe: newBWE(), rtcpSSRC: randUint32(), direct: &directPath{}}
+	s := &subscriber{
+		peer: p, log: log, done: done, bwe: newBWE(), rtcpSSRC: randUint32(), direct: &directPath{},
+		rtcp: newRTCPLimiter(subscriberRTCPRate, subscriberRTCPBurst),
+	}
 	if p != nil {
 		s.direct = &p.direct
 	}
@@ -54,6 +62,15 @@ func (s *subscriber) run() {
 			s.sendReports(now.UnixNano())
 		}
 	}
+}
+
+// admitRTCP takes a token from the subscriber's RTCP budget: false when its
+// subscriptions together are over it. Called once per RTCP packet that a
+// subscription's own limit admitted, never per forwarded packet.
+func (s *subscriber) admitRTCP(now int64) bool {
+	s.rtcpMu.Lock()
+	defer s.rtcpMu.Unlock()
+	return s.rtcp.allow(now)
 }
 
 // subscriptions lists the attached subscriptions.
