@@ -111,6 +111,11 @@ func parseDescription(raw string, want, prev []string) ([]mediaInfo, error) {
 			if info.rids, err = sendRIDs(md); err != nil {
 				return nil, fmt.Errorf("%w: media section %q: %v", ErrBadSDP, mid, err)
 			}
+			// Simulcast is for video: an audio track has one reader,
+			// which alone measures its loudness.
+			if info.kind == webrtc.RTPCodecTypeAudio && len(info.rids) > 0 {
+				return nil, fmt.Errorf("%w: media section %q: simulcast layers on audio", ErrBadSDP, mid)
+			}
 		}
 		out = append(out, info)
 	}

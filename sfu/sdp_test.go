@@ -74,6 +74,7 @@ func TestParseDescriptionRejects(t *testing.T) {
 		{"no codec the server forwards", swap("a=rtpmap:111 opus/48000/2", "a=rtpmap:111 speex/48000"), "no codec the server forwards", nil, nil},
 		{"bad rid", swap("a=rid:f send", "a=rid:f$ send"), "bad rid", nil, nil},
 		{"four layers", swap("a=rid:q send\r\n", "a=rid:q send\r\na=rid:x send\r\n"), "at most 3", nil, nil},
+		{"simulcast audio", swap("a=sendonly\r\na=msid:s a\r\n", "a=sendonly\r\na=msid:s a\r\na=rid:x send\r\na=rid:y send\r\na=simulcast:send x;y\r\n"), "simulcast layers on audio", nil, nil},
 		{"bad rtpmap", swap("a=rtpmap:96 VP8/90000", "a=rtpmap:96 VP8"), "bad a=rtpmap", nil, nil},
 		{"sections dropped", chromeOffer, "fewer than", []string{"0", "1", "2"}, nil},
 		{"sections reordered", chromeOffer, "changed its mid", []string{"1"}, nil},
@@ -183,8 +184,8 @@ func checkParsed(t *testing.T, s string, infos []mediaInfo) {
 				t.Errorf("section %d: sending without a codec the server forwards", i)
 			}
 		}
-		if len(m.rids) == 1 || len(m.rids) > maxLayers || (len(m.rids) > 0 && !m.sending) {
-			t.Errorf("section %d: rids %q (sending %v), want none or 2 to %d when sending", i, m.rids, m.sending, maxLayers)
+		if len(m.rids) == 1 || len(m.rids) > maxLayers || (len(m.rids) > 0 && (!m.sending || m.kind != webrtc.RTPCodecTypeVideo)) {
+			t.Errorf("section %d: rids %q (sending %v, %v), want none or 2 to %d when sending video", i, m.rids, m.sending, m.kind, maxLayers)
 		}
 		for j, r := range m.rids {
 			if !validRID(r) || slices.Contains(m.rids[:j], r) || !strings.Contains(s, "rid:"+r) {
