@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/tessera-rtc/tessera/internal/testutil"
 )
 
 var (
@@ -295,7 +296,7 @@ func TestReloadRooms(t *testing.T) {
 	}
 	// The unlisted room's last participant leaves: it goes.
 	busy.Leave()
-	pollUntil(t, func() bool { return !strings.Contains(strings.Join(names(), " "), "busy") })
+	testutil.Eventually(t, 5*time.Second, "the busy participant is gone", func() bool { return !strings.Contains(strings.Join(names(), " "), "busy") })
 
 	// Listed again, it comes back; unknown names are refused.
 	if err := reg.Reload(t.Context(), Config{MaxParticipants: 2, Listed: []RoomConfig{{Name: "busy"}, {Name: "busy"}}}); err == nil {
@@ -316,7 +317,7 @@ func TestReloadRooms(t *testing.T) {
 	for _, q := range mustParticipants(t, reg, "busy") {
 		q.Leave()
 	}
-	pollUntil(t, func() bool { return !slices.Contains(names(), "busy") })
+	testutil.Eventually(t, 5*time.Second, "the busy participant is gone", func() bool { return !slices.Contains(names(), "busy") })
 }
 
 func mustParticipants(t *testing.T, reg *Local, room string) []*Participant {
@@ -326,15 +327,4 @@ func mustParticipants(t *testing.T, reg *Local, room string) []*Participant {
 		t.Fatal(err)
 	}
 	return parts
-}
-
-func pollUntil(t *testing.T, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
