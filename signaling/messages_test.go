@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/internal/protocoltest"
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling/protocol"
@@ -167,6 +168,7 @@ func TestRenderedMessages(t *testing.T) {
 		{outgoing{id: "5", reply: protocol.Error{Code: CodeRoomFull, Message: "full"}}, `{"type":"error","id":"5","code":"room-full","message":"full"}`},
 		{outgoing{reply: protocol.Leave{}}, `{"type":"leave"}`},
 	}
+	rendered := map[string]bool{}
 	for _, tc := range tests {
 		o, ok := tc.in.(outgoing)
 		if !ok {
@@ -178,6 +180,43 @@ func TestRenderedMessages(t *testing.T) {
 		}
 		if string(got) != tc.want {
 			t.Errorf("render(%T)\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+		if _, m, err := protocol.Decode(got, protocol.ServerMessages); err == nil {
+			rendered[m.Type()] = true
+		}
+	}
+	for typ := range protocol.ServerMessages {
+		if !rendered[typ] {
+			t.Errorf("no test renders a %q message", typ)
+		}
+	}
+}
+
+// TestDecodeEveryClientMessage: every client message, as the Go client or
+// a page encodes it, is read by the server as what was sent, id included.
+func TestDecodeEveryClientMessage(t *testing.T) {
+	seen := map[string]bool{}
+	for _, m := range protocoltest.Samples() {
+		if protocol.ClientMessages[m.Type()] == nil {
+			continue
+		}
+		seen[m.Type()] = true
+		frame, err := protocol.Encode("3", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := decode(frame)
+		if err != nil {
+			t.Errorf("decode(%s): %v", frame, err)
+			continue
+		}
+		if req.id != "3" || !reflect.DeepEqual(req.msg, m) {
+			t.Errorf("decode(%s) = %q %#v, want %#v", frame, req.id, req.msg, m)
+		}
+	}
+	for typ := range protocol.ClientMessages {
+		if !seen[typ] {
+			t.Errorf("no sample of client message %q", typ)
 		}
 	}
 }
