@@ -122,14 +122,20 @@ func NewLocal(cfg Config, peers PeerFactory, log *slog.Logger) (*Local, error) {
 	if cfg.MaxParticipants <= 0 {
 		return nil, fmt.Errorf("rooms: MaxParticipants must be positive")
 	}
-	l := &Local{cfg: cfg, peers: peers, log: log, rooms: map[string]*room{}, resumable: map[string]*Participant{}}
+	// Every listed room is checked before any starts its goroutine, so a
+	// refused configuration leaves nothing running.
+	seen := map[string]bool{}
 	for _, rc := range cfg.Listed {
 		if err := ValidName(rc.Name); err != nil {
 			return nil, fmt.Errorf("rooms: listed room: %w", err)
 		}
-		if _, dup := l.rooms[rc.Name]; dup {
+		if seen[rc.Name] {
 			return nil, fmt.Errorf("rooms: room %q listed twice", rc.Name)
 		}
+		seen[rc.Name] = true
+	}
+	l := &Local{cfg: cfg, peers: peers, log: log, rooms: map[string]*room{}, resumable: map[string]*Participant{}}
+	for _, rc := range cfg.Listed {
 		l.rooms[rc.Name] = newRoom(l, rc.Name, l.limit(rc), true)
 	}
 	return l, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -94,15 +95,22 @@ func TestJoinPolicy(t *testing.T) {
 	}
 }
 
+// TestListedRoomsValidated: a bad list of rooms is refused, and leaves no
+// room's goroutine running (the good rooms before the bad one included).
 func TestListedRoomsValidated(t *testing.T) {
+	before := runtime.NumGoroutine()
 	for _, cfg := range []Config{
 		{MaxParticipants: 1, Listed: []RoomConfig{{Name: "a b"}}},
-		{MaxParticipants: 1, Listed: []RoomConfig{{Name: "a"}, {Name: "a"}}},
+		{MaxParticipants: 1, Listed: []RoomConfig{{Name: "a"}, {Name: "b"}, {Name: "a"}}},
+		{MaxParticipants: 1, Listed: []RoomConfig{{Name: "a"}, {Name: "b"}, {Name: "c/d"}}},
 		{MaxParticipants: 0},
 	} {
 		if _, err := NewLocal(cfg, nil, nil); err == nil {
 			t.Errorf("NewLocal(%+v) accepted", cfg)
 		}
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("refused configurations left %d goroutines running", after-before)
 	}
 }
 
