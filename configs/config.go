@@ -95,7 +95,9 @@ type ICE struct {
 	TCP bool `yaml:"tcp"`
 	// Interfaces restricts ICE to these network interfaces (names); empty allows all.
 	Interfaces []string `yaml:"interfaces"`
-	// IPs restricts ICE to local addresses in these IPs or CIDRs; empty allows all.
+	// IPs restricts ICE to local addresses in these IPs or CIDRs; empty
+	// allows all. With Loopback, loopback addresses pass too, unless IPs
+	// names loopback addresses itself (127.0.0.1/32 leaves ::1 out).
 	IPs []string `yaml:"ips"`
 	// Loopback offers 127.0.0.1/::1 candidates, so that clients on the same
 	// machine connect with nothing else reachable.

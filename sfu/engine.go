@@ -36,7 +36,9 @@ type Config struct {
 	ICETCP net.Listener
 	// Interfaces restricts ICE to these interface names; empty allows all.
 	Interfaces []string
-	// IPs restricts ICE to local addresses inside these prefixes; empty allows all.
+	// IPs restricts ICE to local addresses inside these prefixes; empty
+	// allows all. Loopback addresses pass with Loopback unless a prefix is
+	// itself of loopback addresses.
 	IPs []netip.Prefix
 	// Loopback offers loopback candidates.
 	Loopback bool
@@ -275,13 +277,16 @@ func (c *Config) ipFilter() func(net.IP) bool {
 		return nil
 	}
 	prefixes := slices.Clone(c.IPs)
+	// Loopback addresses pass with Loopback, unless a prefix names loopback
+	// addresses itself: then it says which (127.0.0.1/32 leaves ::1 out).
+	namesLoopback := slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Addr().IsLoopback() })
 	return func(ip net.IP) bool {
 		a, ok := netip.AddrFromSlice(ip)
 		if !ok {
 			return false
 		}
 		a = a.Unmap()
-		if c.Loopback && a.IsLoopback() {
+		if c.Loopback && a.IsLoopback() && !namesLoopback {
 			return true
 		}
 		for _, p := range prefixes {
