@@ -48,21 +48,41 @@ const (
 	bweProbeBackoff = 4 * time.Second
 )
 
-// sentPacket is one record of the send history, written by any sender
-// with two atomic stores: meta packs the sequence number + 1 (0: empty),
-// the size and the probe flag; at is the send time. A reader that sees the
-// same meta before and after reading at has a consistent record.
-type sentPacket struct {
-	meta atomic.Uint64 // seq+1 (bits 0-16), size (17-40), probe (41), reported (42)
-	at   atomic.Int64  // unix ns
+// sentPacket is one record of the send history, one word written by any
+// sender with one atomic store: the sequence number + 1 (bits 0-16; 0:
+// empty), the size (17-27, at most 2047 bytes), the probe flag (28), the
+// reported flag (29), and the send time in microseconds, modulo 2^34 (30-63,
+// about 4.8 hours: the history spans seconds).
+type sentPacket = atomic.Uint64
+
+const (
+	sentSeqMask   = 1<<17 - 1
+	sentSizeShift = 17
+	sentSizeMax   = 1<<11 - 1
+	sentProbe     = 1 << 28
+	sentReported  = 1 << 29
+	sentTimeShift = 30
+	sentTimeBits  = 64 - sentTimeShift
+)
+
+func packSent(seq uint16, size int, probe bool, now int64) uint64 {
+	m := uint64(seq) + 1 | uint64(min(max(size, 0), sentSizeMax))<<sentSizeShift
+	if probe {
+		m |= sentProbe
+	}
+	return m | uint64(now/int64(time.Microsecond))<<sentTimeShift
 }
 
-func packMeta(seq uint16, size int, probe bool) uint64 {
-	m := uint64(seq) + 1 | uint64(min(size, 1<<24-1))<<17
-	if probe {
-		m |= 1 << 41
+// sentTime is the send time (unix ns) of record m, read at now: the time
+// within 2^33 µs of now whose low bits the record holds.
+func sentTime(m uint64, now int64) int64 {
+	nowUs := now / int64(time.Microsecond)
+	d := (uint64(nowUs) - m>>sentTimeShift) & (1<<sentTimeBits - 1)
+	back := int64(d)
+	if d >= 1<<(sentTimeBits-1) {
+		back -= 1 << sentTimeBits
 	}
-	return m
+	return (nowUs - back) * int64(time.Microsecond)
 }
 
 // observation is one packet of the feedback, with our record of it.
@@ -107,10 +127,7 @@ func (b *bwe) Estimate() int { return int(b.est.Load()) }
 // sequence number. Safe from any goroutine; allocates nothing.
 func (b *bwe) onSent(size int, now int64, probe bool) uint16 {
 	seq := uint16(b.next.Add(1) - 1)
-	s := &b.sent[seq%bweHistory]
-	s.meta.Store(0)
-	s.at.Store(now)
-	s.meta.Store(packMeta(seq, size, probe))
+	b.sent[seq%bweHistory].Store(packSent(seq, size, probe, now))
 	return seq
 }
 
@@ -118,13 +135,10 @@ func (b *bwe) onSent(size int, now int64, probe bool) uint16 {
 // packets until DTLS is up): its absence from the feedback is no loss.
 func (b *bwe) unsent(seq uint16) {
 	s := &b.sent[seq%bweHistory]
-	if m := s.meta.Load(); m&(1<<17-1) == uint64(seq)+1 {
-		s.meta.CompareAndSwap(m, 0)
+	if m := s.Load(); m&sentSeqMask == uint64(seq)+1 {
+		s.CompareAndSwap(m, 0)
 	}
 }
-
-// metaReported marks a sent packet some feedback has already reported.
-const metaReported = 1 << 42
 
 // onFeedback folds in one TWCC feedback. Each packet counts once: what a
 // feedback reports again (a repeat, or an overlap with an earlier one) is
@@ -149,10 +163,9 @@ func (b *bwe) onFeedback(fb *twccFeedback, now int64) {
 			deltas = deltas[1:]
 		}
 		s := &b.sent[seq%bweHistory]
-		m := s.meta.Load()
-		at := s.at.Load()
-		if m&(1<<17-1) == uint64(seq)+1 && m&metaReported == 0 && s.meta.CompareAndSwap(m, m|metaReported) {
-			o := observation{sentAt: at, size: int(m >> 17 & (1<<24 - 1)), probe: m&(1<<41) != 0}
+		m := s.Load()
+		if m&sentSeqMask == uint64(seq)+1 && m&sentReported == 0 && s.CompareAndSwap(m, m|sentReported) {
+			o := observation{sentAt: sentTime(m, now), size: int(m >> sentSizeShift & sentSizeMax), probe: m&sentProbe != 0}
 			if received {
 				o.arrival = arrival
 			}

@@ -125,3 +125,39 @@ func TestBWECongestionNeverRaises(t *testing.T) {
 		t.Errorf("under 33%% loss the estimate went from 300 kbit/s to %d", got)
 	}
 }
+
+// TestSentRecord: a send-history record gives back its packet's number,
+// size (up to 2047 bytes), probe flag and send time (to the microsecond),
+// read up to hours later or earlier, across the wrap of its time bits.
+func TestSentRecord(t *testing.T) {
+	const us = int64(time.Microsecond)
+	wrap := int64(1<<sentTimeBits) * us
+	for _, tc := range []struct {
+		at, readAt int64
+		size       int
+		probe      bool
+	}{
+		{at: 1e9, readAt: 1e9, size: 1200},
+		{at: 1_767_225_600 * 1e9, readAt: 1_767_225_600*1e9 + 3e9, size: 80, probe: true},
+		{at: 7*wrap - 5*us, readAt: 7*wrap + 2e9, size: 1500}, // the time bits wrapped between
+		{at: 7*wrap + 5*us, readAt: 7*wrap - 1e6, size: 3000}, // read a little before (another goroutine's clock)
+		{at: 123_456_789_123, readAt: 123_456_789_123 + 2*int64(time.Hour), size: 0},
+	} {
+		m := packSent(65535, tc.size, tc.probe, tc.at)
+		if got := uint16(m&sentSeqMask - 1); got != 65535 {
+			t.Errorf("seq %d, want 65535", got)
+		}
+		if got, want := int(m>>sentSizeShift&sentSizeMax), min(tc.size, sentSizeMax); got != want {
+			t.Errorf("size %d, want %d", got, want)
+		}
+		if got := m&sentProbe != 0; got != tc.probe {
+			t.Errorf("probe %v, want %v", got, tc.probe)
+		}
+		if m&sentReported != 0 {
+			t.Error("a new record is reported")
+		}
+		if got, want := sentTime(m, tc.readAt), tc.at/us*us; got != want {
+			t.Errorf("sent at %d read at %d: got %d (off by %d ns)", tc.at, tc.readAt, got, got-want)
+		}
+	}
+}
