@@ -104,9 +104,11 @@ func NewHandler(cfg Config, reg rooms.Registry) *Handler {
 	for _, c := range Codes {
 		h.errors[c] = new(atomic.Uint64)
 	}
+	// A socket reads through the HTTP server's buffer (4 KiB), and takes a
+	// write buffer from a pool only while it writes a message: sockets are
+	// many and mostly quiet, and each would otherwise hold 8 KiB more.
 	h.upgrader = websocket.Upgrader{
-		ReadBufferSize:  4096,
-		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     h.checkOrigin,
 	}
 	return h
