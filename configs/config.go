@@ -28,6 +28,9 @@ type Config struct {
 	Auth      Auth      `yaml:"auth"`
 	Limits    Limits    `yaml:"limits"`
 	Admin     Admin     `yaml:"admin"`
+	// Cluster joins this server to others sharing rooms through Redis;
+	// absent (nil), the server runs alone.
+	Cluster *Cluster `yaml:"cluster"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -219,6 +222,28 @@ type Admin struct {
 	// Open serves them without a credential: only for a server that
 	// nothing but its own machine can reach.
 	Open bool `yaml:"open"`
+}
+
+// Cluster places rooms across the servers that share one Redis: each room
+// is hosted by one node, and any node accepts any client, relaying its
+// signaling to the room's node (docs/cluster.md).
+type Cluster struct {
+	Redis Redis `yaml:"redis"`
+	// NodeID names this node, unique in the cluster: letters, digits, '.',
+	// '_' and '-', at most 64. Empty: the host name and the listen port.
+	NodeID string `yaml:"node_id"`
+	// URL is where the other nodes reach this one's HTTP listener, e.g.
+	// "http://10.0.0.5:8080". Empty: the listen address (the host name when
+	// it listens on every address), with https when TLS is on.
+	URL string `yaml:"url"`
+}
+
+// Redis is how to reach the cluster's Redis.
+type Redis struct {
+	Address  string `yaml:"address"` // host:port
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`
+	TLS      bool   `yaml:"tls"`
 }
 
 // MinAdminTokenLen is the shortest admin token accepted.

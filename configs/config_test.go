@@ -198,6 +198,40 @@ func TestParse(t *testing.T) {
 			errs: []string{"invalid YAML"},
 		},
 		{
+			name: "cluster",
+			yaml: "cluster:\n  redis:\n    address: 10.0.0.2:6379\n    password: pw\n    db: 2\n  node_id: node-a\n  url: http://10.0.0.5:8080\n",
+			check: func(t *testing.T, c Config) {
+				cl := c.Cluster
+				if cl == nil || cl.Redis.Address != "10.0.0.2:6379" || cl.Redis.Password != "pw" || cl.Redis.DB != 2 || cl.NodeID != "node-a" || cl.URL != "http://10.0.0.5:8080" {
+					t.Errorf("got %+v", cl)
+				}
+			},
+		},
+		{
+			name: "no cluster section: alone",
+			yaml: "listen: \":9000\"\n",
+			check: func(t *testing.T, c Config) {
+				if c.Cluster != nil {
+					t.Errorf("cluster = %+v, want none", c.Cluster)
+				}
+			},
+		},
+		{
+			name: "cluster mistakes",
+			yaml: "cluster:\n  redis:\n    address: redis\n    db: 99\n  node_id: \"node a\"\n  url: 10.0.0.5:8080\n",
+			errs: []string{
+				`line 3: cluster.redis.address: "redis" is not a host:port address`,
+				`line 4: cluster.redis.db: 99 is not a Redis database number`,
+				`line 5: cluster.node_id: "node a" may hold only`,
+				`line 6: cluster.url: "10.0.0.5:8080" is not a URL`,
+			},
+		},
+		{
+			name: "cluster unknown key",
+			yaml: "cluster:\n  redis:\n    adress: x:1\n",
+			errs: []string{`line 3: cluster.redis: unknown key "adress" (did you mean "address"?)`},
+		},
+		{
 			name: "port out of range",
 			yaml: "ice:\n  udp_port: 70000\n",
 			errs: []string{"line 2: ice.udp_port: 70000 is not a port"},

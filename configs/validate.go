@@ -173,6 +173,8 @@ func (c Config) validate(name string, lines map[string]int) error {
 		v.addf("admin.token", "may hold only printable ASCII characters, no spaces")
 	}
 
+	c.validateCluster(v)
+
 	if c.ShutdownTimeout < 0 {
 		v.addf("shutdown_timeout", "%s must not be negative", c.ShutdownTimeout)
 	}
@@ -307,4 +309,40 @@ func (c Config) validateLimits(v *validator) {
 	if l.JoinTimeout < time.Second || l.JoinTimeout > 10*time.Minute {
 		v.addf("limits.join_timeout", "%s is out of range (1s-10m)", l.JoinTimeout)
 	}
+}
+
+// validateCluster checks the cluster section, when there is one.
+func (c Config) validateCluster(v *validator) {
+	cl := c.Cluster
+	if cl == nil {
+		return
+	}
+	if host, port, err := net.SplitHostPort(cl.Redis.Address); err != nil || host == "" || port == "" {
+		v.addf("cluster.redis.address", "%q is not a host:port address (e.g. \"127.0.0.1:6379\")", cl.Redis.Address)
+	}
+	if cl.Redis.DB < 0 || cl.Redis.DB > 15 {
+		v.addf("cluster.redis.db", "%d is not a Redis database number (0-15)", cl.Redis.DB)
+	}
+	if cl.NodeID != "" && !ValidNodeID(cl.NodeID) {
+		v.addf("cluster.node_id", "%q may hold only letters, digits, '.', '_' and '-' (at most 64)", cl.NodeID)
+	}
+	if cl.URL != "" {
+		u, err := url.Parse(cl.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			v.addf("cluster.url", "%q is not a URL like \"http://10.0.0.5:8080\"", cl.URL)
+		}
+	}
+}
+
+// ValidNodeID reports whether id can name a cluster node.
+func ValidNodeID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

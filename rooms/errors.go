@@ -27,4 +27,11 @@ var (
 	ErrTokenExpired = errors.New("token expired")
 	// ErrRoomLimit: the server hosts as many rooms as it may.
 	ErrRoomLimit = errors.New("too many rooms")
+	// ErrUnavailable: what the request needs cannot be reached now (the
+	// cluster's directory, or the node hosting the room); trying again
+	// later may work.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrMoved: the room is hosted by another node from now on (this one
+	// drains, or lost the room's placement): the client should join again.
+	ErrMoved = errors.New("the room moved to another node")
 )

@@ -84,6 +84,20 @@ type Config struct {
 	Auth *Auth
 	// RequireToken makes rooms that are not listed require a token.
 	RequireToken bool
+	// Placement, in a cluster, makes this node the host of a room before
+	// anyone joins it here; nil: the node runs alone and hosts every room.
+	Placement Placement
+	// ResumePrefix starts every resume token (in a cluster, the node's id
+	// and "~", so that any node can tell where a participant lives).
+	ResumePrefix string
+}
+
+// Placement claims rooms for this node in a cluster's directory.
+type Placement interface {
+	// Claim makes this node the room's host, or confirms it is. It fails
+	// with ErrMoved when another node hosts the room, and ErrUnavailable
+	// when the directory cannot be reached.
+	Claim(ctx context.Context, room string) error
 }
 
 // RoomConfig is one listed room.
@@ -98,6 +112,8 @@ type RoomInfo struct {
 	Name            string
 	MaxParticipants int
 	Participants    []ParticipantInfo
+	// Node is the cluster node hosting the room; empty when alone.
+	Node string
 }
 
 // Local is the in-process Registry.
@@ -196,6 +212,19 @@ func (l *Local) room(name string) (*room, error) {
 	return r, nil
 }
 
+func (l *Local) placement() Placement { return l.cfg.Placement } // fixed at NewLocal
+
+// Hosted lists the rooms with participants: what this node hosts.
+func (l *Local) Hosted(ctx context.Context) []string {
+	var out []string
+	for _, info := range l.Rooms(ctx) {
+		if len(info.Participants) > 0 {
+			out = append(out, info.Name)
+		}
+	}
+	return out
+}
+
 // dropRoom forgets a room that closed itself when it became empty.
 func (l *Local) dropRoom(r *room) {
 	l.mu.Lock()
@@ -227,6 +256,12 @@ func (l *Local) Join(ctx context.Context, req JoinRequest) (*Participant, error)
 	req.access = a
 	if a.name != "" {
 		req.Name = a.name // the token's name claim
+	}
+	if pl := l.placement(); pl != nil {
+		if err := pl.Claim(ctx, req.Room); err != nil {
+			l.log.Info("join refused: the room is not this node's", "room", req.Room, "err", err)
+			return nil, err
+		}
 	}
 	for {
 		r, err := l.room(req.Room)
@@ -304,6 +339,24 @@ func (l *Local) Remove(ctx context.Context, roomName, id string) error {
 // CloseRoom removes every participant of a room (each told why); an
 // on-demand room then disappears, a listed one stays, empty.
 func (l *Local) CloseRoom(ctx context.Context, roomName string) (int, error) {
+	n, err := l.closeRoom(ctx, roomName, ErrRemoved)
+	if err == nil {
+		l.log.Info("room closed by the operator", "room", roomName, "participants", n)
+	}
+	return n, err
+}
+
+// Evict removes every participant of a room that another node hosts from
+// now on (ErrMoved: their clients join again, and reach that node).
+func (l *Local) Evict(ctx context.Context, roomName string) (int, error) {
+	n, err := l.closeRoom(ctx, roomName, ErrMoved)
+	if err == nil {
+		l.log.Warn("room moved to another node: its participants were sent there", "room", roomName, "participants", n)
+	}
+	return n, err
+}
+
+func (l *Local) closeRoom(ctx context.Context, roomName string, reason error) (int, error) {
 	l.mu.Lock()
 	r := l.rooms[roomName]
 	l.mu.Unlock()
@@ -319,11 +372,10 @@ func (l *Local) CloseRoom(ctx context.Context, roomName string) (int, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.remove(ErrRemoved)
+			p.remove(reason)
 		}()
 	}
 	wg.Wait()
-	l.log.Info("room closed by the operator", "room", roomName, "participants", len(parts))
 	return len(parts), nil
 }
 
@@ -344,7 +396,13 @@ func (l *Local) Participants(ctx context.Context, roomName string) ([]*Participa
 
 // Shutdown implements Registry: no new joins; every participant is told
 // (its Conn closed with ErrShutdown) and removed, in parallel.
-func (l *Local) Shutdown(ctx context.Context) error {
+func (l *Local) Shutdown(ctx context.Context) error { return l.shutdownWith(ctx, ErrShutdown) }
+
+// Drain is Shutdown for a node leaving a cluster: participants are told
+// ErrMoved, so that their clients join again on another node.
+func (l *Local) Drain(ctx context.Context) error { return l.shutdownWith(ctx, ErrMoved) }
+
+func (l *Local) shutdownWith(ctx context.Context, reason error) error {
 	l.mu.Lock()
 	l.shutdown = true
 	rooms := make([]*room, 0, len(l.rooms))
@@ -361,7 +419,7 @@ func (l *Local) Shutdown(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				p.remove(ErrShutdown)
+				p.remove(reason)
 			}()
 		}
 	}

@@ -13,8 +13,8 @@ import (
 // limits apply to the next joins. A room taken off the list keeps running
 // until its last participant leaves: it takes no newcomers unless rooms are
 // created on demand, in which case it becomes such a room. An empty one
-// goes at once. ResumeGrace keeps the value NewLocal was given: it is read
-// without l.mu when a connection drops.
+// goes at once. ResumeGrace, Placement and ResumePrefix keep the values
+// NewLocal was given: they are read without l.mu.
 func (l *Local) Reload(ctx context.Context, cfg Config) error {
 	if cfg.MaxParticipants <= 0 {
 		return fmt.Errorf("rooms: MaxParticipants must be positive")

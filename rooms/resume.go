@@ -81,16 +81,16 @@ func (p *Participant) Away() bool { return p.conn.Load() == nil }
 // or before the participant can be resumed (tests).
 func (p *Participant) ResumeToken() string { return p.resumeToken }
 
-// newResumeToken returns 128 random bits, URL-safe.
-func newResumeToken() string {
+// newResumeToken returns prefix and 128 random bits, URL-safe.
+func newResumeToken(prefix string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // addResumable records p under a new resume token. Called in p's room goroutine.
 func (l *Local) addResumable(p *Participant) string {
-	token := newResumeToken()
+	token := newResumeToken(l.cfg.ResumePrefix) // fixed at NewLocal
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.resumable[token] = p

@@ -24,6 +24,7 @@ const (
 	CodeNotFound      = protocol.CodeNotFound
 	CodeForbidden     = protocol.CodeForbidden
 	CodeInternal      = protocol.CodeInternal
+	CodeUnavailable   = protocol.CodeUnavailable
 )
 
 // Codes lists every error code.
@@ -62,6 +63,8 @@ func codeOf(err error) Code {
 		return CodeBadSDP
 	case errors.Is(err, rooms.ErrNotFound):
 		return CodeNotFound
+	case errors.Is(err, rooms.ErrUnavailable):
+		return CodeUnavailable
 	case errors.Is(err, rooms.ErrForbidden), errors.Is(err, sfu.ErrTooManyTracks), errors.Is(err, errRateLimited),
 		errors.Is(err, rooms.ErrRoomLimit), errors.Is(err, sfu.ErrNotAllowed), errors.Is(err, rooms.ErrStillConnected):
 		return CodeForbidden

@@ -119,6 +119,7 @@ func TestCodeOf(t *testing.T) {
 		{sfu.ErrBadCandidate, CodeBadRequest},
 		{sfu.ErrTooManyTracks, CodeForbidden},
 		{sfu.ErrNotAllowed, CodeForbidden},
+		{rooms.ErrUnavailable, CodeUnavailable},
 		{errors.New("boom"), CodeInternal},
 	}
 	for _, tc := range tests {

@@ -326,6 +326,12 @@ func (s *session) Close(reason error) {
 		s.closeWith(websocket.CloseGoingAway, "server shutting down")
 		return
 	}
+	if errors.Is(reason, rooms.ErrMoved) {
+		// Not a final code: the client reconnects, and joins again on the
+		// room's new node.
+		s.closeWith(websocket.CloseServiceRestart, "moved: "+reason.Error())
+		return
+	}
 	text := "removed"
 	if reason != nil {
 		text = "removed: " + reason.Error()

@@ -23,12 +23,13 @@ const (
 	CodeNotFound      Code = "not-found"
 	CodeForbidden     Code = "forbidden"
 	CodeInternal      Code = "internal"
+	CodeUnavailable   Code = "unavailable"
 )
 
 // Codes lists every error code.
 var Codes = []Code{
 	CodeBadRequest, CodeNotJoined, CodeAlreadyJoined, CodeUnauthorized, CodeRoomNotFound,
-	CodeRoomFull, CodeBadSDP, CodeNotFound, CodeForbidden, CodeInternal,
+	CodeRoomFull, CodeBadSDP, CodeNotFound, CodeForbidden, CodeInternal, CodeUnavailable,
 }
 
 // ErrBadRequest is wrapped by every error of Decode and Validate: the frame
