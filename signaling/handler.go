@@ -48,7 +48,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// JoinTimeout is how long a socket may stay open without joining.
 	JoinTimeout time.Duration
-	Logger      *slog.Logger
+	// Router, in a cluster, relays joins and resumes for rooms other nodes
+	// host (relay.go); nil: every room is this node's.
+	Router Router
+	Logger *slog.Logger
 }
 
 func (c *Config) fill() {
@@ -169,6 +172,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered with an HTTP error
 	}
 	s := newSession(h, ws, r)
+	s.clientKey = host
+	s.relayed = h.cfg.Router != nil && h.cfg.Router.Relayed(r)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -210,6 +215,12 @@ func (h *Handler) Close(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	for _, s := range open {
+		if s.relaying.Load() {
+			// The room lives on another node: the client reconnects and
+			// resumes there through another node.
+			s.closeWith(websocket.CloseServiceRestart, "this node is shutting down: reconnect")
+			continue
+		}
 		s.closeWith(websocket.CloseGoingAway, "server shutting down")
 	}
 	done := make(chan struct{})
@@ -239,6 +250,9 @@ func (h *Handler) ErrorCounts() map[Code]uint64 {
 // client is the last address of X-Forwarded-For that is not a trusted
 // proxy itself (each proxy appends the address it was reached from).
 func (h *Handler) clientKey(r *http.Request) string {
+	if k := r.Header.Get(relayClientHeader); k != "" && h.cfg.Router != nil && h.cfg.Router.Relayed(r) {
+		return k // counted as the relaying node counted it
+	}
 	ip, ok := parseIP(r.RemoteAddr)
 	if !ok {
 		return r.RemoteAddr

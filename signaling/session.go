@@ -53,8 +53,13 @@ type session struct {
 	probeMu sync.Mutex
 	probes  []chan struct{} // Alive calls waiting for the client to answer
 
+	clientKey string      // the client's address, as per-address limits count it
+	relayed   bool        // another node relays this socket: it is not relayed again
+	relaying  atomic.Bool // this socket is relayed to another node (relay.go)
+
 	// Owned by run:
-	part *rooms.Participant
+	part     *rooms.Participant
+	upstream *websocket.Conn // in a cluster, the room's node this socket is relayed to (relay.go)
 }
 
 // outgoing is one frame for the writer: a reply to a request, or a room
@@ -62,7 +67,8 @@ type session struct {
 type outgoing struct {
 	id    string           // the request a reply answers
 	reply protocol.Message // or
-	event rooms.Event
+	event rooms.Event      // or
+	raw   []byte           // a frame of the node this socket is relayed to
 }
 
 func newSession(h *Handler, ws *websocket.Conn, r *http.Request) *session {
@@ -93,6 +99,7 @@ func (s *session) run() {
 	clean := s.read()
 	joinTimer.Stop()
 	s.cancel()
+	s.endUpstream(clean)
 	if s.part != nil {
 		// A close frame means the client is gone for good; a socket that
 		// just broke may come back and resume.
@@ -164,6 +171,10 @@ func (s *session) read() (clean bool) {
 
 // handle dispatches one client frame; it reports whether the session ends.
 func (s *session) handle(data []byte) bool {
+	if s.upstream != nil {
+		s.toUpstream(data)
+		return false
+	}
 	req, err := decode(data)
 	if err != nil {
 		s.replyError(req.id, err)
@@ -179,9 +190,9 @@ func (s *session) handle(data []byte) bool {
 	}
 	switch m := req.msg.(type) {
 	case *protocol.Join:
-		err = s.join(req.id, m)
+		err = s.join(req.id, m, data)
 	case *protocol.Resume:
-		err = s.resume(req.id, m)
+		err = s.resume(req.id, m, data)
 	case *protocol.Offer:
 		err = s.offer(req.id, m)
 	case *protocol.Answer:
@@ -213,9 +224,12 @@ func (s *session) handle(data []byte) bool {
 	return false
 }
 
-func (s *session) join(id string, m *protocol.Join) error {
+func (s *session) join(id string, m *protocol.Join, frame []byte) error {
 	if s.part != nil {
 		return errAlreadyJoined
+	}
+	if relayed, err := s.routeJoin(m.Room, frame); relayed || err != nil {
+		return err
 	}
 	auto := m.AutoSubscribe == nil || *m.AutoSubscribe
 	s.joinID.Store(&id)
@@ -234,9 +248,12 @@ func (s *session) attach(p *rooms.Participant) {
 	s.logp.Store(p.Logger().With("remote", s.remote))
 }
 
-func (s *session) resume(id string, m *protocol.Resume) error {
+func (s *session) resume(id string, m *protocol.Resume, frame []byte) error {
 	if s.part != nil {
 		return errAlreadyJoined
+	}
+	if relayed, err := s.routeResume(m.Token, frame); relayed || err != nil {
+		return err
 	}
 	s.joinID.Store(&id)
 	p, err := s.h.reg.Resume(s.ctx, m.Token, s)
@@ -413,6 +430,10 @@ func (s *session) flush() {
 // write sends one frame. A room event without a protocol message is a bug,
 // logged and not sent.
 func (s *session) write(o outgoing) error {
+	if o.raw != nil {
+		_ = s.ws.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
+		return s.ws.WriteMessage(websocket.TextMessage, o.raw)
+	}
 	frame, err := s.frame(o)
 	if err != nil {
 		s.logger().Error("message not sent", "err", err)

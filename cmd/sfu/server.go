@@ -18,6 +18,7 @@ import (
 	"github.com/tessera-rtc/tessera/cmd/sfu/portmux"
 	"github.com/tessera-rtc/tessera/configs"
 	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/rooms/cluster"
 	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling"
 	"github.com/tessera-rtc/tessera/web"
@@ -42,6 +43,9 @@ type server struct {
 	reg    *rooms.Local
 	sig    *signaling.Handler
 	http   *http.Server
+	// cluster, when the configuration has a cluster section: this node's
+	// directory and routing (cluster.go).
+	cluster *clusterNode
 
 	// For SIGHUP (reload.go), set by run:
 	configPath string                // the file to read again; empty: none
@@ -82,10 +86,37 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		_ = nw.close()
 		return nil, err
 	}
-	reg, err := rooms.NewLocal(roomsCfg, engine, log)
+	var (
+		node *clusterNode
+		reg  *rooms.Local
+	)
+	if cfg.Cluster != nil {
+		var load clusterLoad
+		node, err = newClusterNode(cfg.Cluster, nw.mux.Addr(), cfg.TLS.Enabled(), func() cluster.Load {
+			n := 0
+			for _, r := range reg.Rooms(context.Background()) {
+				n += len(r.Participants)
+			}
+			return load.sample(n, engine.Totals().ForwardedPackets)
+		}, log)
+		if err != nil {
+			_ = nw.close()
+			return nil, err
+		}
+		roomsCfg.Placement = node.dir
+		roomsCfg.ResumePrefix = node.dir.ID() + resumeSep
+	}
+	reg, err = rooms.NewLocal(roomsCfg, engine, log)
 	if err != nil {
 		_ = nw.close()
+		if node != nil {
+			node.close()
+		}
 		return nil, err
+	}
+	var router signaling.Router
+	if node != nil {
+		router = node
 	}
 
 	iceServers := make([]signaling.ICEServer, len(cfg.ICE.Servers))
@@ -106,17 +137,25 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		ConnectionsPerIP:  cfg.Limits.ConnectionsPerIP,
 		TrustedProxies:    prefixes(cfg.Limits.TrustedProxies),
 		JoinTimeout:       cfg.Limits.JoinTimeout,
+		Router:            router,
 		Logger:            log,
 	}, reg)
 
+	var clusterView func(context.Context) (inspect.ClusterView, error)
+	if node != nil {
+		clusterView = node.view
+	}
 	ins, err := inspect.New(inspect.Config{
 		Rooms: reg, Engine: engine, Signaling: sig, Metrics: metrics,
-		Relay: nw.relayOf,
+		Relay: nw.relayOf, Cluster: clusterView,
 		Token: cfg.Admin.Token, Open: cfg.Admin.Open, Logger: log,
 	})
 	if err != nil {
 		_ = reg.Shutdown(context.Background()) // its listed rooms' goroutines
 		_ = nw.close()
+		if node != nil {
+			node.close()
+		}
 		return nil, err
 	}
 
@@ -142,7 +181,10 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &server{cfg: cfg, log: log, engine: engine, net: nw, reg: reg, sig: sig, http: hs}, nil
+	if node != nil {
+		node.start(reg)
+	}
+	return &server{cfg: cfg, log: log, engine: engine, net: nw, reg: reg, sig: sig, http: hs, cluster: node}, nil
 }
 
 // autocertManager gets and renews the certificate of a.Host from Let's
@@ -265,11 +307,21 @@ func (s *server) shutdown() error {
 	s.log.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	leave := s.reg.Shutdown // participants told (1001) and removed, peers closed
+	if s.cluster != nil {
+		// A node leaving a cluster: its rooms are released, and their
+		// participants told to join again (1012), on other nodes.
+		s.cluster.drain(ctx)
+		leave = s.reg.Drain
+	}
 	errs := []error{
-		s.reg.Shutdown(ctx), // participants told (1001) and removed, peers closed
-		s.sig.Close(ctx),    // sockets not yet joined
+		leave(ctx),
+		s.sig.Close(ctx), // sockets not yet joined, and relayed ones
 		s.http.Shutdown(ctx),
 		s.net.close(),
+	}
+	if s.cluster != nil {
+		s.cluster.close()
 	}
 	err := errors.Join(errs...)
 	s.log.Info("shut down", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)

@@ -268,6 +268,13 @@ func (c *Client) Resume(ctx context.Context) (Event, error) {
 	return ev, nil
 }
 
+// ResumeAt is Resume through another server: the client's next sockets go
+// to url (in a cluster, another node, as a load balancer would send it).
+func (c *Client) ResumeAt(ctx context.Context, url string) (Event, error) {
+	c.url = url
+	return c.Resume(ctx)
+}
+
 // Collisions counts the client's offers dropped because the server's offer
 // crossed them.
 func (c *Client) Collisions() int64 { return c.collisions.Load() }

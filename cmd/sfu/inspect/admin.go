@@ -14,6 +14,7 @@ type RoomList struct {
 // RoomSummary describes a room and who is in it.
 type RoomSummary struct {
 	Name            string               `json:"name"`
+	Node            string               `json:"node,omitempty"` // in a cluster, the node hosting it
 	MaxParticipants int                  `json:"maxParticipants"`
 	Participants    []ParticipantSummary `json:"participants"`
 }
@@ -47,6 +48,14 @@ type ParticipantRemoved struct {
 
 func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 	infos := s.cfg.Rooms.Rooms(r.Context())
+	if s.cfg.Cluster != nil {
+		v, err := s.cfg.Cluster(r.Context())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the cluster's directory cannot be read: "+err.Error())
+			return
+		}
+		infos = v.Rooms
+	}
 	list := RoomList{Rooms: make([]RoomSummary, len(infos))}
 	for i, info := range infos {
 		list.Rooms[i] = roomSummary(info)
@@ -55,7 +64,7 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 }
 
 func roomSummary(info rooms.RoomInfo) RoomSummary {
-	rs := RoomSummary{Name: info.Name, MaxParticipants: info.MaxParticipants, Participants: make([]ParticipantSummary, len(info.Participants))}
+	rs := RoomSummary{Name: info.Name, Node: info.Node, MaxParticipants: info.MaxParticipants, Participants: make([]ParticipantSummary, len(info.Participants))}
 	for i, p := range info.Participants {
 		ps := ParticipantSummary{ID: p.ID, Name: p.Name, Tracks: make([]TrackSummary, len(p.Tracks))}
 		for j, t := range p.Tracks {

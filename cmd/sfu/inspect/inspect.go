@@ -66,8 +66,28 @@ type Config struct {
 	// Empty (and Open false): every request is refused.
 	Token string
 	// Open serves the endpoints without a credential.
-	Open   bool
-	Logger *slog.Logger
+	Open bool
+	// Cluster, in a cluster, describes every node and its rooms: /admin/rooms
+	// lists them all, each with its node, and /debug and /metrics show them.
+	Cluster func(ctx context.Context) (ClusterView, error)
+	Logger  *slog.Logger
+}
+
+// ClusterView is the cluster as this node sees it.
+type ClusterView struct {
+	Node    string           `json:"node"`    // this node
+	Healthy bool             `json:"healthy"` // its last renewal reached Redis
+	Nodes   []NodeSummary    `json:"nodes"`
+	Rooms   []rooms.RoomInfo `json:"-"`
+}
+
+// NodeSummary is a live node of the cluster.
+type NodeSummary struct {
+	ID           string `json:"id"`
+	URL          string `json:"url"`
+	Participants int    `json:"participants"`
+	Rooms        int    `json:"rooms"`
+	Draining     bool   `json:"draining,omitempty"`
 }
 
 // Server is the operator endpoints, as one http.Handler for the paths
@@ -89,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	if err := cfg.Metrics.register(newStateCollector(cfg.Rooms, cfg.Engine, cfg.Signaling)); err != nil {
+	if err := cfg.Metrics.register(newStateCollector(cfg.Rooms, cfg.Engine, cfg.Signaling, cfg.Cluster)); err != nil {
 		return nil, err
 	}
 	s := &Server{

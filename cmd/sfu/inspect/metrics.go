@@ -73,23 +73,26 @@ const scrapeTimeout = 2 * time.Second
 // of what exists now, counters from the engine's monotonic totals and the
 // signaling endpoint's error counts.
 type stateCollector struct {
-	rooms Registry
-	eng   Engine
-	sig   Signaling
+	rooms   Registry
+	eng     Engine
+	sig     Signaling
+	cluster func(ctx context.Context) (ClusterView, error) // nil: alone
 
 	roomsDesc, participants, sessions, peers, tracks, subscriptions *prometheus.Desc
 
 	receivedPackets, receivedBytes, forwardedPackets, forwardedBytes *prometheus.Desc
 	retransmitted, nacks, plisReceived, plisSent, iceFailures        *prometheus.Desc
 	signalingErrors                                                  *prometheus.Desc
+
+	clusterNodes, clusterHealthy, clusterRoomParticipants *prometheus.Desc
 }
 
-func newStateCollector(rooms Registry, eng Engine, sig Signaling) *stateCollector {
+func newStateCollector(rooms Registry, eng Engine, sig Signaling, cluster func(context.Context) (ClusterView, error)) *stateCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
 	}
 	return &stateCollector{
-		rooms: rooms, eng: eng, sig: sig,
+		rooms: rooms, eng: eng, sig: sig, cluster: cluster,
 
 		roomsDesc:     d("rooms", "Rooms open."),
 		participants:  d("participants", "Participants in all rooms."),
@@ -108,6 +111,10 @@ func newStateCollector(rooms Registry, eng Engine, sig Signaling) *stateCollecto
 		plisSent:         d("plis_sent_total", "Keyframe requests (PLI) sent to publishers."),
 		iceFailures:      d("ice_failures_total", "Participants removed because ICE failed or did not connect in time."),
 		signalingErrors:  d("signaling_errors_total", "Error replies sent to signaling clients, by protocol error code.", "code"),
+
+		clusterNodes:            d("cluster_nodes", "Live nodes of the cluster, this one included."),
+		clusterHealthy:          d("cluster_directory_up", "1 when this node's last renewal reached the cluster's Redis."),
+		clusterRoomParticipants: d("cluster_room_participants", "Participants of each room of the cluster, by room and hosting node.", "room", "node"),
 	}
 }
 
@@ -116,6 +123,7 @@ func (c *stateCollector) descs() []*prometheus.Desc {
 		c.roomsDesc, c.participants, c.sessions, c.peers, c.tracks, c.subscriptions,
 		c.receivedPackets, c.receivedBytes, c.forwardedPackets, c.forwardedBytes,
 		c.retransmitted, c.nacks, c.plisReceived, c.plisSent, c.iceFailures, c.signalingErrors,
+		c.clusterNodes, c.clusterHealthy, c.clusterRoomParticipants,
 	}
 }
 
@@ -161,5 +169,19 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.iceFailures, t.ICEFailures)
 	for code, n := range c.sig.ErrorCounts() {
 		counter(c.signalingErrors, n, string(code))
+	}
+	if c.cluster != nil {
+		v, err := c.cluster(ctx)
+		up := 0
+		if v.Healthy && err == nil {
+			up = 1
+		}
+		gauge(c.clusterHealthy, up)
+		if err == nil {
+			gauge(c.clusterNodes, len(v.Nodes))
+			for _, r := range v.Rooms {
+				ch <- prometheus.MustNewConstMetric(c.clusterRoomParticipants, prometheus.GaugeValue, float64(len(r.Participants)), r.Name, r.Node)
+			}
+		}
 	}
 }

@@ -19,6 +19,16 @@ type Snapshot struct {
 	At     time.Time    `json:"at"`
 	Server ServerState  `json:"server"`
 	Rooms  []RoomDetail `json:"rooms"`
+	// Cluster, in a cluster: every node, and every room with its node
+	// (the details above are this node's rooms).
+	Cluster *ClusterSnapshot `json:"cluster,omitempty"`
+}
+
+// ClusterSnapshot is the cluster part of a snapshot.
+type ClusterSnapshot struct {
+	ClusterView
+	Rooms []RoomSummary `json:"rooms"`
+	Error string        `json:"error,omitempty"` // the directory could not be read
 }
 
 // ServerState is the server as a whole.
@@ -172,6 +182,17 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 			room.Participants = append(room.Participants, s.participantDetail(info.Name, p, now))
 		}
 		snap.Rooms = append(snap.Rooms, room)
+	}
+	if s.cfg.Cluster != nil {
+		v, err := s.cfg.Cluster(ctx)
+		cs := &ClusterSnapshot{ClusterView: v, Rooms: []RoomSummary{}}
+		if err != nil {
+			cs.Error = err.Error()
+		}
+		for _, info := range v.Rooms {
+			cs.Rooms = append(cs.Rooms, roomSummary(info))
+		}
+		snap.Cluster = cs
 	}
 	return snap
 }
