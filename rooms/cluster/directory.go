@@ -149,12 +149,19 @@ end
 return 0`)
 
 // Claim implements rooms.Placement: this node hosts the room from now on,
-// unless another one does.
+// unless another one does. A room this node hosts already takes newcomers
+// while Redis cannot be reached.
 func (d *Directory) Claim(ctx context.Context, room string) error {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	holder, err := renewScript.Run(ctx, d.rdb, []string{roomKey + room}, d.cfg.NodeID, d.cfg.Lease.Milliseconds()).Text()
 	if err != nil {
+		d.mu.Lock()
+		ours := d.renewed[room]
+		d.mu.Unlock()
+		if ours {
+			return nil
+		}
 		return unavailable(err)
 	}
 	if holder != d.cfg.NodeID {

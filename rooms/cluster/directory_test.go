@@ -218,10 +218,17 @@ func TestRenewRecovers(t *testing.T) {
 		t.Error("the placement of an emptied room was kept")
 	}
 
+	if err := a.Claim(ctx, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	a.host.set("kept", 1)
 	mr.SetError("down")
 	a.renew(ctx)
 	if a.Healthy() {
 		t.Error("healthy while Redis fails")
+	}
+	if err := a.Claim(ctx, "kept"); err != nil {
+		t.Errorf("a newcomer to a room hosted here, without Redis: %v", err)
 	}
 	if _, err := a.Place(ctx, "x"); !errors.Is(err, rooms.ErrUnavailable) {
 		t.Errorf("placing without Redis: %v, want ErrUnavailable", err)
