@@ -62,6 +62,9 @@ type DownTrack struct {
 	// refused: the subscriber's answer left out the codec (Bind found it
 	// missing); the subscription forwards nothing and is dropped.
 	refused atomic.Bool
+	// offeredPT is the payload type + 1 the subscription's m-line was
+	// offered with (0: none yet), set by negotiation before pion binds.
+	offeredPT atomic.Uint32
 
 	rate atomic.Int64 // bits/s sent, measured by the subscriber's allocator
 	// owned by the allocator:
@@ -122,26 +125,36 @@ func (d *DownTrack) UpTrack() *UpTrack { return d.up }
 func (d *DownTrack) Codec() webrtc.RTPCodecParameters { return d.src }
 
 // Bind picks, among the codecs negotiated with the subscriber, the one the
-// publisher sends (webrtc.TrackLocal). When the subscriber did not take it,
-// the DownTrack is marked refused and forwards nothing.
+// publisher sends (webrtc.TrackLocal), under the payload type its m-line
+// was offered with: pion lists every number the session gave the codec
+// (Firefox numbers Opus 109 where the server's first offer said 111), and
+// the subscriber reads only the m-line's own. When the subscriber did not
+// take the codec, the DownTrack is marked refused and forwards nothing.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	up := d.src
+	offered := d.offeredPT.Load()
+	var pick *webrtc.RTPCodecParameters
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, up.MimeType) && fmtpCompatible(c.MimeType, c.SDPFmtpLine, up.SDPFmtpLine) {
-			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()}
-			for _, h := range ctx.HeaderExtensions() {
-				switch h.URI {
-				case uriAudioLevel:
-					b.audioLevelID = uint8(h.ID)
-				case uriVideoOrientation:
-					b.orientationID = uint8(h.ID)
-				case sdp.TransportCCURI:
-					b.twccID = uint8(h.ID)
-				}
+			if pick == nil || uint32(c.PayloadType)+1 == offered {
+				pick = &c
 			}
-			d.bound.Store(b)
-			return c, nil
 		}
+	}
+	if c := pick; c != nil {
+		b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()}
+		for _, h := range ctx.HeaderExtensions() {
+			switch h.URI {
+			case uriAudioLevel:
+				b.audioLevelID = uint8(h.ID)
+			case uriVideoOrientation:
+				b.orientationID = uint8(h.ID)
+			case sdp.TransportCCURI:
+				b.twccID = uint8(h.ID)
+			}
+		}
+		d.bound.Store(b)
+		return *c, nil
 	}
 	// An error here would make pion refuse the subscriber's whole answer,
 	// and with it every other subscription: this one alone is dropped.

@@ -3,10 +3,12 @@ package sfu
 import (
 	"cmp"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -107,5 +109,48 @@ func TestNumbering(t *testing.T) {
 				t.Errorf("numbered again as %d, first as %d", again.PayloadType, got.PayloadType)
 			}
 		})
+	}
+}
+
+// bindContext is what pion hands a track it binds to a sender.
+type bindContext struct{ codecs []webrtc.RTPCodecParameters }
+
+func (c bindContext) CodecParameters() []webrtc.RTPCodecParameters           { return c.codecs }
+func (c bindContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
+func (c bindContext) SSRC() webrtc.SSRC                                      { return 1234 }
+func (c bindContext) SSRCRetransmission() webrtc.SSRC                        { return 0 }
+func (c bindContext) SSRCForwardErrorCorrection() webrtc.SSRC                { return 0 }
+func (c bindContext) WriteStream() webrtc.TrackLocalWriter                   { return nil }
+func (c bindContext) ID() string                                             { return "ctx" }
+func (c bindContext) RTCPReader() interceptor.RTCPReader                     { return nil }
+
+// TestBindTakesTheOfferedNumber: pion binds a sender with every number its
+// session gave the codec, in the order it learned them (Opus as 111 from
+// the server's first offer, then as 109 from Firefox's). A subscription
+// forwards under the number its own m-line was offered with: Firefox reads
+// an m-line's packets only under that m-line's numbers, and heard none of
+// the audio of people offered to it after it had published.
+func TestBindTakesTheOfferedNumber(t *testing.T) {
+	opus := func(pt webrtc.PayloadType) webrtc.RTPCodecParameters {
+		return webrtc.RTPCodecParameters{PayloadType: pt, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}}
+	}
+	pub := &Peer{}
+	ctx := bindContext{codecs: []webrtc.RTPCodecParameters{opus(111), opus(109)}}
+	for _, tc := range []struct {
+		offered webrtc.PayloadType // 0: not set
+		want    uint8
+	}{{109, 109}, {111, 111}, {0, 111}, {100, 111}} {
+		up := newUpTrack(pub, mediaInfo{mid: "a", kind: webrtc.RTPCodecTypeAudio}, opus(111))
+		d := newDownTrack(up, newSubscriber(nil, slog.Default(), nil))
+		if tc.offered != 0 {
+			d.offeredPT.Store(uint32(tc.offered) + 1)
+		}
+		c, err := d.Bind(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := d.bound.Load(); b == nil || b.pt != tc.want || uint8(c.PayloadType) != tc.want {
+			t.Errorf("offered %d: bound as %d (binding %+v), want %d", tc.offered, c.PayloadType, b, tc.want)
+		}
 	}
 }

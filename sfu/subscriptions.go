@@ -218,5 +218,6 @@ func (p *Peer) setCodecs(tr *webrtc.RTPTransceiver, d *DownTrack) error {
 	if c, ok = p.numbers.number(c); !ok {
 		return errors.New("no payload type left")
 	}
+	d.offeredPT.Store(uint32(c.PayloadType) + 1)
 	return tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c})
 }

@@ -64,7 +64,13 @@ func (b *browsers) tab(t *testing.T, p person) *webtest.Tab {
 // video at a real size and receives their audio, with no page error.
 func runRoom(t *testing.T, b *browsers, people []person) {
 	t.Helper()
-	base := "http://" + startServer(t, loopbackConfig())
+	runRoomOn(t, b, people, "http://"+startServer(t, loopbackConfig()))
+}
+
+// runRoomOn is runRoom on servers of one's own: person i opens the page
+// of bases[i % len(bases)] (in a cluster, each a node).
+func runRoomOn(t *testing.T, b *browsers, people []person, bases ...string) {
+	t.Helper()
 	room := fmt.Sprintf("mixed-%d", time.Now().UnixNano())
 	tabs := make([]*webtest.Tab, len(people))
 	for i, p := range people {
@@ -80,6 +86,7 @@ func runRoom(t *testing.T, b *browsers, people []person) {
 		}
 	})
 	open := func(i int) {
+		base := bases[i%len(bases)]
 		u := webtest.PageURL(base, room, people[i].name)
 		if q := people[i].params.Encode(); q != "" {
 			u += "&" + q
@@ -255,6 +262,9 @@ func TestBrowsersMixed(t *testing.T) {
 		{"2 Firefox without simulcast", []person{{name: "Fox", engine: ff, params: noSimulcast}, {name: "Fennec", engine: ff, params: noSimulcast}}},
 		{"1 Firefox and 2 Chromium together", []person{{name: "Fox", engine: ff}, {name: "Crow", engine: cr}, {name: "Raven", engine: cr}}},
 		{"1 Firefox publishing late, then 2 Chromium", []person{{name: "Fox", engine: ff, slowOffer: true}, {name: "Crow", engine: cr}, {name: "Raven", engine: cr}}},
+		// Firefox is offered the first's audio as Opus 111, publishes its
+		// own as 109, then is offered the late one's as 109.
+		{"1 Chromium, 1 Firefox, then 1 Chromium late", []person{{name: "Crow", engine: cr}, {name: "Fox", engine: ff}, {name: "Raven", engine: cr, joinLag: true}}},
 		{"1 Firefox after 2 Chromium", []person{{name: "Crow", engine: cr}, {name: "Raven", engine: cr}, {name: "Fox", engine: ff, joinLag: true}}},
 		{"1 Firefox after 2 Chromium, no simulcast", []person{
 			{name: "Crow", engine: cr, params: noSimulcast}, {name: "Raven", engine: cr, params: noSimulcast},
