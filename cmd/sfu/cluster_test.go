@@ -15,6 +15,7 @@ import (
 	"github.com/tessera-rtc/tessera/cmd/sfu/inspect"
 	st "github.com/tessera-rtc/tessera/internal/signalingtest"
 	"github.com/tessera-rtc/tessera/internal/testutil"
+	"github.com/tessera-rtc/tessera/internal/webtest"
 	"github.com/tessera-rtc/tessera/signaling/client"
 )
 
@@ -381,4 +382,30 @@ func TestClusterDrain(t *testing.T) {
 	})
 	t.Logf("media back %s after node-a was told to stop", time.Since(stopped).Round(10*time.Millisecond))
 	waitHost(t, b, "call", "node-b", 2)
+}
+
+// TestBrowserCluster: Chromium and Firefox pages opened on the two nodes of
+// a cluster meet in one room, hosted by one node, the others' signaling
+// relayed to it: each decodes every other's video and hears their audio.
+func TestBrowserCluster(t *testing.T) {
+	skipShort(t)
+	webtest.RequireChromium(t)
+	webtest.RequireFirefox(t)
+	redis := testutil.StartRedis(t)
+	// The browsers' candidates stay on IPv4 loopback.
+	cfg := func(node string) string {
+		return strings.Replace(clusterConfig(redis.Addr, node), "  loopback: true\n", "  loopback: true\n  ips: [127.0.0.1]\n", 1)
+	}
+	a, _ := startNode(t, cfg("node-a"))
+	b, _ := startNode(t, cfg("node-b"))
+	ff, cr := webtest.Firefox, webtest.Chromium
+	people := []person{{name: "Crow", engine: cr}, {name: "Fox", engine: ff}, {name: "Raven", engine: cr, joinLag: true}}
+	runRoomOn(t, newBrowsers(t), people, "http://"+a, "http://"+b, "http://"+b)
+	// One node hosts the room (Crow's, the first), and each node says so.
+	for _, addr := range []string{a, b} {
+		testutil.Eventually(t, 6*time.Second, addr+" lists one room of 3 on node-a", func() bool {
+			list := clusterRooms(t, addr).Rooms
+			return len(list) == 1 && list[0].Node == "node-a" && len(list[0].Participants) == 3
+		})
+	}
 }
