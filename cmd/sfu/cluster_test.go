@@ -166,6 +166,17 @@ func TestClusterTwoProcesses(t *testing.T) {
 	if !strings.Contains(string(metrics), "tessera_cluster_nodes 2") {
 		t.Error("node-b's /metrics does not count 2 nodes")
 	}
+	resp, err = http.Get("http://" + b + "/debug/rooms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap inspect.Snapshot
+	err = json.NewDecoder(resp.Body).Decode(&snap)
+	resp.Body.Close()
+	if err != nil || snap.Cluster == nil || snap.Cluster.Node != "node-b" || len(snap.Cluster.Nodes) != 2 ||
+		len(snap.Cluster.Rooms) != 1 || snap.Cluster.Rooms[0].Node != host || len(snap.Cluster.Rooms[0].Participants) != 2 {
+		t.Errorf("node-b's /debug/rooms cluster part: %+v (%v)", snap.Cluster, err)
+	}
 
 	// Kill the hosting node.
 	other := "node-a"
@@ -400,7 +411,8 @@ func TestBrowserCluster(t *testing.T) {
 	b, _ := startNode(t, cfg("node-b"))
 	ff, cr := webtest.Firefox, webtest.Chromium
 	people := []person{{name: "Crow", engine: cr}, {name: "Fox", engine: ff}, {name: "Raven", engine: cr, joinLag: true}}
-	runRoomOn(t, newBrowsers(t), people, "http://"+a, "http://"+b, "http://"+b)
+	br := newBrowsers(t)
+	runRoomOn(t, br, people, "http://"+a, "http://"+b, "http://"+b)
 	// One node hosts the room (Crow's, the first), and each node says so.
 	for _, addr := range []string{a, b} {
 		testutil.Eventually(t, 6*time.Second, addr+" lists one room of 3 on node-a", func() bool {
@@ -408,4 +420,9 @@ func TestBrowserCluster(t *testing.T) {
 			return len(list) == 1 && list[0].Node == "node-a" && len(list[0].Participants) == 3
 		})
 	}
+	// node-b's /debug page shows the room, on node-a, in its cluster part.
+	ops := br.tab(t, person{name: "ops", engine: cr})
+	ops.Navigate(t, "http://"+b+"/debug")
+	ops.WaitFor(t, "the cluster part listing the room on node-a", 10*time.Second,
+		`!!document.querySelector('#cluster li[data-node="node-a"]') && document.querySelector('#cluster').textContent.includes('3 / ')`)
 }

@@ -284,14 +284,29 @@ function render(snap) {
   ].flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
 
   const main = document.getElementById('rooms');
+  const cluster = snap.cluster ? [clusterView(snap.cluster)] : [];
   if (snap.rooms.length === 0) {
-    main.replaceChildren(el('p', {class: 'empty'}, 'No rooms yet. ', el('a', {href: './?room=demo'}, 'Join one'), '.'));
+    main.replaceChildren(...cluster, el('p', {class: 'empty'}, 'No rooms yet. ', el('a', {href: './?room=demo'}, 'Join one'), '.'));
     return;
   }
-  main.replaceChildren(...snap.rooms.map((room) => el('section', {class: 'room', data: {room: room.name}},
+  main.replaceChildren(...cluster, ...snap.rooms.map((room) => el('section', {class: 'room', data: {room: room.name}},
     el('h2', {}, `Room ${room.name} `,
       el('span', {class: 'muted'}, `${room.participants.length} / ${room.maxParticipants} participants`)),
     room.participants.length ? room.participants.map((p) => participantView(p, names)) : el('p', {class: 'muted'}, 'empty'))));
+}
+
+// clusterView lists, in a cluster, the live nodes and every room with the
+// node hosting it (this node's own rooms are detailed below it).
+function clusterView(c) {
+  const directory = c.error ? `directory unreachable: ${c.error}` : (c.healthy ? 'directory up' : 'directory unreachable');
+  return el('section', {class: 'room', id: 'cluster'},
+    el('h2', {}, `Cluster, seen from ${c.node} `, el('span', {class: 'muted'}, directory)),
+    stats((c.nodes || []).map((n) => [n.id + (n.id === c.node ? ' (this node)' : '') + (n.draining ? ' draining' : ''),
+      `${n.participants} participants in ${n.rooms} rooms, ${n.url}`])),
+    c.rooms.length
+      ? el('ul', {}, ...c.rooms.map((r) => el('li', {data: {room: r.name, node: r.node}},
+        `${r.name} on ${r.node}: ${r.participants.length} / ${r.maxParticipants} participants`)))
+      : el('p', {class: 'muted'}, 'no room with participants'));
 }
 
 function setStatus(kind, text) {
