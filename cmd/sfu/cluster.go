@@ -59,12 +59,25 @@ func newClusterNode(cfg *configs.Cluster, listen net.Addr, tlsOn bool, load func
 		host, _, _ := net.SplitHostPort(cfg.Redis.Address)
 		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	}
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{log}) })
 	rdb := redis.NewClient(opts)
 	log = log.With("node", id)
 	n := &clusterNode{rdb: rdb, log: log, done: make(chan struct{})}
 	n.dir = cluster.New(cluster.Config{Client: rdb, NodeID: id, URL: strings.TrimSuffix(nodeURL, "/"), Load: load, Logger: log})
 	return n, nil
 }
+
+// redisLog passes go-redis's own messages (a connection pool that cannot
+// dial, on every attempt) to the log at debug level: the directory says
+// once, at warn, when Redis cannot be reached.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// redisLogOnce: go-redis's logger is one for the process.
+var redisLogOnce sync.Once
 
 // nodeID is the configured id, or the host name and the listen port.
 func nodeID(cfg *configs.Cluster, listen net.Addr) (string, error) {
@@ -223,7 +236,8 @@ func (n *clusterNode) view(ctx context.Context) (inspect.ClusterView, error) {
 		return v, err
 	}
 	for _, x := range nodes {
-		v.Nodes = append(v.Nodes, inspect.NodeSummary{ID: x.ID, URL: x.URL, Participants: x.Participants, Rooms: x.Rooms, Draining: x.Draining})
+		v.Nodes = append(v.Nodes, inspect.NodeSummary{ID: x.ID, URL: x.URL, Participants: x.Participants, Rooms: x.Rooms,
+			PacketsPerS: x.PacketsPerS, CPU: x.CPU, Draining: x.Draining})
 	}
 	infos, err := n.dir.Rooms(ctx)
 	if err != nil {
@@ -234,21 +248,27 @@ func (n *clusterNode) view(ctx context.Context) (inspect.ClusterView, error) {
 }
 
 // clusterLoad is what the node publishes of its work: participants, and
-// forwarded packets a second since the last call.
+// forwarded packets a second and cores busy since the last call.
 type clusterLoad struct {
 	mu       sync.Mutex
 	last     time.Time
 	lastPkts uint64
+	lastCPU  time.Duration
 }
 
 func (l *clusterLoad) sample(participants int, forwarded uint64) cluster.Load {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
+	now, cpu := time.Now(), processCPUTime()
 	load := cluster.Load{Participants: participants}
-	if !l.last.IsZero() && forwarded >= l.lastPkts {
-		load.PacketsPerS = float64(forwarded-l.lastPkts) / now.Sub(l.last).Seconds()
+	if dt := now.Sub(l.last).Seconds(); !l.last.IsZero() && dt > 0 {
+		if forwarded >= l.lastPkts {
+			load.PacketsPerS = float64(forwarded-l.lastPkts) / dt
+		}
+		if cpu >= l.lastCPU {
+			load.CPU = (cpu - l.lastCPU).Seconds() / dt
+		}
 	}
-	l.last, l.lastPkts = now, forwarded
+	l.last, l.lastPkts, l.lastCPU = now, forwarded, cpu
 	return load
 }

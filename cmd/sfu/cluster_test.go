@@ -16,6 +16,7 @@ import (
 	st "github.com/tessera-rtc/tessera/internal/signalingtest"
 	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/internal/webtest"
+	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/signaling/client"
 )
 
@@ -425,4 +426,75 @@ func TestBrowserCluster(t *testing.T) {
 	ops.Navigate(t, "http://"+b+"/debug")
 	ops.WaitFor(t, "the cluster part listing the room on node-a", 10*time.Second,
 		`!!document.querySelector('#cluster li[data-node="node-a"]') && document.querySelector('#cluster').textContent.includes('3 / ')`)
+}
+
+// TestClusterLimitsAndTokens: a room's capacity holds across nodes (its
+// node alone admits), and tokens are checked wherever a client comes in.
+func TestClusterLimitsAndTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster")
+	}
+	redis := testutil.StartRedis(t)
+	const secret = "0123456789abcdef0123456789abcdef"
+	cfg := func(node string) string {
+		return clusterConfig(redis.Addr, node) + fmt.Sprintf(`rooms:
+  on_demand: true
+  max_participants: 2
+auth:
+  require_token: true
+  keys: [{id: k1, secret: %q}]
+`, secret)
+	}
+	a, _ := startNode(t, cfg("node-a"))
+	b, _ := startNode(t, cfg("node-b"))
+	auth, err := rooms.NewAuth(rooms.Key{ID: "k1", Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(room string) string {
+		tok, err := auth.Issue(rooms.Grant{Room: room, Permissions: rooms.Permissions{Publish: true, Subscribe: true}, Expires: time.Now().Add(time.Hour)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	join := func(addr, room, name, tok string) (*client.Client, error) {
+		c, err := client.Dial(ctx, "ws://"+addr+"/ws", client.Options{Room: room, Name: name, Token: tok})
+		if err == nil {
+			t.Cleanup(c.Close)
+		}
+		return c, err
+	}
+	code := func(err error) string {
+		var ce *client.Error
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		return fmt.Sprint(err)
+	}
+
+	if _, err := join(a, "full", "ann", token("full")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := join(b, "full", "bob", token("full")); err != nil {
+		t.Fatal(err)
+	}
+	// The third, through either node, finds the room full.
+	for _, addr := range []string{a, b} {
+		if _, err := join(addr, "full", "cy", token("full")); code(err) != "room-full" {
+			t.Errorf("a third participant through %s: %v, want room-full", addr, err)
+		}
+	}
+	// Tokens: none, or one for another room, are refused through the
+	// node that does not host the room as through the one that does.
+	for _, addr := range []string{a, b} {
+		if _, err := join(addr, "full", "dee", ""); code(err) != "unauthorized" {
+			t.Errorf("no token through %s: %v, want unauthorized", addr, err)
+		}
+		if _, err := join(addr, "full", "dee", token("other")); code(err) != "unauthorized" {
+			t.Errorf("another room's token through %s: %v, want unauthorized", addr, err)
+		}
+	}
 }

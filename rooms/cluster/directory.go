@@ -442,9 +442,10 @@ func (d *Directory) renew(parent context.Context) {
 		infos = []rooms.RoomInfo{}
 	}
 	err := d.publish(ctx, infos)
-	d.setHealthy(err == nil)
-	if err != nil {
-		d.log.Warn("cannot reach the cluster's directory: serving the rooms hosted here", "err", err)
+	if was := d.setHealthy(err == nil); err != nil {
+		if was {
+			d.log.Warn("cannot reach the cluster's directory: serving the rooms hosted here", "err", err)
+		}
 		return
 	}
 	hosted := map[string]bool{}
@@ -486,7 +487,8 @@ func (d *Directory) renew(parent context.Context) {
 	}
 }
 
-func (d *Directory) setHealthy(ok bool) {
+// setHealthy records whether Redis answered, and returns what it was.
+func (d *Directory) setHealthy(ok bool) bool {
 	d.mu.Lock()
 	was := d.healthy
 	d.healthy = ok
@@ -494,6 +496,7 @@ func (d *Directory) setHealthy(ok bool) {
 	if ok && !was {
 		d.log.Info("cluster directory reached")
 	}
+	return was
 }
 
 // leave removes the node's records and releases its rooms.

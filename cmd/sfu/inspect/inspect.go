@@ -83,11 +83,13 @@ type ClusterView struct {
 
 // NodeSummary is a live node of the cluster.
 type NodeSummary struct {
-	ID           string `json:"id"`
-	URL          string `json:"url"`
-	Participants int    `json:"participants"`
-	Rooms        int    `json:"rooms"`
-	Draining     bool   `json:"draining,omitempty"`
+	ID           string  `json:"id"`
+	URL          string  `json:"url"`
+	Participants int     `json:"participants"`
+	Rooms        int     `json:"rooms"`
+	PacketsPerS  float64 `json:"packetsPerSecond"` // forwarded
+	CPU          float64 `json:"cpu"`              // cores busy
+	Draining     bool    `json:"draining,omitempty"`
 }
 
 // Server is the operator endpoints, as one http.Handler for the paths

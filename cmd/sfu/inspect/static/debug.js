@@ -302,7 +302,7 @@ function clusterView(c) {
   return el('section', {class: 'room', id: 'cluster'},
     el('h2', {}, `Cluster, seen from ${c.node} `, el('span', {class: 'muted'}, directory)),
     stats((c.nodes || []).map((n) => [n.id + (n.id === c.node ? ' (this node)' : '') + (n.draining ? ' draining' : ''),
-      `${n.participants} participants in ${n.rooms} rooms, ${n.url}`])),
+      `${n.participants} participants in ${n.rooms} rooms, ${count(Math.round(n.packetsPerSecond))} packets/s forwarded, ${n.cpu.toFixed(2)} cores, ${n.url}`])),
     c.rooms.length
       ? el('ul', {}, ...c.rooms.map((r) => el('li', {data: {room: r.name, node: r.node}},
         `${r.name} on ${r.node}: ${r.participants.length} / ${r.maxParticipants} participants`)))
