@@ -92,7 +92,7 @@ type Directory struct {
 	host Host // set by Run
 
 	mu       sync.Mutex
-	renewed  map[string]bool      // rooms whose placement this node renews
+	renewed  map[string]time.Time // rooms whose placement this node renews, by when it claimed them
 	suspects map[string]time.Time // nodes that could not be reached, until
 	draining bool
 	secret   string
@@ -112,7 +112,7 @@ func New(cfg Config) *Directory {
 	}
 	return &Directory{
 		cfg: cfg, rdb: cfg.Client, log: cfg.Logger.With("node", cfg.NodeID),
-		renewed: map[string]bool{}, suspects: map[string]time.Time{},
+		renewed: map[string]time.Time{}, suspects: map[string]time.Time{},
 	}
 }
 
@@ -152,12 +152,18 @@ return 0`)
 // unless another one does. A room this node hosts already takes newcomers
 // while Redis cannot be reached.
 func (d *Directory) Claim(ctx context.Context, room string) error {
+	d.mu.Lock()
+	draining := d.draining
+	d.mu.Unlock()
+	if draining {
+		return fmt.Errorf("%w: this node drains", rooms.ErrMoved)
+	}
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
 	holder, err := renewScript.Run(ctx, d.rdb, []string{roomKey + room}, d.cfg.NodeID, d.cfg.Lease.Milliseconds()).Text()
 	if err != nil {
 		d.mu.Lock()
-		ours := d.renewed[room]
+		_, ours := d.renewed[room]
 		d.mu.Unlock()
 		if ours {
 			return nil
@@ -168,7 +174,9 @@ func (d *Directory) Claim(ctx context.Context, room string) error {
 		return fmt.Errorf("%w: node %s hosts room %q", rooms.ErrMoved, holder, room)
 	}
 	d.mu.Lock()
-	d.renewed[room] = true
+	if _, ok := d.renewed[room]; !ok {
+		d.renewed[room] = time.Now()
+	}
 	d.mu.Unlock()
 	return nil
 }
@@ -184,10 +192,11 @@ func (d *Directory) Place(ctx context.Context, room string) (Node, error) {
 		case err == nil:
 			if n, ok, err := d.node(ctx, id); err != nil {
 				return Node{}, unavailable(err)
-			} else if ok && !d.suspect(id) {
+			} else if ok && !n.Draining && !d.suspect(id) {
 				return n, nil
 			}
-			// Its host is gone (or unreachable from here): placed again.
+			// Its host is gone, drains, or cannot be reached from here:
+			// placed again.
 			if err := releaseScript.Run(ctx, d.rdb, []string{roomKey + room}, id).Err(); err != nil {
 				return Node{}, unavailable(err)
 			}
@@ -361,7 +370,7 @@ func (d *Directory) Drain(ctx context.Context) {
 	for r := range d.renewed {
 		hosted = append(hosted, r)
 	}
-	d.renewed = map[string]bool{}
+	d.renewed = map[string]time.Time{}
 	d.mu.Unlock()
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()
@@ -455,8 +464,10 @@ func (d *Directory) renew(parent context.Context) {
 	d.mu.Lock()
 	draining := d.draining
 	var release []string
-	for r := range d.renewed {
-		if !hosted[r] {
+	for r, since := range d.renewed {
+		// A room claimed just now may not have its first participant
+		// yet: it is kept for a lease.
+		if !hosted[r] && time.Since(since) > d.cfg.Lease {
 			release = append(release, r)
 			delete(d.renewed, r)
 		}
@@ -482,7 +493,36 @@ func (d *Directory) renew(parent context.Context) {
 			continue
 		}
 		d.mu.Lock()
-		d.renewed[r] = true
+		if d.draining {
+			// Drain released the room meanwhile: give it back.
+			d.mu.Unlock()
+			_ = releaseScript.Run(ctx, d.rdb, []string{roomKey + r}, d.cfg.NodeID).Err()
+			continue
+		}
+		if _, ok := d.renewed[r]; !ok {
+			d.renewed[r] = time.Now()
+		}
+		d.mu.Unlock()
+	}
+	d.keepSecret(ctx)
+}
+
+// keepSecret puts the secret this node knows back into a Redis that lost
+// it (restarted empty), and adopts the one Redis holds: the nodes agree
+// again once each has renewed.
+func (d *Directory) keepSecret(ctx context.Context) {
+	d.mu.Lock()
+	s := d.secret
+	d.mu.Unlock()
+	if s == "" {
+		return
+	}
+	if err := d.rdb.SetNX(ctx, secretKey, s, 0).Err(); err != nil {
+		return
+	}
+	if held, err := d.rdb.Get(ctx, secretKey).Result(); err == nil && held != s {
+		d.mu.Lock()
+		d.secret = held
 		d.mu.Unlock()
 	}
 }
@@ -508,7 +548,7 @@ func (d *Directory) leave() {
 	for r := range d.renewed {
 		hosted = append(hosted, r)
 	}
-	d.renewed = map[string]bool{}
+	d.renewed = map[string]time.Time{}
 	d.mu.Unlock()
 	for _, r := range hosted {
 		_ = releaseScript.Run(ctx, d.rdb, []string{roomKey + r}, d.cfg.NodeID).Err()

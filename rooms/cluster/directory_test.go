@@ -214,6 +214,13 @@ func TestRenewRecovers(t *testing.T) {
 	}
 	a.host.set("r", 0)
 	a.renew(ctx)
+	if !mr.Exists(roomKey + "r") {
+		t.Error("the placement of a room claimed a moment ago was released before its first participant")
+	}
+	a.mu.Lock()
+	a.renewed["r"] = time.Now().Add(-time.Minute) // claimed long ago
+	a.mu.Unlock()
+	a.renew(ctx)
 	if mr.Exists(roomKey + "r") {
 		t.Error("the placement of an emptied room was kept")
 	}
@@ -252,6 +259,16 @@ func TestDrain(t *testing.T) {
 	if mr.Exists(roomKey + "r") {
 		t.Error("a draining node kept its room")
 	}
+	if err := a.Claim(ctx, "r"); !errors.Is(err, rooms.ErrMoved) {
+		t.Errorf("a draining node claimed a room: %v", err)
+	}
+	// A placement still naming the draining node goes elsewhere.
+	if err := mr.Set(roomKey+"old", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Place(ctx, "old"); err != nil || n.ID != "b" {
+		t.Fatalf("a room placed on a draining node is on %+v, %v; want b", n, err)
+	}
 	if n, err := b.Place(ctx, "r"); err != nil || n.ID != "b" {
 		t.Fatalf("r placed on %+v, %v; want b (a drains)", n, err)
 	}
@@ -287,6 +304,14 @@ func TestClusterRooms(t *testing.T) {
 	sb, err2 := b.Secret(ctx)
 	if err1 != nil || err2 != nil || sa == "" || sa != sb {
 		t.Errorf("secrets %q %q (%v %v)", sa, sb, err1, err2)
+	}
+	// Redis restarts empty: the secret the nodes know is put back, and a
+	// node that never saw it adopts it.
+	mr.FlushAll()
+	a.renew(ctx)
+	c := newNode(t, mr, "c", 0)
+	if sc, err := c.Secret(ctx); err != nil || sc != sa {
+		t.Errorf("after a Redis restart a new node's secret is %q (%v), the others' %q", sc, err, sa)
 	}
 	a.leave()
 	if mr.Exists(nodeKey+"a") || mr.Exists(roomsKey+"a") || mr.Exists(roomKey+"x") {
