@@ -63,7 +63,7 @@ func codeOf(err error) Code {
 		return CodeBadSDP
 	case errors.Is(err, rooms.ErrNotFound):
 		return CodeNotFound
-	case errors.Is(err, rooms.ErrUnavailable):
+	case errors.Is(err, rooms.ErrUnavailable), errors.Is(err, rooms.ErrMoved):
 		return CodeUnavailable
 	case errors.Is(err, rooms.ErrForbidden), errors.Is(err, sfu.ErrTooManyTracks), errors.Is(err, errRateLimited),
 		errors.Is(err, rooms.ErrRoomLimit), errors.Is(err, sfu.ErrNotAllowed), errors.Is(err, rooms.ErrStillConnected):

@@ -120,6 +120,7 @@ func TestCodeOf(t *testing.T) {
 		{sfu.ErrTooManyTracks, CodeForbidden},
 		{sfu.ErrNotAllowed, CodeForbidden},
 		{rooms.ErrUnavailable, CodeUnavailable},
+		{rooms.ErrMoved, CodeUnavailable},
 		{errors.New("boom"), CodeInternal},
 	}
 	for _, tc := range tests {

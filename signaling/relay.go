@@ -56,6 +56,9 @@ func (s *session) routeJoin(room string, frame []byte) (bool, error) {
 	if r == nil || s.relayed {
 		return false, nil
 	}
+	if err := rooms.ValidName(room); err != nil {
+		return false, err // before the directory sees the name
+	}
 	for range 2 {
 		rt, err := r.RouteJoin(s.ctx, room)
 		if err != nil || rt.URL == "" {
@@ -63,6 +66,9 @@ func (s *session) routeJoin(room string, frame []byte) (bool, error) {
 		}
 		if err := s.relay(rt, frame); err != nil {
 			s.logger().Warn("the room's node cannot be reached", "room", room, "node", rt.Node, "err", err)
+			if !errors.Is(err, errNodeUnreachable) {
+				return false, err // it answered: it lives, and keeps its rooms
+			}
 			r.Unreachable(rt) // the room is placed again
 			continue
 		}
@@ -83,6 +89,9 @@ func (s *session) routeResume(token string, frame []byte) (bool, error) {
 	}
 	if err := s.relay(rt, frame); err != nil {
 		s.logger().Warn("the participant's node cannot be reached", "node", rt.Node, "err", err)
+		if !errors.Is(err, errNodeUnreachable) {
+			return false, err
+		}
 		r.Unreachable(rt)
 		// Its node is gone, and the participant with it: the client
 		// joins afresh.
@@ -90,6 +99,10 @@ func (s *session) routeResume(token string, frame []byte) (bool, error) {
 	}
 	return true, nil
 }
+
+// errNodeUnreachable: no WebSocket could be opened to the node (no
+// connection, no answer). A node that answered with an HTTP error lives.
+var errNodeUnreachable = errors.New("the node cannot be reached")
 
 // relay connects the session to another node and hands it frame.
 func (s *session) relay(rt Route, frame []byte) error {
@@ -104,14 +117,14 @@ func (s *session) relay(rt Route, frame []byte) error {
 	up, resp, err := d.DialContext(ctx, rt.URL, hdr)
 	if err != nil {
 		if resp != nil {
-			err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
+			return fmt.Errorf("%w: the room's node refused the socket (HTTP %s)", rooms.ErrUnavailable, resp.Status)
 		}
-		return err
+		return fmt.Errorf("%w: %v", errNodeUnreachable, err)
 	}
 	_ = up.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
 	if err := up.WriteMessage(websocket.TextMessage, frame); err != nil {
 		_ = up.Close()
-		return err
+		return fmt.Errorf("%w: %v", errNodeUnreachable, err)
 	}
 	s.upstream = up
 	s.relaying.Store(true)
