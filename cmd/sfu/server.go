@@ -268,6 +268,9 @@ func (s *server) serve(ctx context.Context, ready func(addr string)) error {
 		select {
 		case err := <-errc:
 			_ = s.net.close()
+			if s.cluster != nil {
+				s.cluster.close()
+			}
 			return fmt.Errorf("http: %w", err)
 		case <-hup:
 			s.reload()
