@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,31 +18,43 @@ import (
 
 const adminToken = "0123456789abcdef-admin"
 
-// startLogged runs the server with args until the test ends, its log in
-// logs, and returns its address.
+// startLogged runs the server in this process, logging to logs, until the
+// test ends, and returns its address.
 func startLogged(t *testing.T, logs io.Writer, args ...string) string {
+	t.Helper()
+	addr, _ := startStoppable(t, logs, args...)
+	return addr
+}
+
+// startStoppable is startLogged that can also be stopped (gracefully, as
+// on SIGTERM) before the test ends.
+func startStoppable(t *testing.T, logs io.Writer, args ...string) (addr string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, logs, func(a string) { addrc <- a }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				t.Error("server did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case a := <-addrc:
-		return a
+		return a, stop
 	case err := <-done:
 		t.Fatalf("server did not start: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not start")
 	}
-	return ""
+	return "", nil
 }
 
 func get(t *testing.T, url, auth string) (int, string) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,6 +85,50 @@ func (p *call) flowing(t *testing.T, n int64) bool {
 	return len(p.got) > 0
 }
 
+// callAcross joins ann through node a and bob through node b into room
+// "call", each publishing audio and video, and waits until each gets the
+// other's media.
+func callAcross(ctx context.Context, t *testing.T, a, b string) (ann, bob *call) {
+	t.Helper()
+	ann = joinCall(ctx, t, a, "call", "ann")
+	bob = joinCall(ctx, t, b, "call", "bob")
+	ann.receive(t, 2, 15*time.Second)
+	bob.receive(t, 2, 15*time.Second)
+	testutil.Eventually(t, 10*time.Second, "media flows both ways across the nodes", func() bool {
+		return ann.flowing(t, 100) && bob.flowing(t, 100)
+	})
+	return ann, bob
+}
+
+// comeBack waits until each call's socket ends, checks why (told), and
+// joins the call's person again, through the node at via, as name+"2";
+// it returns once their media flows again.
+func comeBack(ctx context.Context, t *testing.T, via string, calls []*call, told func(*call)) {
+	t.Helper()
+	back := map[string]*call{}
+	for _, p := range calls {
+		select {
+		case <-p.c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s's socket is still open 10 s after its room's node went", p.c.Self.Name)
+		}
+		told(p)
+		p.c.Close()
+		back[p.c.Self.Name] = joinCall(ctx, t, via, "call", p.c.Self.Name+"2")
+	}
+	for _, p := range back {
+		p.receive(t, len(calls), 15*time.Second)
+	}
+	testutil.Eventually(t, 15*time.Second, "media flows again on "+via, func() bool {
+		for _, p := range back {
+			if !p.flowing(t, 10) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // clusterRooms reads /admin/rooms of a node.
 func clusterRooms(t *testing.T, addr string) inspect.RoomList {
 	t.Helper()
@@ -145,14 +188,7 @@ func TestClusterTwoProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	ann := joinCall(ctx, t, a, "call", "ann")
-	bob := joinCall(ctx, t, b, "call", "bob")
-	ann.receive(t, 2, 15*time.Second)
-	bob.receive(t, 2, 15*time.Second)
-	testutil.Eventually(t, 10*time.Second, "media flows both ways across the nodes", func() bool {
-		return ann.flowing(t, 100) && bob.flowing(t, 100)
-	})
-
+	ann, bob := callAcross(ctx, t, a, b)
 	host := waitHost(t, a, "call", "", 2)
 	waitHost(t, b, "call", host, 2)
 	resp, err := http.Get("http://" + b + "/metrics")
@@ -191,26 +227,12 @@ func TestClusterTwoProcesses(t *testing.T) {
 	// Each client notices its socket end, tries to resume through the
 	// surviving node (as a client behind one address would), is told its
 	// participant is gone, and joins afresh there.
-	back := map[string]*call{}
-	for _, p := range []*call{ann, bob} {
-		select {
-		case <-p.c.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s's socket is still open 10 s after its room's node died", p.c.Self.Name)
-		}
+	comeBack(ctx, t, survivor, []*call{ann, bob}, func(p *call) {
 		_, err := p.c.ResumeAt(ctx, "ws://"+survivor+"/ws")
 		var ce *client.Error
 		if !errors.As(err, &ce) || ce.Code != "not-found" {
 			t.Fatalf("%s's resume after its node died: %v, want not-found", p.c.Self.Name, err)
 		}
-		p.c.Close()
-		back[p.c.Self.Name] = joinCall(ctx, t, survivor, "call", p.c.Self.Name+"2")
-	}
-	for _, p := range back {
-		p.receive(t, 2, 15*time.Second)
-	}
-	testutil.Eventually(t, 15*time.Second, "media flows again on the surviving node", func() bool {
-		return back["ann"].flowing(t, 10) && back["bob"].flowing(t, 10)
 	})
 	took := time.Since(killed)
 	t.Logf("media back for every participant %s after the hosting node was killed", took.Round(10*time.Millisecond))
@@ -231,38 +253,13 @@ type nodeProc struct {
 func startNode(t *testing.T, config string) (addr string, stop func()) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--config", writeConfig(t, config)}, logs, func(a string) { addrc <- a })
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				t.Error("node did not stop")
-			}
-		})
-	}
+	addr, stop = startStoppable(t, logs, "--config", writeConfig(t, config))
 	t.Cleanup(func() {
-		stop()
 		if t.Failed() {
 			t.Logf("log of the node at %s:\n%s", addr, logs.String())
 		}
 	})
-	select {
-	case addr = <-addrc:
-		return addr, stop
-	case err := <-done:
-		t.Fatalf("node did not start: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("node did not start")
-	}
-	return "", nil
+	return addr, stop
 }
 
 // longestGap is the longest time any track of the calls went without a
@@ -294,11 +291,7 @@ func TestClusterRedisOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	ann := joinCall(ctx, t, a, "call", "ann")
-	bob := joinCall(ctx, t, b, "call", "bob")
-	ann.receive(t, 2, 15*time.Second)
-	bob.receive(t, 2, 15*time.Second)
-	testutil.Eventually(t, 10*time.Second, "media flows both ways", func() bool { return ann.flowing(t, 100) && bob.flowing(t, 100) })
+	ann, bob := callAcross(ctx, t, a, b)
 	host := waitHost(t, a, "call", "", 2)
 	hostAddr := map[string]string{"node-a": a, "node-b": b}[host]
 	for _, p := range []*call{ann, bob} {
@@ -366,31 +359,14 @@ func TestClusterDrain(t *testing.T) {
 	defer cancel()
 
 	// Both nodes are empty: the room goes to the first by id, node-a.
-	ann := joinCall(ctx, t, a, "call", "ann")
-	bob := joinCall(ctx, t, b, "call", "bob")
-	ann.receive(t, 2, 15*time.Second)
-	bob.receive(t, 2, 15*time.Second)
+	ann, bob := callAcross(ctx, t, a, b)
 	waitHost(t, b, "call", "node-a", 2)
 	stopped := time.Now()
 	go stopA()
-	back := map[string]*call{}
-	for _, p := range []*call{ann, bob} {
-		select {
-		case <-p.c.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s was not told to move", p.c.Self.Name)
-		}
+	comeBack(ctx, t, b, []*call{ann, bob}, func(p *call) {
 		if ce := p.c.CloseError(); ce == nil || ce.Code != 1012 {
 			t.Errorf("%s's socket closed with %v, want 1012 (join again)", p.c.Self.Name, ce)
 		}
-		p.c.Close()
-		back[p.c.Self.Name] = joinCall(ctx, t, b, "call", p.c.Self.Name+"2")
-	}
-	for _, p := range back {
-		p.receive(t, 2, 15*time.Second)
-	}
-	testutil.Eventually(t, 15*time.Second, "media flows on the remaining node", func() bool {
-		return back["ann"].flowing(t, 10) && back["bob"].flowing(t, 10)
 	})
 	t.Logf("media back %s after node-a was told to stop", time.Since(stopped).Round(10*time.Millisecond))
 	waitHost(t, b, "call", "node-b", 2)
