@@ -23,7 +23,7 @@ func (p *Peer) negotiate() {
 func (p *Peer) negotiateLocked() {
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
-	if p.isClosed() || p.pc.SignalingState() != webrtc.SignalingStateStable {
+	if p.isClosed() || p.fixed || p.pc.SignalingState() != webrtc.SignalingStateStable {
 		return
 	}
 	if p.reconcile() {
@@ -223,6 +223,15 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 		p.log.Info("track published", "track", t.id, "kind", t.kind.String(), "codec", t.Codec().MimeType, "layers", strings.Join(t.rids, ","))
 	}
 	return added, removed, nil
+}
+
+// RemoteDescription is the client's description in effect ("" before the
+// first negotiation), with the candidates pion has learnt.
+func (p *Peer) RemoteDescription() string {
+	if d := p.pc.CurrentRemoteDescription(); d != nil {
+		return d.SDP
+	}
+	return ""
 }
 
 // ResendOffer sends the outstanding server offer again, if there is one:

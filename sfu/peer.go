@@ -48,6 +48,10 @@ type PeerConfig struct {
 	// NoPublish refuses every offer that sends anything (ErrNotAllowed):
 	// the participant may only receive.
 	NoPublish bool
+	// Fixed is a session negotiated once, over HTTP (WHIP): the server
+	// never offers, so it cannot be subscribed to anything, and its tracks
+	// keep the codec of the first answer.
+	Fixed bool
 }
 
 // Peer is one participant's PeerConnection. The server is the impolite peer
@@ -62,6 +66,7 @@ type Peer struct {
 	log *slog.Logger
 
 	noPublish bool // PeerConfig.NoPublish
+	fixed     bool // PeerConfig.Fixed
 	// secrets are what the session's SRTP keys derive from (srtpkeys.go).
 	secrets *dtlsSecrets
 	// direct is the route of the direct send path (direct.go).
@@ -140,7 +145,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	p := &Peer{
-		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log, noPublish: cfg.NoPublish, secrets: secrets,
+		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log, noPublish: cfg.NoPublish, fixed: cfg.Fixed, secrets: secrets,
 		subs:       map[string]*subscription{},
 		lastCodec:  map[*webrtc.RTPTransceiver]webrtc.RTPCodecParameters{},
 		published:  map[string]*UpTrack{},

@@ -21,6 +21,10 @@ func (p *Peer) Subscribe(up *UpTrack) (*DownTrack, error) {
 		p.mu.Unlock()
 		return nil, ErrClosed
 	}
+	if p.fixed {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: a session negotiated once cannot be sent tracks", ErrNotAllowed)
+	}
 	d, ok := p.wanted[up.id]
 	if !ok {
 		d = newDownTrack(up, p.sub)
