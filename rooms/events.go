@@ -15,6 +15,9 @@ type ParticipantInfo struct {
 	ID     string
 	Name   string
 	Tracks []TrackInfo
+	// Via is ViaWHIP for a WHIP publisher, empty for a client of the
+	// signaling socket.
+	Via string
 }
 
 // TrackInfo describes a published track.

@@ -28,6 +28,7 @@ type Participant struct {
 	joinedAt      time.Time
 	perms         Permissions // granted at join (rooms/auth.go)
 	codecs        sfu.Codecs  // what the client decodes (nil: anything)
+	via           string      // JoinRequest.Via
 
 	removeOnce sync.Once
 
@@ -61,11 +62,11 @@ func newParticipant(r *room, req JoinRequest) (*Participant, error) {
 		id: sfu.NewID("p-"), name: name, room: r, joinedAt: time.Now(),
 		// Permissions: without subscribe, never subscribed automatically.
 		autoSubscribe: req.AutoSubscribe && req.access.perms.Subscribe, perms: req.access.perms,
-		codecs: req.Codecs,
+		codecs: req.Codecs, via: req.Via,
 	}
 	p.conn.Store(&connRef{req.Conn})
 	p.log = r.reg.log.With("room", r.name, "participant", p.id, "name", name)
-	peer, err := r.reg.peers.NewPeer(sfu.PeerConfig{ID: p.id, Handler: p, Logger: p.log, NoPublish: !req.access.perms.Publish})
+	peer, err := r.reg.peers.NewPeer(sfu.PeerConfig{ID: p.id, Handler: p, Logger: p.log, NoPublish: !req.access.perms.Publish, Fixed: req.Via != ""})
 	if err != nil {
 		return nil, fmt.Errorf("new peer: %w", err)
 	}
@@ -75,6 +76,10 @@ func newParticipant(r *room, req JoinRequest) (*Participant, error) {
 
 // ID is the participant id, chosen by the server.
 func (p *Participant) ID() string { return p.id }
+
+// Via is how the client negotiates (JoinRequest.Via): "" for the
+// signaling socket, ViaWHIP for a WHIP publisher.
+func (p *Participant) Via() string { return p.via }
 
 // Name is the display name.
 func (p *Participant) Name() string { return p.name }

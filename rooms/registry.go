@@ -62,9 +62,17 @@ type JoinRequest struct {
 	// forwards. Tracks are sent in a codec their subscribers decode where
 	// the publisher can send one (sfu.Peer.SetAudience).
 	Codecs sfu.Codecs
+	// Via is how the client negotiates: "" for the signaling socket,
+	// ViaWHIP for an HTTP publisher that negotiates once.
+	Via string
 
 	access access // what the token (or its absence) allows; set by Join
 }
+
+// ViaWHIP marks a WHIP publisher (RFC 9725): it needs the publish
+// permission, is never sent anything, and its session is never
+// renegotiated.
+const ViaWHIP = "whip"
 
 // Config holds the room policy.
 type Config struct {
@@ -252,6 +260,17 @@ func (l *Local) Join(ctx context.Context, req JoinRequest) (*Participant, error)
 	if err != nil {
 		l.log.Debug("join refused", "room", req.Room, "err", err)
 		return nil, err
+	}
+	switch req.Via {
+	case "":
+	case ViaWHIP:
+		if !a.perms.Publish {
+			return nil, fmt.Errorf("%w: publishing in room %q", ErrForbidden, req.Room)
+		}
+		a.perms.Subscribe = false // it receives nothing, and decodes nothing for anyone
+		req.AutoSubscribe = false
+	default:
+		return nil, fmt.Errorf("%w: unknown client kind %q", ErrInvalid, req.Via)
 	}
 	req.access = a
 	if a.name != "" {

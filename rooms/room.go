@@ -205,7 +205,7 @@ func (r *room) infos(skip *Participant) []ParticipantInfo {
 }
 
 func (r *room) info(p *Participant) ParticipantInfo {
-	info := ParticipantInfo{ID: p.id, Name: p.name, Tracks: []TrackInfo{}}
+	info := ParticipantInfo{ID: p.id, Name: p.name, Tracks: []TrackInfo{}, Via: p.via}
 	for _, up := range p.published {
 		if t := r.tracks[up.ID()]; t != nil {
 			info.Tracks = append(info.Tracks, t.info())
@@ -231,9 +231,13 @@ func (r *room) join(ctx context.Context, req JoinRequest) (*Participant, error) 
 		r.parts = append(r.parts, p)
 		p.resumeToken = r.reg.addResumable(p)
 		p.send(Joined{Self: r.info(p), Others: r.infos(p), ResumeToken: p.resumeToken})
-		p.expiryMu.Lock()
-		p.armExpiry(req.access.expires) // after Joined: its warning may be due at once
-		p.expiryMu.Unlock()
+		if req.Via == "" {
+			// A WHIP publisher has no way to refresh its token: the token
+			// admits it, and the session outlives it.
+			p.expiryMu.Lock()
+			p.armExpiry(req.access.expires) // after Joined: its warning may be due at once
+			p.expiryMu.Unlock()
+		}
 		r.broadcast(ParticipantJoined{Participant: r.info(p)}, p)
 		r.updateAudiences()
 		if p.autoSubscribe {

@@ -105,7 +105,7 @@ func participantOut(p rooms.ParticipantInfo) protocol.Participant {
 	for i, t := range p.Tracks {
 		tracks[i] = trackOut(t)
 	}
-	return protocol.Participant{ID: p.ID, Name: p.Name, Tracks: tracks}
+	return protocol.Participant{ID: p.ID, Name: p.Name, Tracks: tracks, Via: p.Via}
 }
 
 func trackOut(t rooms.TrackInfo) protocol.Track {

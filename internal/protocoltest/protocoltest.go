@@ -13,7 +13,7 @@ func Samples() []protocol.Message {
 	yes := true
 	mid, idx := "0", uint16(0)
 	track := protocol.Track{ID: "t1", Participant: "p1", Kind: "video", Layers: []string{"q", "h"}, Muted: true, Codec: "video/VP8", Mid: "1"}
-	part := protocol.Participant{ID: "p1", Name: "Ann", Tracks: []protocol.Track{track}}
+	part := protocol.Participant{ID: "p1", Name: "Ann", Tracks: []protocol.Track{track}, Via: "whip"}
 	ice := []protocol.ICEServer{{URLs: []string{"turn:h:3478"}, Username: "u", Credential: "c"}}
 	return []protocol.Message{
 		&protocol.Join{Room: "r", Name: "Ann", Token: "a.b.c", AutoSubscribe: &yes, Codecs: []protocol.Codec{{MimeType: "video/VP8", SDPFmtpLine: "x=1"}}},

@@ -152,6 +152,9 @@ type Participant struct {
 	ID     string  `json:"id"`
 	Name   string  `json:"name"`
 	Tracks []Track `json:"tracks"`
+	// Via is "whip" for a publisher that joined over WHIP (RFC 9725);
+	// absent for a client of this socket.
+	Via string `json:"via,omitempty"`
 }
 
 // Track is a published track.
