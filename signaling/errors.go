@@ -3,6 +3,7 @@ package signaling
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
@@ -37,6 +38,9 @@ var (
 	errAlreadyJoined = errors.New("already joined")
 	errUnauthorized  = errors.New("unauthorized")
 	errRateLimited   = errors.New("rate limit")
+	// Of HTTP requests (WHIP):
+	errMediaType = fmt.Errorf("%w: unsupported media type", errBadRequest)
+	errTooLarge  = fmt.Errorf("%w: request too large", errBadRequest)
 )
 
 func badRequest(format string, args ...any) error {
@@ -70,4 +74,34 @@ func codeOf(err error) Code {
 		return CodeForbidden
 	}
 	return CodeInternal
+}
+
+// httpStatus maps an error of an HTTP request (WHIP) to its status, by
+// the error's protocol code where HTTP has no closer one.
+func httpStatus(err error) int {
+	switch {
+	case errors.Is(err, errMediaType):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errRateLimited):
+		return http.StatusTooManyRequests
+	case errors.Is(err, rooms.ErrShutdown):
+		return http.StatusServiceUnavailable
+	}
+	switch codeOf(err) {
+	case CodeBadRequest, CodeBadSDP:
+		return http.StatusBadRequest
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeRoomNotFound, CodeNotFound:
+		return http.StatusNotFound
+	case CodeRoomFull, CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case CodeNotJoined, CodeAlreadyJoined:
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
 }

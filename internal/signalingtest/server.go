@@ -82,6 +82,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	h := signaling.NewHandler(opts.Signaling, reg)
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
+	mux.Handle("/whip/", h.WHIP())
 	hs := httptest.NewServer(mux)
 	s := &Server{
 		URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTP: hs,

@@ -21,12 +21,7 @@ type Redis struct {
 // .ci/run installs it): then it fails.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is not installed (apt-get install redis-server)")
-		}
-		t.Skip("redis-server is not installed")
-	}
+	RequireTool(t, "redis-server", "redis-server")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,4 +70,19 @@ func (r *Redis) Stop() {
 		_ = r.cmd.Wait()
 		r.cmd = nil
 	}
+}
+
+// RequireTool returns the path of a program the test needs. Without it the
+// test is skipped, except under CI=true (where .ci/run installs Debian's
+// package pkg): then it fails.
+func RequireTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed (apt-get install %s)", name, pkg)
+		}
+		t.Skipf("%s is not installed (apt-get install %s)", name, pkg)
+	}
+	return p
 }
