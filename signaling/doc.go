@@ -8,4 +8,8 @@
 // data frames, each with a deadline; it also pings. Room events are queued
 // without blocking: a client too slow to read them is disconnected instead
 // of stalling its room.
+//
+// WHIP (RFC 9725, docs/broadcast.md) is the other way in: an encoder
+// publishes with one HTTP request (whip.go), as a participant whose
+// session is never renegotiated.
 package signaling

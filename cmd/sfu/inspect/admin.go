@@ -24,6 +24,8 @@ type ParticipantSummary struct {
 	ID     string         `json:"id"`
 	Name   string         `json:"name"`
 	Tracks []TrackSummary `json:"tracks"`
+	// Via is "whip" for a WHIP publisher; absent for the signaling socket.
+	Via string `json:"via,omitempty"`
 }
 
 // TrackSummary describes a published track.
@@ -66,7 +68,7 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 func roomSummary(info rooms.RoomInfo) RoomSummary {
 	rs := RoomSummary{Name: info.Name, Node: info.Node, MaxParticipants: info.MaxParticipants, Participants: make([]ParticipantSummary, len(info.Participants))}
 	for i, p := range info.Participants {
-		ps := ParticipantSummary{ID: p.ID, Name: p.Name, Tracks: make([]TrackSummary, len(p.Tracks))}
+		ps := ParticipantSummary{ID: p.ID, Name: p.Name, Via: p.Via, Tracks: make([]TrackSummary, len(p.Tracks))}
 		for j, t := range p.Tracks {
 			layers := t.Layers
 			if layers == nil {

@@ -52,6 +52,7 @@ type RoomDetail struct {
 type ParticipantDetail struct {
 	ID         string    `json:"id"`
 	Name       string    `json:"name"`
+	Via        string    `json:"via,omitempty"` // "whip" for a WHIP publisher
 	JoinedAt   time.Time `json:"joinedAt"`
 	InCallMs   int64     `json:"inCallMs"`
 	Connection States    `json:"connection"`
@@ -200,7 +201,7 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 func (s *Server) participantDetail(room string, p *rooms.Participant, now time.Time) ParticipantDetail {
 	st := p.Peer().Stats()
 	d := ParticipantDetail{
-		ID: p.ID(), Name: p.Name(), JoinedAt: p.JoinedAt(), InCallMs: now.Sub(p.JoinedAt()).Milliseconds(),
+		ID: p.ID(), Name: p.Name(), Via: p.Via(), JoinedAt: p.JoinedAt(), InCallMs: now.Sub(p.JoinedAt()).Milliseconds(),
 		Connection:           States{PeerConnection: st.Connection, ICE: st.ICE, DTLS: st.DTLS, Signaling: st.Signaling},
 		BandwidthEstimateBps: st.Estimate,
 		Negotiation:          make([]NegotiationEvent, len(st.Negotiation)),

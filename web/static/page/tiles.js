@@ -19,6 +19,7 @@ import { toast } from './status.js';
  * @property {boolean} audioMuted
  * @property {boolean} videoMuted
  * @property {TrackInfo|null} video the remote video track shown
+ * @property {string|undefined} [via] how the person is connected: "whip" for a broadcast encoder
  */
 
 /** Brings the tiles in line with the state. */
@@ -54,7 +55,7 @@ export function render() {
       if (m) tracks.push(m);
     }
     specs.push({
-      key: `p:${p.id}`, participant: p.id, name: p.name, local: false, screen: false, tracks,
+      key: `p:${p.id}`, participant: p.id, name: p.name, local: false, screen: false, tracks, via: p.via,
       audioMuted: !audio.some((t) => !t.muted),
       videoMuted: !main || main.muted,
       video: main,
@@ -118,7 +119,12 @@ function createTile(spec) {
   const caption = document.createElement('figcaption');
   const name = document.createElement('span');
   name.className = 'name';
-  caption.append(name, badge('mic-off', '#i-mic-off', 'Microphone muted'), badge('cam-off', '#i-cam-off', 'Camera off'));
+  const via = document.createElement('span');
+  via.className = 'via';
+  via.textContent = 'WHIP';
+  via.title = 'Sent by a broadcast encoder (WHIP)';
+  via.hidden = true;
+  caption.append(name, via, badge('mic-off', '#i-mic-off', 'Microphone muted'), badge('cam-off', '#i-cam-off', 'Camera off'));
   const why = document.createElement('p');
   why.className = 'why';
   why.hidden = true;
@@ -151,6 +157,9 @@ function updateTile(tile, spec) {
   const { el } = tile;
   el.dataset.participant = spec.participant;
   el.dataset.name = spec.name;
+  if (spec.via) el.dataset.via = spec.via;
+  else delete el.dataset.via;
+  /** @type {HTMLElement} */ (el.querySelector('.via')).hidden = spec.via !== 'whip';
   el.dataset.audioMuted = String(spec.audioMuted);
   el.dataset.videoMuted = String(spec.videoMuted);
   if (spec.video) el.dataset.track = spec.video.id;

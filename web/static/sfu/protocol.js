@@ -56,7 +56,10 @@ export function normTrack(t) {
  * @returns {ParticipantInfo}
  */
 export function normParticipant(p) {
-  return { id: String(p.id), name: String(p.name ?? ''), tracks: (p.tracks ?? []).map(normTrack) };
+  /** @type {ParticipantInfo} */
+  const out = { id: String(p.id), name: String(p.name ?? ''), tracks: (p.tracks ?? []).map(normTrack) };
+  if (p.via) out.via = String(p.via);
+  return out;
 }
 
 /**

@@ -20,6 +20,7 @@
  * @property {string} id
  * @property {string} name
  * @property {TrackInfo[]} tracks In publication order.
+ * @property {string} [via] "whip" for a publisher that joined over WHIP.
  */
 
 /**

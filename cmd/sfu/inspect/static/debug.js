@@ -251,7 +251,7 @@ function participantView(p, names) {
   const raw = p.rawStats.replace(/^\//, '');
   return el('article', {class: 'participant', data: {participant: p.id, name: p.name}},
     el('header', {},
-      el('h3', {}, p.name, ' ', el('code', {}, p.id)),
+      el('h3', {}, p.name, ' ', el('code', {}, p.id), ...(p.via ? [' ', el('span', {class: 'via', title: 'a publisher that joined over WHIP'}, p.via.toUpperCase())] : [])),
       el('div', {class: 'badges'},
         badge('pc', p.connection.peerConnection), badge('ice', p.connection.ice),
         badge('dtls', p.connection.dtls), badge('signaling', p.connection.signaling)),

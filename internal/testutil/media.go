@@ -1,0 +1,129 @@
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+)
+
+// Encoded is real media a browser can decode, made by ffmpeg: H264
+// (constrained baseline, Annex B, 30 frames/s, a keyframe every second, as
+// OBS sends) and Opus in Ogg, ten seconds each.
+type Encoded struct {
+	H264, Ogg string // file paths
+}
+
+// EncodeMedia makes the files in a temporary directory; without ffmpeg the
+// test is skipped (fails under CI).
+func EncodeMedia(t testing.TB) Encoded {
+	t.Helper()
+	ffmpeg := RequireTool(t, "ffmpeg", "ffmpeg")
+	dir := t.TempDir()
+	e := Encoded{H264: filepath.Join(dir, "video.h264"), Ogg: filepath.Join(dir, "audio.ogg")}
+	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-t", "10", "-c:v", "libx264",
+			"-profile:v", "baseline", "-level", "3.1", "-pix_fmt", "yuv420p", "-bf", "0", "-g", "30",
+			"-x264-params", "keyint=30:min-keyint=30:scenecut=0:repeat-headers=1", "-f", "h264", e.H264},
+		{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "10", "-c:a", "libopus",
+			"-b:a", "48k", "-page_duration", "20000", "-f", "ogg", e.Ogg},
+	} {
+		cmd := exec.Command(ffmpeg, append([]string{"-v", "error", "-y"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+		}
+	}
+	return e
+}
+
+// PlayH264 sends the file's frames on track at 30 frames/s, from the start
+// again at its end, until ctx ends.
+func PlayH264(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	for {
+		r, err := h264reader.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		var frame []byte // the NAL units of one frame, Annex B
+		for {
+			nal, err := r.NextNAL()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			frame = append(frame, 0, 0, 0, 1)
+			frame = append(frame, nal.Data...)
+			if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
+				continue // parameter sets and the like go with the next slice
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+			if err := track.WriteSample(media.Sample{Data: frame, Duration: time.Second / 30}); err != nil {
+				return err
+			}
+			frame = nil
+		}
+	}
+}
+
+// PlayOgg sends the file's Opus pages on track in real time, from the
+// start again at its end, until ctx ends.
+func PlayOgg(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r, _, err := oggreader.NewWith(bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		var last uint64
+		for {
+			page, hdr, err := r.ParseNextPage()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			samples := hdr.GranulePosition - last
+			last = hdr.GranulePosition
+			if samples == 0 || samples > 48000 {
+				continue // the header pages
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+			d := time.Duration(samples) * time.Second / 48000
+			if err := track.WriteSample(media.Sample{Data: page, Duration: d}); err != nil {
+				return err
+			}
+		}
+	}
+}
