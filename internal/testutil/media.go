@@ -14,14 +14,15 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
 // Encoded is real media a browser can decode, made by ffmpeg: H264
 // (constrained baseline, Annex B, 30 frames/s, a keyframe every second, as
-// OBS sends) and Opus in Ogg, ten seconds each.
+// OBS sends), the same in VP8 (IVF), and Opus in Ogg, ten seconds each.
 type Encoded struct {
-	H264, Ogg string // file paths
+	H264, VP8, Ogg string // file paths
 }
 
 // EncodeMedia makes the files in a temporary directory; without ffmpeg the
@@ -30,11 +31,13 @@ func EncodeMedia(t testing.TB) Encoded {
 	t.Helper()
 	ffmpeg := RequireTool(t, "ffmpeg", "ffmpeg")
 	dir := t.TempDir()
-	e := Encoded{H264: filepath.Join(dir, "video.h264"), Ogg: filepath.Join(dir, "audio.ogg")}
+	e := Encoded{H264: filepath.Join(dir, "video.h264"), VP8: filepath.Join(dir, "video.ivf"), Ogg: filepath.Join(dir, "audio.ogg")}
 	for _, args := range [][]string{
 		{"-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-t", "10", "-c:v", "libx264",
 			"-profile:v", "baseline", "-level", "3.1", "-pix_fmt", "yuv420p", "-bf", "0", "-g", "30",
 			"-x264-params", "keyint=30:min-keyint=30:scenecut=0:repeat-headers=1", "-f", "h264", e.H264},
+		{"-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-t", "10", "-c:v", "libvpx",
+			"-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-g", "30", "-keyint_min", "30", "-f", "ivf", e.VP8},
 		{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "10", "-c:a", "libopus",
 			"-b:a", "48k", "-page_duration", "20000", "-f", "ogg", e.Ogg},
 	} {
@@ -83,6 +86,40 @@ func PlayH264(ctx context.Context, track *webrtc.TrackLocalStaticSample, path st
 				return err
 			}
 			frame = nil
+		}
+	}
+}
+
+// PlayIVF sends the file's VP8 frames on track at 30 frames/s, from the
+// start again at its end, until ctx ends.
+func PlayIVF(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	for {
+		r, _, err := ivfreader.NewWith(bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		for {
+			frame, _, err := r.ParseNextFrame()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+			if err := track.WriteSample(media.Sample{Data: frame, Duration: time.Second / 30}); err != nil {
+				return err
+			}
 		}
 	}
 }
