@@ -13,6 +13,7 @@ import (
 	st "github.com/tessera-rtc/tessera/internal/signalingtest"
 	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/signaling"
 	"github.com/tessera-rtc/tessera/signaling/client"
 )
 
@@ -320,7 +321,9 @@ func whipRequest(t *testing.T, ctx context.Context, method, url, contentType, au
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Redirects are answers to check, not to follow.
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,4 +348,24 @@ func validOffer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return offer.SDP
+}
+
+// TestWHIPRedirect: in a cluster, an encoder publishing into a room that
+// another node hosts is sent there (307, RFC 9725 section 4.5), with its
+// query; nothing is joined here.
+func TestWHIPRedirect(t *testing.T) {
+	ctx := testutil.Context(t)
+	for _, tc := range []struct{ node, want string }{
+		{"ws://10.0.0.2:8080/ws", "http://10.0.0.2:8080/whip/stage?name=OBS"},
+		{"wss://node2.example.com/ws", "https://node2.example.com/whip/stage?name=OBS"},
+	} {
+		srv := st.NewServer(t, st.Options{Signaling: signaling.Config{Router: &fakeRouter{url: tc.node}}})
+		resp := whipRequest(t, ctx, "POST", srv.HTTP.URL+"/whip/stage?name=OBS", "application/sdp", "", validOffer(t), nil)
+		if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != tc.want {
+			t.Errorf("node %s: %d to %q, want 307 to %q", tc.node, resp.StatusCode, resp.Header.Get("Location"), tc.want)
+		}
+		if n := len(srv.Registry.Rooms(ctx)); n != 0 || srv.Handler.WHIPSessions() != 0 {
+			t.Errorf("node %s: %d rooms, %d sessions here after a redirect", tc.node, n, srv.Handler.WHIPSessions())
+		}
+	}
 }
