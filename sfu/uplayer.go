@@ -149,6 +149,9 @@ func (u *UpTrack) read(l int, track *webrtc.TrackRemote) {
 		}
 		key := u.kind == webrtc.RTPCodecTypeAudio || isKeyframeStart(u.codecKindOf(p.PayloadType), p.Payload)
 		u.forward(l, &p, key, now)
+		if r := u.rec.Load(); r != nil && l == u.layerCount()-1 && !u.muted.Load() {
+			r.r.RecordRTP(&p)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -69,8 +70,40 @@ type UpTrack struct {
 	needMu   sync.Mutex
 	needMask uint32 // layers last announced as needed, guarded by needMu
 
+	// rec, when set, is sent the best layer's packets (Record).
+	rec atomic.Pointer[recorderRef]
+
 	closeOnce sync.Once
 	closed    chan struct{}
+}
+
+// A Recorder receives a track's packets as they arrive, those of its best
+// simulcast layer, on the track's reader goroutine: it must copy what it
+// keeps, and never block.
+type Recorder interface {
+	RecordRTP(p *rtp.Packet)
+}
+
+type recorderRef struct{ r Recorder }
+
+// Record sends the track's packets to r from now on (nil: to nobody), and
+// asks the publisher for a keyframe for it to start with.
+func (u *UpTrack) Record(r Recorder) {
+	if r == nil {
+		u.rec.Store(nil)
+	} else {
+		u.rec.Store(&recorderRef{r})
+	}
+	u.updateNeeds()
+	u.RequestKeyframe()
+}
+
+// RequestKeyframe asks the publisher for a keyframe of the best layer, at
+// most once per keyframe interval.
+func (u *UpTrack) RequestKeyframe() {
+	if u.kind == webrtc.RTPCodecTypeVideo {
+		u.requestKeyframe(u.layerCount()-1, time.Now().UnixNano())
+	}
 }
 
 // upCodec is a codec a track is sent in, with its keyframe parser.
@@ -247,6 +280,9 @@ func (u *UpTrack) updateNeeds() {
 	u.needMu.Lock()
 	defer u.needMu.Unlock()
 	mask := uint32(1)
+	if u.rec.Load() != nil {
+		mask = 1<<len(u.rids) - 1 // a recording keeps the best layer
+	}
 	for _, d := range *u.downs.Load() {
 		mask |= 1<<(d.maxLayer.Load()+1) - 1
 	}
