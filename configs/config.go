@@ -31,6 +31,9 @@ type Config struct {
 	// Cluster joins this server to others sharing rooms through Redis;
 	// absent (nil), the server runs alone.
 	Cluster *Cluster `yaml:"cluster"`
+	// Recording writes rooms to files; absent (nil), no room can be
+	// recorded.
+	Recording *Recording `yaml:"recording"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -168,6 +171,21 @@ type Room struct {
 	MaxParticipants int    `yaml:"max_participants"`
 	// RequireToken: joining needs a token; left out, auth.require_token.
 	RequireToken *bool `yaml:"require_token"`
+	// Record: what is published in the room is recorded from the start
+	// (needs the recording section). The admin API starts and stops
+	// recording any room.
+	Record bool `yaml:"record"`
+}
+
+// Recording writes what participants publish to files, one per
+// participant: WebM (Opus, VP8, VP9) or Matroska (H264).
+type Recording struct {
+	// Dir holds the recordings, a directory per room.
+	Dir string `yaml:"dir"`
+	// MaxFileBytes ends a file at this size; 0: 1 GiB.
+	MaxFileBytes int64 `yaml:"max_file_bytes"`
+	// MaxDuration ends a file at this length; 0: 4h.
+	MaxDuration time.Duration `yaml:"max_duration"`
 }
 
 // Auth configures join tokens: JWTs signed (HS256) with one of Keys.

@@ -153,6 +153,9 @@ func (c Config) validate(name string, lines map[string]int) error {
 		if r.MaxParticipants < 0 {
 			v.addf(path+".max_participants", "%d must be at least 1 (or left out to use rooms.max_participants)", r.MaxParticipants)
 		}
+		if r.Record && (c.Recording == nil || c.Recording.Dir == "") {
+			v.addf(path+".record", "the room is recorded but recording.dir is not set")
+		}
 		if r.RequireToken != nil && *r.RequireToken && len(c.Auth.Keys) == 0 {
 			v.addf(path+".require_token", "tokens are required but auth.keys is empty: no token could be verified")
 		}
@@ -174,6 +177,17 @@ func (c Config) validate(name string, lines map[string]int) error {
 	}
 
 	c.validateCluster(v)
+	if rec := c.Recording; rec != nil {
+		if rec.Dir == "" {
+			v.addf("recording.dir", "is empty: say where recordings go")
+		}
+		if rec.MaxFileBytes < 0 {
+			v.addf("recording.max_file_bytes", "%d must not be negative", rec.MaxFileBytes)
+		}
+		if rec.MaxDuration < 0 {
+			v.addf("recording.max_duration", "%s must not be negative", rec.MaxDuration)
+		}
+	}
 
 	if c.ShutdownTimeout < 0 {
 		v.addf("shutdown_timeout", "%s must not be negative", c.ShutdownTimeout)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/sfu/record"
 )
 
 // Registry places participants into rooms; Local keeps them in this
@@ -98,6 +99,9 @@ type Config struct {
 	// ResumePrefix starts every resume token (in a cluster, the node's id
 	// and "~", so that any node can tell where a participant lives).
 	ResumePrefix string
+	// Recorder writes recordings (rooms/recording.go); nil: rooms cannot
+	// be recorded. Reload keeps the registry's first one.
+	Recorder *record.Recorder
 }
 
 // Placement claims rooms for this node in a cluster's directory.
@@ -113,6 +117,7 @@ type RoomConfig struct {
 	Name            string
 	MaxParticipants int  // 0: Config.MaxParticipants
 	RequireToken    bool // joining needs a token for this room
+	Record          bool // what is published is recorded (Config.Recorder)
 }
 
 // RoomInfo describes a room.
@@ -122,6 +127,8 @@ type RoomInfo struct {
 	Participants    []ParticipantInfo
 	// Node is the cluster node hosting the room; empty when alone.
 	Node string
+	// Recording: what is published in the room is being recorded.
+	Recording bool
 }
 
 // Local is the in-process Registry.
@@ -129,6 +136,7 @@ type Local struct {
 	cfg   Config // guarded by mu, since Reload changes it; ResumeGrace is fixed
 	peers PeerFactory
 	log   *slog.Logger
+	rec   *record.Recorder // Config.Recorder, fixed at construction
 
 	reloadMu sync.Mutex // serializes Reload
 
@@ -158,7 +166,7 @@ func NewLocal(cfg Config, peers PeerFactory, log *slog.Logger) (*Local, error) {
 		}
 		seen[rc.Name] = true
 	}
-	l := &Local{cfg: cfg, peers: peers, log: log, rooms: map[string]*room{}, resumable: map[string]*Participant{}}
+	l := &Local{cfg: cfg, peers: peers, log: log, rec: cfg.Recorder, rooms: map[string]*room{}, resumable: map[string]*Participant{}}
 	for _, rc := range cfg.Listed {
 		l.rooms[rc.Name] = newRoom(l, rc.Name, l.limit(rc), true)
 	}
@@ -306,7 +314,7 @@ func (l *Local) Rooms(ctx context.Context) []RoomInfo {
 	out := make([]RoomInfo, 0, len(rooms))
 	for _, r := range rooms {
 		info := RoomInfo{Name: r.name}
-		if err := r.do(ctx, func() { info.MaxParticipants, info.Participants = r.max, r.infos(nil) }); err != nil {
+		if err := r.do(ctx, func() { info.MaxParticipants, info.Participants, info.Recording = r.max, r.infos(nil), r.recording }); err != nil {
 			continue
 		}
 		out = append(out, info)

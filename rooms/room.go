@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/sfu/record"
 )
 
 // errRoomClosed reports a room that emptied and closed; Join retries, and
@@ -33,6 +34,10 @@ type room struct {
 	tracks   map[string]*track // by track id
 	closed   bool
 	speakers []string // last announced, loudest first
+	// Recording (recording.go):
+	recording  bool
+	recs       map[*Participant]*record.Session
+	recPending bool // a syncRecordings is scheduled
 }
 
 // track is one entry of the pub-sub map.
@@ -59,6 +64,13 @@ func newRoom(reg *Local, name string, max int, listed bool) *room {
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		tracks: map[string]*track{},
+		recs:   map[*Participant]*record.Session{},
+	}
+	// Called with reg.mu held, or before the registry is shared.
+	for _, rc := range reg.cfg.Listed {
+		if rc.Name == name {
+			r.recording = rc.Record && reg.rec != nil
+		}
 	}
 	go r.run()
 	return r
@@ -66,6 +78,7 @@ func newRoom(reg *Local, name string, max int, listed bool) *room {
 
 func (r *room) run() {
 	defer close(r.done)
+	defer r.stopRecordings()
 	tick := time.NewTicker(speakerInterval)
 	defer tick.Stop()
 	for {
@@ -320,6 +333,7 @@ func (r *room) publish(p *Participant, up *sfu.UpTrack) {
 			r.subscribe(q, t)
 		}
 	}
+	r.scheduleRecordings()
 }
 
 // unpublish removes a track: subscribers unsubscribed, everyone told.
@@ -335,6 +349,7 @@ func (r *room) unpublish(up *sfu.UpTrack) {
 	}
 	r.broadcast(TrackUnpublished{ID: up.ID()}, nil)
 	t.owner.log.Info("track unpublished", "track", up.ID())
+	r.scheduleRecordings()
 }
 
 // leave removes p from the pub-sub map and the room; everyone is told. It
@@ -352,6 +367,10 @@ func (r *room) leave(p *Participant, reason error) bool {
 		delete(t.unsupported, p)
 	}
 	r.parts = slices.DeleteFunc(r.parts, func(q *Participant) bool { return q == p })
+	if s := r.recs[p]; s != nil {
+		s.Stop()
+		delete(r.recs, p)
+	}
 	r.updateAudiences()
 	r.reg.dropResumable(p)
 	r.broadcast(ParticipantLeft{ID: p.id}, nil)
@@ -402,6 +421,12 @@ func (r *room) codecChanged(up *sfu.UpTrack) {
 	t := r.tracks[up.ID()]
 	if t == nil {
 		return
+	}
+	if s := r.recs[t.owner]; s != nil {
+		// The file's header names the old codec: a new file follows.
+		s.Stop()
+		delete(r.recs, t.owner)
+		r.scheduleRecordings()
 	}
 	info := t.info()
 	for _, q := range r.parts {

@@ -40,7 +40,8 @@ func keepFixed(cur, next configs.Config) configs.Config {
 	next.ICE = cur.ICE
 	next.TURN = cur.TURN
 	next.Admin = cur.Admin
-	next.Cluster = cur.Cluster // the node's directory and routing are wired at start
+	next.Cluster = cur.Cluster     // the node's directory and routing are wired at start
+	next.Recording = cur.Recording // so is the recorder
 	// Resuming reads its grace period without the registry's lock.
 	next.Rooms.ResumeGrace = cur.Rooms.ResumeGrace
 	maxRooms := next.Limits.MaxRooms

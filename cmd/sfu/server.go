@@ -20,6 +20,7 @@ import (
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/rooms/cluster"
 	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/sfu/record"
 	"github.com/tessera-rtc/tessera/signaling"
 	"github.com/tessera-rtc/tessera/web"
 	"golang.org/x/crypto/acme/autocert"
@@ -46,6 +47,8 @@ type server struct {
 	// cluster, when the configuration has a cluster section: this node's
 	// directory and routing (cluster.go).
 	cluster *clusterNode
+	// rec writes recordings, when the configuration has a recording section.
+	rec *record.Recorder
 
 	// For SIGHUP (reload.go), set by run:
 	configPath string                // the file to read again; empty: none
@@ -106,6 +109,11 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		roomsCfg.Placement = node.dir
 		roomsCfg.ResumePrefix = node.dir.ID() + resumeSep
 	}
+	var rec *record.Recorder
+	if rc := cfg.Recording; rc != nil {
+		rec = record.New(record.Config{Dir: rc.Dir, MaxBytes: rc.MaxFileBytes, MaxDuration: rc.MaxDuration, Logger: log})
+		roomsCfg.Recorder = rec
+	}
 	reg, err = rooms.NewLocal(roomsCfg, engine, log)
 	if err != nil {
 		_ = nw.close()
@@ -141,13 +149,17 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 		Logger:            log,
 	}, reg)
 
+	var setRecording func(context.Context, string, bool) error
+	if rec != nil {
+		setRecording = reg.SetRecording
+	}
 	var clusterView func(context.Context) (inspect.ClusterView, error)
 	if node != nil {
 		clusterView = node.view
 	}
 	ins, err := inspect.New(inspect.Config{
 		Rooms: reg, Engine: engine, Signaling: sig, Metrics: metrics,
-		Relay: nw.relayOf, Cluster: clusterView,
+		Relay: nw.relayOf, Cluster: clusterView, Recorder: rec, SetRecording: setRecording,
 		Token: cfg.Admin.Token, Open: cfg.Admin.Open, Logger: log,
 	})
 	if err != nil {
@@ -185,7 +197,7 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 	if node != nil {
 		node.start(reg)
 	}
-	return &server{cfg: cfg, log: log, engine: engine, net: nw, reg: reg, sig: sig, http: hs, cluster: node}, nil
+	return &server{cfg: cfg, log: log, engine: engine, net: nw, reg: reg, sig: sig, http: hs, cluster: node, rec: rec}, nil
 }
 
 // autocertManager gets and renews the certificate of a.Host from Let's
@@ -216,7 +228,7 @@ func roomsConfig(cfg configs.Config) (rooms.Config, error) {
 	}
 	listed := make([]rooms.RoomConfig, len(cfg.Rooms.List))
 	for i, r := range cfg.Rooms.List {
-		listed[i] = rooms.RoomConfig{Name: r.Name, MaxParticipants: r.MaxParticipants, RequireToken: cfg.TokenRequired(r)}
+		listed[i] = rooms.RoomConfig{Name: r.Name, MaxParticipants: r.MaxParticipants, RequireToken: cfg.TokenRequired(r), Record: r.Record}
 	}
 	return rooms.Config{
 		OnDemand:        cfg.Rooms.OnDemand,
@@ -326,6 +338,9 @@ func (s *server) shutdown() error {
 	}
 	if s.cluster != nil {
 		s.cluster.close()
+	}
+	if s.rec != nil {
+		s.rec.Close() // the rooms' files are finished
 	}
 	err := errors.Join(errs...)
 	s.log.Info("shut down", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/sfu/record"
 )
 
 // RoomList is the answer of GET /admin/rooms.
@@ -17,6 +18,8 @@ type RoomSummary struct {
 	Node            string               `json:"node,omitempty"` // in a cluster, the node hosting it
 	MaxParticipants int                  `json:"maxParticipants"`
 	Participants    []ParticipantSummary `json:"participants"`
+	// Recording: what is published in the room is being recorded.
+	Recording bool `json:"recording,omitempty"`
 }
 
 // ParticipantSummary describes a participant and what it publishes.
@@ -66,7 +69,7 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 }
 
 func roomSummary(info rooms.RoomInfo) RoomSummary {
-	rs := RoomSummary{Name: info.Name, Node: info.Node, MaxParticipants: info.MaxParticipants, Participants: make([]ParticipantSummary, len(info.Participants))}
+	rs := RoomSummary{Name: info.Name, Node: info.Node, MaxParticipants: info.MaxParticipants, Recording: info.Recording, Participants: make([]ParticipantSummary, len(info.Participants))}
 	for i, p := range info.Participants {
 		ps := ParticipantSummary{ID: p.ID, Name: p.Name, Via: p.Via, Tracks: make([]TrackSummary, len(p.Tracks))}
 		for j, t := range p.Tracks {
@@ -104,4 +107,40 @@ func (s *Server) removeParticipant(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("participant removed through the admin API", "room", room, "participant", id, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, ParticipantRemoved{Room: room, Participant: id})
+}
+
+// RecordingState is the answer of PUT and DELETE
+// /admin/rooms/{room}/recording.
+type RecordingState struct {
+	Room      string `json:"room"`
+	Recording bool   `json:"recording"`
+}
+
+// RecordingList is the answer of GET /admin/recordings: the files being
+// written and the last ones finished.
+type RecordingList struct {
+	Recordings []record.Info `json:"recordings"`
+}
+
+// setRecording starts (PUT) or stops (DELETE) recording a room.
+func (s *Server) setRecording(w http.ResponseWriter, r *http.Request, on bool) {
+	room := r.PathValue("room")
+	if s.cfg.SetRecording == nil {
+		s.registryError(w, r, room, rooms.ErrNoRecorder)
+		return
+	}
+	if err := s.cfg.SetRecording(r.Context(), room, on); err != nil {
+		s.registryError(w, r, room, err)
+		return
+	}
+	s.log.Info("room recording set through the admin API", "room", room, "on", on, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, RecordingState{Room: room, Recording: on})
+}
+
+func (s *Server) listRecordings(w http.ResponseWriter, _ *http.Request) {
+	out := RecordingList{Recordings: []record.Info{}}
+	if s.cfg.Recorder != nil {
+		out.Recordings = append(out.Recordings, s.cfg.Recorder.Recordings()...)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/sfu/record"
 	"github.com/tessera-rtc/tessera/signaling"
 )
 
@@ -70,7 +71,11 @@ type Config struct {
 	// Cluster, in a cluster, describes every node and its rooms: /admin/rooms
 	// lists them all, each with its node, and /debug and /metrics show them.
 	Cluster func(ctx context.Context) (ClusterView, error)
-	Logger  *slog.Logger
+	// Recorder, when recording is configured, lists the recordings, and
+	// SetRecording starts (on) or stops a room's.
+	Recorder     *record.Recorder
+	SetRecording func(ctx context.Context, room string, on bool) error
+	Logger       *slog.Logger
 }
 
 // ClusterView is the cluster as this node sees it.
@@ -161,6 +166,9 @@ func (s *Server) routes() {
 	m.Handle("/admin/rooms", only(http.HandlerFunc(s.listRooms), http.MethodGet))
 	m.Handle("/admin/rooms/{room}", only(http.HandlerFunc(s.closeRoom), http.MethodDelete))
 	m.Handle("/admin/rooms/{room}/participants/{id}", only(http.HandlerFunc(s.removeParticipant), http.MethodDelete))
+	m.HandleFunc("PUT /admin/rooms/{room}/recording", func(w http.ResponseWriter, r *http.Request) { s.setRecording(w, r, true) })
+	m.HandleFunc("DELETE /admin/rooms/{room}/recording", func(w http.ResponseWriter, r *http.Request) { s.setRecording(w, r, false) })
+	m.Handle("/admin/recordings", only(http.HandlerFunc(s.listRecordings), http.MethodGet))
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no endpoint "+r.URL.Path)
@@ -193,6 +201,8 @@ func (s *Server) registryError(w http.ResponseWriter, r *http.Request, room stri
 	switch {
 	case errors.Is(err, rooms.ErrRoomNotFound), errors.Is(err, rooms.ErrNotFound):
 		status, code = http.StatusNotFound, codeNotFound
+	case errors.Is(err, rooms.ErrNoRecorder):
+		status, code = http.StatusConflict, codeConflict
 	case errors.Is(err, rooms.ErrShutdown), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		status, code = http.StatusServiceUnavailable, codeUnavailable
 	case !s.roomExists(r.Context(), room):

@@ -11,6 +11,7 @@ const (
 	codeNotFound         = "not-found"
 	codeMethodNotAllowed = "method-not-allowed"
 	codeUnavailable      = "unavailable"
+	codeConflict         = "conflict" // asked of a server not set up for it (recording)
 	codeInternal         = "internal"
 )
 

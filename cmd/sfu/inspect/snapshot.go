@@ -11,6 +11,7 @@ import (
 
 	"github.com/tessera-rtc/tessera/rooms"
 	"github.com/tessera-rtc/tessera/sfu"
+	"github.com/tessera-rtc/tessera/sfu/record"
 )
 
 // Snapshot is the answer of /debug/rooms. Bitrates are bits/s, durations
@@ -45,6 +46,11 @@ type RoomDetail struct {
 	Name            string              `json:"name"`
 	MaxParticipants int                 `json:"maxParticipants"`
 	Participants    []ParticipantDetail `json:"participants"`
+	// Recording: what is published in the room is being recorded.
+	Recording bool `json:"recording,omitempty"`
+	// Recordings are the room's files being written and the last ones
+	// finished.
+	Recordings []record.Info `json:"recordings,omitempty"`
 }
 
 // ParticipantDetail is one participant: its PeerConnection, what it
@@ -178,7 +184,14 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 		if err != nil {
 			continue // closed meanwhile
 		}
-		room := RoomDetail{Name: info.Name, MaxParticipants: info.MaxParticipants, Participants: make([]ParticipantDetail, 0, len(parts))}
+		room := RoomDetail{Name: info.Name, MaxParticipants: info.MaxParticipants, Participants: make([]ParticipantDetail, 0, len(parts)), Recording: info.Recording}
+		if s.cfg.Recorder != nil {
+			for _, ri := range s.cfg.Recorder.Recordings() {
+				if ri.Room == info.Name {
+					room.Recordings = append(room.Recordings, ri)
+				}
+			}
+		}
 		for _, p := range parts {
 			room.Participants = append(room.Participants, s.participantDetail(info.Name, p, now))
 		}

@@ -291,8 +291,17 @@ function render(snap) {
   }
   main.replaceChildren(...cluster, ...snap.rooms.map((room) => el('section', {class: 'room', data: {room: room.name}},
     el('h2', {}, `Room ${room.name} `,
-      el('span', {class: 'muted'}, `${room.participants.length} / ${room.maxParticipants} participants`)),
+      el('span', {class: 'muted'}, `${room.participants.length} / ${room.maxParticipants} participants${room.recording ? ', recording' : ''}`)),
+    ...(room.recordings ? [recordingsView(room.recordings)] : []),
     room.participants.length ? room.participants.map((p) => participantView(p, names)) : el('p', {class: 'muted'}, 'empty'))));
+}
+
+// recordingsView lists a room's files: being written, finished, or
+// stopped early and why.
+function recordingsView(list) {
+  return el('ul', {class: 'recordings'}, ...list.map((r) => el('li', {data: {path: r.path, active: String(r.active)}},
+    `${r.active ? 'recording' : 'recorded'} ${r.participant}: ${r.path}, ${count(r.bytes)} bytes, ${duration(r.durationMs)}`,
+    ...(r.error ? [' ', el('strong', {class: 'error'}, `stopped: ${r.error}`)] : []))));
 }
 
 // clusterView lists, in a cluster, the live nodes and every room with the
