@@ -2,13 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"net/http"
 	"net/url"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/tessera-rtc/tessera/configs"
 	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/internal/webtest"
 	"github.com/tessera-rtc/tessera/signaling/client"
@@ -101,5 +109,135 @@ func TestBrowserWHIP(t *testing.T) {
 				tab.CheckPage(t)
 			}
 		})
+	}
+}
+
+// whipEncoder publishes a video file (H264 or VP8) and the Opus file over
+// WHIP until ctx ends.
+func whipEncoder(ctx context.Context, t *testing.T, endpoint, codec string, enc testutil.Encoded) *client.WHIP {
+	t.Helper()
+	fmtp, file, play := "", enc.VP8, testutil.PlayIVF
+	if codec == webrtc.MimeTypeH264 {
+		fmtp, file, play = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", enc.H264, testutil.PlayH264
+	}
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: codec, ClockRate: 90000, SDPFmtpLine: fmtp}, "video", "enc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "enc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := client.PublishWHIP(ctx, endpoint, client.WHIPOptions{}, video, audio)
+	if err != nil {
+		t.Fatalf("WHIP: %v", err)
+	}
+	t.Cleanup(func() { _ = w.PC.Close() })
+	go func() {
+		if err := play(ctx, video, file); err != nil && ctx.Err() == nil {
+			t.Errorf("video: %v", err)
+		}
+	}()
+	go func() {
+		if err := testutil.PlayOgg(ctx, audio, enc.Ogg); err != nil && ctx.Err() == nil {
+			t.Errorf("audio: %v", err)
+		}
+	}()
+	return w
+}
+
+// TestRecording: a 20-second call in a room configured to record gives a
+// file per participant that ffprobe reads with the codecs sent (VP8 and
+// Opus in WebM, H264 and Opus in Matroska) and a duration of 20 s ± 1,
+// and that ffmpeg decodes without an error. /admin/recordings lists them.
+func TestRecording(t *testing.T) {
+	skipShort(t)
+	enc := testutil.EncodeMedia(t)
+	ffprobe := testutil.RequireTool(t, "ffprobe", "ffmpeg")
+	ffmpeg := testutil.RequireTool(t, "ffmpeg", "ffmpeg")
+	ctx := testutil.Context(t)
+	dir := t.TempDir()
+	cfg := loopbackConfig()
+	cfg.Recording = &configs.Recording{Dir: dir}
+	cfg.Rooms.List = append(cfg.Rooms.List, configs.Room{Name: "recorded", Record: true})
+	base := "http://" + startServer(t, cfg)
+
+	const call = 20 * time.Second
+	callCtx, hangUp := context.WithCancel(ctx)
+	var encoders []*client.WHIP
+	for _, codec := range []string{webrtc.MimeTypeVP8, webrtc.MimeTypeH264} {
+		encoders = append(encoders, whipEncoder(callCtx, t, base+"/whip/recorded?name="+strings.TrimPrefix(codec, "video/"), codec, enc))
+	}
+	time.Sleep(call)
+	for _, w := range encoders {
+		if err := w.Close(ctx); err != nil {
+			t.Errorf("DELETE: %v", err)
+		}
+	}
+	hangUp()
+
+	var list struct {
+		Recordings []struct {
+			Path       string `json:"path"`
+			Active     bool   `json:"active"`
+			DurationMs int64  `json:"durationMs"`
+			Error      string `json:"error"`
+		} `json:"recordings"`
+	}
+	testutil.Eventually(t, 10*time.Second, "two finished recordings", func() bool {
+		resp, err := http.Get(base + "/admin/recordings")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list.Recordings) != 2 {
+			return false
+		}
+		for _, r := range list.Recordings {
+			if r.Active {
+				return false
+			}
+		}
+		return true
+	})
+
+	want := map[string][]string{".webm": {"vp8", "opus"}, ".mkv": {"h264", "opus"}}
+	for _, r := range list.Recordings {
+		if r.Error != "" {
+			t.Errorf("%s: %s", r.Path, r.Error)
+		}
+		out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "json", r.Path).Output()
+		if err != nil {
+			t.Fatalf("ffprobe %s: %v", r.Path, err)
+		}
+		var probe struct {
+			Streams []struct {
+				Codec string `json:"codec_name"`
+			} `json:"streams"`
+			Format struct {
+				Duration string `json:"duration"`
+			} `json:"format"`
+		}
+		if err := json.Unmarshal(out, &probe); err != nil {
+			t.Fatalf("ffprobe %s: %v\n%s", r.Path, err, out)
+		}
+		var codecs []string
+		for _, s := range probe.Streams {
+			codecs = append(codecs, s.Codec)
+		}
+		slices.Sort(codecs)
+		w := slices.Clone(want[filepath.Ext(r.Path)])
+		slices.Sort(w)
+		if w == nil || !slices.Equal(codecs, w) {
+			t.Errorf("%s holds %v, want %v", r.Path, codecs, w)
+		}
+		d, err := strconv.ParseFloat(probe.Format.Duration, 64)
+		t.Logf("%s: %v, %s s", filepath.Base(r.Path), codecs, probe.Format.Duration)
+		if err != nil || math.Abs(d-call.Seconds()) > 1 {
+			t.Errorf("%s lasts %q s, want %s ± 1 s", r.Path, probe.Format.Duration, call)
+		}
+		if out, err := exec.Command(ffmpeg, "-v", "error", "-i", r.Path, "-f", "null", "-").CombinedOutput(); err != nil || len(out) != 0 {
+			t.Errorf("decoding %s: %v\n%s", r.Path, err, out)
+		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 )
 
 // Encoded is real media a browser can decode, made by ffmpeg: H264
-// (constrained baseline, Annex B, 30 frames/s, a keyframe every second, as
+// (constrained baseline, Annex B, 30 frames/s, a keyframe every half second, as
 // OBS sends), the same in VP8 (IVF), and Opus in Ogg, ten seconds each.
 type Encoded struct {
 	H264, VP8, Ogg string // file paths
@@ -34,10 +34,10 @@ func EncodeMedia(t testing.TB) Encoded {
 	e := Encoded{H264: filepath.Join(dir, "video.h264"), VP8: filepath.Join(dir, "video.ivf"), Ogg: filepath.Join(dir, "audio.ogg")}
 	for _, args := range [][]string{
 		{"-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-t", "10", "-c:v", "libx264",
-			"-profile:v", "baseline", "-level", "3.1", "-pix_fmt", "yuv420p", "-bf", "0", "-g", "30",
-			"-x264-params", "keyint=30:min-keyint=30:scenecut=0:repeat-headers=1", "-f", "h264", e.H264},
+			"-profile:v", "baseline", "-level", "3.1", "-pix_fmt", "yuv420p", "-bf", "0", "-g", "15",
+			"-x264-params", "keyint=15:min-keyint=15:scenecut=0:repeat-headers=1", "-f", "h264", e.H264},
 		{"-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-t", "10", "-c:v", "libvpx",
-			"-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-g", "30", "-keyint_min", "30", "-f", "ivf", e.VP8},
+			"-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-g", "15", "-keyint_min", "15", "-f", "ivf", e.VP8},
 		{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "10", "-c:a", "libopus",
 			"-b:a", "48k", "-page_duration", "20000", "-f", "ogg", e.Ogg},
 	} {
