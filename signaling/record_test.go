@@ -55,6 +55,11 @@ func TestRecordingFollowsTracks(t *testing.T) {
 		return len(r) == 1 && r[0].Active && r[0].Bytes > 1000
 	})
 	st.Publish(ctx, t, c, "video")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("recordings: %+v", rec.Recordings())
+		}
+	})
 	testutil.Eventually(t, 5*time.Second, "the first file finished, a second one written", func() bool {
 		r := recordingsOf(rec, c.Self.ID)
 		return len(r) == 2 && !r[0].Active && r[1].Active && r[1].Bytes > 1000

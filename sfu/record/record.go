@@ -62,6 +62,7 @@ type Recorder struct {
 
 	mu       sync.Mutex
 	sessions map[*Session]struct{} // guarded by mu
+	paths    map[string]bool       // the sessions' paths, guarded by mu
 	done     []Info                // files finished, newest last (at most keepDone)
 }
 
@@ -87,7 +88,7 @@ func New(cfg Config) *Recorder {
 			return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 		}
 	}
-	return &Recorder{cfg: cfg, log: cfg.Logger, sessions: map[*Session]struct{}{}}
+	return &Recorder{cfg: cfg, log: cfg.Logger, sessions: map[*Session]struct{}{}, paths: map[string]bool{}}
 }
 
 // Info describes a recording.
@@ -224,12 +225,16 @@ func (r *Recorder) Start(room, participant, name string, tracks []*sfu.UpTrack) 
 		ext = ".mkv" // H264 is Matroska's, not WebM's
 	}
 	started := time.Now()
-	s.info = Info{
-		Room: room, Participant: participant, Started: started,
-		Path: filepath.Join(r.cfg.Dir, safeName(room),
-			started.UTC().Format("20060102-150405")+"-"+safeName(name)+"-"+safeName(participant)+ext),
-	}
+	s.info = Info{Room: room, Participant: participant, Started: started}
+	base := filepath.Join(r.cfg.Dir, safeName(room), started.UTC().Format("20060102-150405")+"-"+safeName(name)+"-"+safeName(participant))
 	r.mu.Lock()
+	// A participant whose tracks change within a second gets a second
+	// file that second: numbered, never written over.
+	s.info.Path = base + ext
+	for n := 2; r.paths[s.info.Path] || exists(s.info.Path); n++ {
+		s.info.Path = fmt.Sprintf("%s-%d%s", base, n, ext)
+	}
+	r.paths[s.info.Path] = true
 	r.sessions[s] = struct{}{}
 	r.mu.Unlock()
 	r.wg.Add(1)
@@ -314,16 +319,18 @@ func (s *Session) run(h264 bool) {
 		}
 		s.active.Store(false)
 		info := s.Info()
-		if f == nil {
-			s.log.Info("recording ended before any media", "file", s.info.Path)
-		} else if info.Error != "" {
+		switch {
+		case info.Error != "":
 			s.log.Error("recording stopped", "file", info.Path, "err", info.Error, "bytes", info.Bytes, "duration_ms", info.DurationMs)
-		} else {
+		case f == nil:
+			s.log.Info("recording ended before any media", "file", s.info.Path)
+		default:
 			s.log.Info("recording finished", "file", info.Path, "bytes", info.Bytes, "duration_ms", info.DurationMs)
 		}
 		s.r.mu.Lock()
 		delete(s.r.sessions, s)
-		if f != nil {
+		delete(s.r.paths, s.info.Path)
+		if f != nil || info.Error != "" {
 			s.r.done = append(s.r.done, info)
 			if len(s.r.done) > keepDone {
 				s.r.done = s.r.done[len(s.r.done)-keepDone:]
@@ -579,6 +586,11 @@ func opusHead() []byte {
 	b = binary.LittleEndian.AppendUint32(b, 48000)
 	b = binary.LittleEndian.AppendUint16(b, 0)
 	return append(b, 0)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // safeName keeps letters, digits, '-' and '_' of a name for a file name,
