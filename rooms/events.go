@@ -40,6 +40,7 @@ type Joined struct {
 	Self        ParticipantInfo
 	Others      []ParticipantInfo
 	ResumeToken string
+	Recording   bool // the room is being recorded
 }
 
 // Resumed is the first event on a connection that resumed a participant:
@@ -49,6 +50,7 @@ type Resumed struct {
 	Self        ParticipantInfo
 	Others      []ParticipantInfo
 	ResumeToken string
+	Recording   bool // the room is being recorded
 }
 
 // ParticipantJoined announces a newcomer.
@@ -85,6 +87,10 @@ type TrackMuted struct {
 // Speakers lists the participants speaking, loudest first.
 type Speakers struct{ IDs []string }
 
+// Recording says that the room's recording started (On) or stopped:
+// everyone in it is told, as Joined and Resumed tell newcomers.
+type Recording struct{ On bool }
+
 // LayersWanted tells a publisher which simulcast layers of its track are
 // needed (lowest first); it may stop sending the others.
 type LayersWanted struct {
@@ -112,6 +118,7 @@ func (TrackUpdated) isEvent()      {}
 func (TrackUnsupported) isEvent()  {}
 func (TrackMuted) isEvent()        {}
 func (Speakers) isEvent()          {}
+func (Recording) isEvent()         {}
 func (LayersWanted) isEvent()      {}
 func (TokenExpiring) isEvent()     {}
 func (Offer) isEvent()             {}

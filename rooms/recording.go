@@ -42,6 +42,7 @@ func (l *Local) SetRecording(ctx context.Context, name string, on bool) error {
 		}
 		r.recording = on
 		r.reg.log.Info("room recording", "room", r.name, "on", on)
+		r.broadcast(Recording{On: on}, nil)
 		if on {
 			r.syncRecordings()
 		} else {

@@ -151,7 +151,7 @@ func (l *Local) Resume(ctx context.Context, token string, c Conn) (*Participant,
 		// the participant over again.
 		l.dropResumable(p)
 		p.resumeToken = l.addResumable(p)
-		c.Send(Resumed{Self: self, Others: p.room.infos(p), ResumeToken: p.resumeToken})
+		c.Send(Resumed{Self: self, Others: p.room.infos(p), ResumeToken: p.resumeToken, Recording: p.room.recording})
 		// What was announced while the client was away and is still true:
 		// who speaks, and which layers of its tracks are needed.
 		if len(p.room.speakers) > 0 {

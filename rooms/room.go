@@ -243,7 +243,7 @@ func (r *room) join(ctx context.Context, req JoinRequest) (*Participant, error) 
 		}
 		r.parts = append(r.parts, p)
 		p.resumeToken = r.reg.addResumable(p)
-		p.send(Joined{Self: r.info(p), Others: r.infos(p), ResumeToken: p.resumeToken})
+		p.send(Joined{Self: r.info(p), Others: r.infos(p), ResumeToken: p.resumeToken, Recording: r.recording})
 		if req.Via == "" {
 			// A WHIP publisher has no way to refresh its token: the token
 			// admits it, and the session outlives it.

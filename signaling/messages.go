@@ -57,11 +57,12 @@ func (h *Handler) render(ev rooms.Event, host, joinID string) (id string, m prot
 			Participants: participantsOut(ev.Others),
 			ICEServers:   h.iceServers(ev.Self.ID, host),
 			ResumeToken:  ev.ResumeToken,
+			Recording:    ev.Recording,
 		}, nil
 	case rooms.Resumed:
 		return joinID, protocol.Resumed{
 			Participant: participantOut(ev.Self), Participants: participantsOut(ev.Others),
-			ICEServers: h.iceServers(ev.Self.ID, host), ResumeToken: ev.ResumeToken,
+			ICEServers: h.iceServers(ev.Self.ID, host), ResumeToken: ev.ResumeToken, Recording: ev.Recording,
 		}, nil
 	case rooms.ParticipantJoined:
 		return "", protocol.ParticipantJoined{Participant: participantOut(ev.Participant)}, nil
@@ -80,6 +81,8 @@ func (h *Handler) render(ev rooms.Event, host, joinID string) (id string, m prot
 		return "", protocol.TrackMuted{Track: ev.ID, Muted: ev.Muted}, nil
 	case rooms.Speakers:
 		return "", protocol.Speakers{Participants: ev.IDs}, nil
+	case rooms.Recording:
+		return "", protocol.Recording{Recording: ev.On}, nil
 	case rooms.LayersWanted:
 		return "", protocol.Layers{Track: ev.Track, Active: ev.RIDs}, nil
 	case rooms.TokenExpiring:

@@ -147,16 +147,25 @@ func TestRecordingOnAndOff(t *testing.T) {
 	if n := len(rec.Recordings()); n != 0 {
 		t.Fatalf("%d recordings in a room that does not record", n)
 	}
+	mark := a.Mark()
 	if err := srv.Registry.SetRecording(ctx, "plain", true); err != nil {
 		t.Fatal(err)
+	}
+	// Everyone in the room is told, and a newcomer learns it on joining.
+	waitEvent(t, ctx, a, mark, "recording on", func(e client.Event) bool { return e.Type == "recording" && e.Recording })
+	late := srv.Join(ctx, "plain")
+	if ev := late.Events()[0]; ev.Type != "joined" || !ev.Recording {
+		t.Errorf("a newcomer's joined: %s, recording %v", ev.Type, ev.Recording)
 	}
 	testutil.Eventually(t, 5*time.Second, "a file", func() bool {
 		r := recordingsOf(rec, a.Self.ID)
 		return len(r) == 1 && r[0].Active && r[0].Bytes > 0
 	})
+	mark = a.Mark()
 	if err := srv.Registry.SetRecording(ctx, "plain", false); err != nil {
 		t.Fatal(err)
 	}
+	waitEvent(t, ctx, a, mark, "recording off", func(e client.Event) bool { return e.Type == "recording" && !e.Recording })
 	testutil.Eventually(t, 5*time.Second, "the file finished", func() bool {
 		r := recordingsOf(rec, a.Self.ID)
 		return len(r) == 1 && !r[0].Active && r[0].Error == ""

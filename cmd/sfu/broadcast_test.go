@@ -241,3 +241,61 @@ func TestRecording(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserRecordingShown: the page says when the room is recorded, from
+// joining on, and follows the admin API turning it off and on.
+func TestBrowserRecordingShown(t *testing.T) {
+	skipShort(t)
+	cfg := loopbackConfig()
+	cfg.Recording = &configs.Recording{Dir: t.TempDir()}
+	cfg.Rooms.List = append(cfg.Rooms.List, configs.Room{Name: "recorded", Record: true})
+	base := "http://" + startServer(t, cfg)
+	br := webtest.NewBrowser(t, webtest.Options{Width: 1024, Height: 640})
+	tab := br.NewTab("Bea")
+	t.Cleanup(tab.Close)
+	tab.Navigate(t, webtest.PageURL(base, "recorded", "Bea"))
+	tab.WaitFor(t, "the recording notice", 15*time.Second, `!document.getElementById('rec').hidden`)
+	for _, step := range []struct {
+		method string
+		shown  bool
+	}{{http.MethodDelete, false}, {http.MethodPut, true}} {
+		req, err := http.NewRequest(step.method, base+"/admin/rooms/recorded/recording", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s recording: %s", step.method, resp.Status)
+		}
+		tab.WaitFor(t, fmt.Sprintf("the recording notice shown: %v", step.shown), 10*time.Second,
+			fmt.Sprintf(`document.getElementById('rec').hidden === %v`, !step.shown))
+	}
+	tab.CheckPage(t)
+
+	// A room that does not exist, and a server without a recording section.
+	plain := "http://" + startServer(t, loopbackConfig())
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{base + "/admin/rooms/nosuch/recording", http.StatusNotFound},
+		{plain + "/admin/rooms/lobby/recording", http.StatusConflict},
+	} {
+		req, err := http.NewRequest(http.MethodPut, tc.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("PUT %s: %s, want %d", tc.url, resp.Status, tc.want)
+		}
+	}
+}

@@ -45,6 +45,7 @@ type Event struct {
 	ICEServers   []webrtc.ICEServer       // joined, resumed
 	Active       []string                 // layers
 	Expires      int64                    // token-expiring, refreshed (seconds since 1970)
+	Recording    bool                     // joined, resumed, recording: the room is being recorded
 	Error        *Error                   // error
 }
 
@@ -59,9 +60,13 @@ func parseEvent(data []byte) (Event, error) {
 	case *protocol.Joined:
 		ev.Self = Participant{ID: m.Participant.ID, Name: m.Participant.Name}
 		ev.Participants, ev.ResumeToken, ev.ICEServers = m.Participants, m.ResumeToken, iceServers(m.ICEServers)
+		ev.Recording = m.Recording
 	case *protocol.Resumed:
 		ev.Participant, ev.Self = m.Participant, m.Participant
 		ev.Participants, ev.ResumeToken, ev.ICEServers = m.Participants, m.ResumeToken, iceServers(m.ICEServers)
+		ev.Recording = m.Recording
+	case *protocol.Recording:
+		ev.Recording = m.Recording
 	case *protocol.Offer:
 		ev.SDP = m.SDP
 	case *protocol.Answer:

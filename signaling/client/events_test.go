@@ -36,10 +36,12 @@ func TestParseEveryServerMessage(t *testing.T) {
 			ok = ev.Self.ID == m.Participant.ID && ev.Self.Name == m.Participant.Name &&
 				reflect.DeepEqual(ev.Participants, m.Participants) && ev.ResumeToken == m.ResumeToken &&
 				len(ev.ICEServers) == len(m.ICEServers) && ev.ICEServers[0].URLs[0] == m.ICEServers[0].URLs[0] &&
-				ev.ICEServers[0].Username == m.ICEServers[0].Username && ev.ICEServers[0].Credential == m.ICEServers[0].Credential
+				ev.ICEServers[0].Username == m.ICEServers[0].Username && ev.ICEServers[0].Credential == m.ICEServers[0].Credential &&
+				ev.Recording == m.Recording
 		case *protocol.Resumed:
 			ok = reflect.DeepEqual(ev.Self, m.Participant) && reflect.DeepEqual(ev.Participant, m.Participant) &&
-				reflect.DeepEqual(ev.Participants, m.Participants) && ev.ResumeToken == m.ResumeToken && len(ev.ICEServers) == len(m.ICEServers)
+				reflect.DeepEqual(ev.Participants, m.Participants) && ev.ResumeToken == m.ResumeToken && len(ev.ICEServers) == len(m.ICEServers) &&
+				ev.Recording == m.Recording
 		case *protocol.Offer:
 			ok = ev.SDP == m.SDP
 		case *protocol.Answer:
@@ -62,6 +64,8 @@ func TestParseEveryServerMessage(t *testing.T) {
 			ok = ev.TrackID == m.Track && ev.Codec == m.Codec
 		case *protocol.Layers:
 			ok = ev.TrackID == m.Track && reflect.DeepEqual(ev.Active, m.Active)
+		case *protocol.Recording:
+			ok = ev.Recording == m.Recording
 		case *protocol.Speakers:
 			ok = reflect.DeepEqual(ev.Speakers, m.Participants)
 		case *protocol.TokenExpiring:

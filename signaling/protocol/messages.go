@@ -78,6 +78,7 @@ type (
 		Participants []Participant  `json:"participants"` // the others
 		ICEServers   []ICEServer    `json:"iceServers"`
 		ResumeToken  string         `json:"resumeToken,omitempty"`
+		Recording    bool           `json:"recording,omitempty"` // the room is being recorded
 	}
 	// Resumed answers Resume: the room as it is now.
 	Resumed struct {
@@ -85,6 +86,7 @@ type (
 		Participants []Participant `json:"participants"`
 		ICEServers   []ICEServer   `json:"iceServers"`
 		ResumeToken  string        `json:"resumeToken,omitempty"` // the next one
+		Recording    bool          `json:"recording,omitempty"`   // the room is being recorded
 	}
 	// ParticipantJoined announces a newcomer.
 	ParticipantJoined struct {
@@ -120,6 +122,10 @@ type (
 	// Speakers lists who speaks, loudest first.
 	Speakers struct {
 		Participants []string `json:"participants"`
+	}
+	// Recording says the room's recording started or stopped.
+	Recording struct {
+		Recording bool `json:"recording"`
 	}
 	// Layers tells a publisher which layers of its simulcast track are needed.
 	Layers struct {
@@ -203,6 +209,7 @@ func (TrackUnsupported) Type() string  { return "track-unsupported" }
 func (TrackMuted) Type() string        { return "track-muted" }
 func (Speakers) Type() string          { return "speakers" }
 func (Layers) Type() string            { return "layers" }
+func (Recording) Type() string         { return "recording" }
 func (TokenExpiring) Type() string     { return "token-expiring" }
 func (Refreshed) Type() string         { return "refreshed" }
 func (Error) Type() string             { return "error" }
@@ -232,6 +239,7 @@ var (
 		"track-muted":        func() Message { return &TrackMuted{} },
 		"speakers":           func() Message { return &Speakers{} },
 		"layers":             func() Message { return &Layers{} },
+		"recording":          func() Message { return &Recording{} },
 		"token-expiring":     func() Message { return &TokenExpiring{} },
 		"refreshed":          func() Message { return &Refreshed{} },
 		"error":              func() Message { return &Error{} },

@@ -145,6 +145,7 @@ function leave() {
   ui.callView.hidden = true;
   ui.controls.hidden = true;
   ui.roomLabel.hidden = true;
+  ui.rec.hidden = true;
   ui.joinView.hidden = false;
   document.title = 'Tessera conference';
   const here = new URL(location.href);
@@ -196,6 +197,9 @@ function wire(client) {
   on('track-muted', () => render());
   on('track-updated', () => render());
   on('track-unsupported', () => render());
+  on('recording', (d) => {
+    ui.rec.hidden = !d.recording;
+  });
   on('speakers', (d) => {
     state.speakers = new Set(d.participants);
     markSpeakers();

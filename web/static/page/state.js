@@ -16,6 +16,7 @@ export const ui = {
   joinButton: /** @type {HTMLButtonElement} */ (byId('join-button')),
   callView: byId('call-view'),
   roomLabel: byId('room-label'),
+  rec: byId('rec'),
   shareLink: /** @type {HTMLInputElement} */ (byId('share-link')),
   copyLink: byId('copy-link'),
   copyStatus: byId('copy-status'),

@@ -60,6 +60,8 @@ import { mediaPathOf } from './stats.js';
  * - `track-unsupported` `{id, codec, track: TrackInfo|undefined}`: this client
  *   cannot be sent the track (`track.unsupported` says why)
  * - `speakers` `{participants: string[]}` loudest first
+ * - `recording` `{recording: boolean}`: whether the room is being recorded,
+ *   after `joined` and `resumed` and whenever it changes
  * - `layers` `{id, active: string[]}`: which simulcast layers of our track `id`
  *   somebody needs; the others were switched off
  * - `token-expiring` `{expires}` (milliseconds since 1970): the join token

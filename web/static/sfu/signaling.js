@@ -338,6 +338,9 @@ export class Signaling {
       case 'track-muted':
         room.trackMuted(msg.track, !!msg.muted);
         break;
+      case 'recording':
+        this.#emit('recording', { recording: !!msg.recording });
+        break;
       case 'speakers':
         this.#emit('speakers', { participants: Array.isArray(msg.participants) ? msg.participants : [] });
         break;
@@ -389,6 +392,7 @@ export class Signaling {
       this.#joining = null;
     }
     this.#emit('joined', detail);
+    this.#emit('recording', { recording: !!msg.recording });
     for (const pub of this.#publications) neg.attach(pub);
     this.#updateState(s);
   }
@@ -424,6 +428,7 @@ export class Signaling {
     }
     resume.unsentLayers.clear();
     this.#emit('resumed', { participant: { id: self.id, name: self.name }, participants: [...this.room.participants.values()] });
+    this.#emit('recording', { recording: !!msg.recording });
     s.negotiation?.afterResume();
   }
 
