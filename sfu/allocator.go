@@ -169,15 +169,9 @@ func sortByPriority(ds []*DownTrack) {
 // that the link is loaded at target bps; the estimator judges from the
 // feedback whether it carried them.
 func (s *subscriber) probe(target int, now int64) {
-	var d *DownTrack
-	for _, c := range s.subscriptions() {
-		if b := c.bound.Load(); b != nil && b.twccID != 0 && c.up.kind == videoKind {
-			d = c
-			break
-		}
-	}
+	d := probeCarrier(s.subscriptions())
 	if d == nil {
-		return // no video to probe with
+		return // no video being forwarded to probe with
 	}
 	sending := 0
 	for _, c := range s.subscriptions() {
@@ -211,6 +205,20 @@ func (s *subscriber) probe(target int, now int64) {
 			}
 		}
 	}
+}
+
+// probeCarrier is the subscription whose stream a probe's padding goes in:
+// a video track being forwarded, with transport-wide sequence numbers. Not
+// a muted track, or one that has not started: sendPadding sends nothing in
+// those, and a probe that sends nothing fails, again and again, while the
+// estimate stays where it is.
+func probeCarrier(downs []*DownTrack) *DownTrack {
+	for _, c := range downs {
+		if b := c.bound.Load(); b != nil && b.twccID != 0 && c.up.kind == videoKind && !c.up.Muted() && c.layer.Load() >= 0 {
+			return c
+		}
+	}
+	return nil
 }
 
 // padding is the payload of a padding-only packet: zeros, the last byte
