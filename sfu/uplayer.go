@@ -24,10 +24,11 @@ type upLayer struct {
 	bytes     atomic.Uint64
 	plis      atomic.Uint64 // keyframe requests sent upstream
 
-	rate atomic.Int64 // bits/s over the last rateInterval
+	rate atomic.Int64 // bits/s over the last rateInterval, padding left out
 	// owned by the layer's reader:
-	rateAt    int64
-	rateBytes uint64
+	rateAt     int64
+	rateBytes  uint64
+	mediaBytes uint64 // bytes received less RTP padding, which is not forwarded
 
 	sr atomic.Pointer[senderReport] // the publisher's last sender report
 
@@ -89,11 +90,11 @@ const rateInterval = int64(500 * time.Millisecond)
 // measure updates the layer's bitrate; the reader calls it per packet.
 func (l *upLayer) measure(now int64) {
 	if l.rateAt == 0 {
-		l.rateAt, l.rateBytes = now, l.bytes.Load()
+		l.rateAt, l.rateBytes = now, l.mediaBytes
 		return
 	}
 	if d := now - l.rateAt; d >= rateInterval {
-		b := l.bytes.Load()
+		b := l.mediaBytes
 		l.rate.Store(int64(b-l.rateBytes) * 8 * int64(time.Second) / d)
 		l.rateAt, l.rateBytes = now, b
 		l.lost.Store(max(0, l.recv.lost()))
@@ -142,6 +143,11 @@ func (u *UpTrack) read(l int, track *webrtc.TrackRemote) {
 		layer.lastAt.Store(now)
 		layer.packets.Add(1)
 		layer.bytes.Add(uint64(n))
+		// A publisher probing its uplink sends padding (Chromium pads its
+		// lowest layer at up to the link's rate); the forwarded packets
+		// carry none of it, so the layer's rate, which the allocator
+		// charges each subscriber, leaves it out.
+		layer.mediaBytes += uint64(n - int(p.PaddingSize))
 		layer.recv.update(p.SequenceNumber, p.Timestamp, now, layer.clockRate)
 		layer.measure(now)
 		if u.extAudioLevel != 0 {
