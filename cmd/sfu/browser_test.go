@@ -728,6 +728,20 @@ func TestBrowserSimulcast(t *testing.T) {
 				t.Logf("%s's page:%s path %s", n, tabs[n].Diagnose(), webtest.MustEval[string](t, tabs[n], `document.getElementById('path').dataset.path + ' ' + document.getElementById('path').title`))
 			}
 			t.Logf("/debug paths: %v", debugPaths(t, base, room))
+			// The server's view: what arrives of each layer, and what each
+			// subscriber's estimate lets through.
+			for name, p := range debugParticipants(t, base, room) {
+				for _, pub := range p.Published {
+					for _, l := range pub.Layers {
+						t.Logf("%s publishes %s %s: active %v, %d bps, %d packets", name, pub.Kind, l.RID, l.Active, l.BitrateBps, l.Packets)
+					}
+				}
+				for _, s := range p.Subscriptions {
+					if s.Kind == "video" {
+						t.Logf("%s (estimate %d bps) receives %s layer %q at %d bps", name, p.BandwidthEstimateBps, s.Track, s.Layer, s.BitrateBps)
+					}
+				}
+			}
 		}
 	})
 	ada, grace, linus := tabs["Ada"], tabs["Grace"], tabs["Linus"]
