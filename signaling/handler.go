@@ -2,6 +2,8 @@ package signaling
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -145,28 +147,15 @@ func (h *Handler) checkOrigin(r *http.Request) bool {
 // ServeHTTP upgrades the request and runs the session until the socket closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := h.clientKey(r)
-	h.mu.Lock()
-	closed, n := h.closed, h.perHost[host]
-	if !closed && n < h.cfg.ConnectionsPerIP {
-		h.perHost[host]++ // reserved before the upgrade, so a burst cannot pass the limit
-	}
-	h.mu.Unlock()
-	if closed {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	if n >= h.cfg.ConnectionsPerIP {
-		h.log.Warn("websocket refused: too many connections from one address", "remote", host, "limit", h.cfg.ConnectionsPerIP)
-		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
-		return
-	}
-	release := func() {
-		h.mu.Lock()
-		if h.perHost[host]--; h.perHost[host] <= 0 {
-			delete(h.perHost, host)
+	// Reserved before the upgrade, so that a burst cannot pass the limit.
+	if err := h.reserve(host); err != nil {
+		if errors.Is(err, errRateLimited) {
+			h.log.Warn("websocket refused: too many connections from one address", "remote", host, "limit", h.cfg.ConnectionsPerIP)
 		}
-		h.mu.Unlock()
+		http.Error(w, err.Error(), httpStatus(err))
+		return
 	}
+	release := func() { h.release(host) }
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		release()
@@ -195,6 +184,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.wg.Done()
 	}()
 	s.run()
+}
+
+// reserve counts one more connection from the client's address: a socket
+// or a WHIP session. It refuses past ConnectionsPerIP, and after Close.
+func (h *Handler) reserve(key string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return rooms.ErrShutdown
+	}
+	if h.perHost[key] >= h.cfg.ConnectionsPerIP {
+		return fmt.Errorf("%w: too many connections from your address", errRateLimited)
+	}
+	h.perHost[key]++
+	return nil
+}
+
+func (h *Handler) release(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.perHost[key]--; h.perHost[key] <= 0 {
+		delete(h.perHost, key)
+	}
 }
 
 // Sessions counts open sockets.

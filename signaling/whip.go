@@ -402,28 +402,6 @@ func (h *Handler) redirectWHIP(w http.ResponseWriter, r *http.Request, room stri
 	return true
 }
 
-// reserve counts one more connection from the client's address.
-func (h *Handler) reserve(key string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return rooms.ErrShutdown
-	}
-	if h.perHost[key] >= h.cfg.ConnectionsPerIP {
-		return fmt.Errorf("%w: too many connections from your address", errRateLimited)
-	}
-	h.perHost[key]++
-	return nil
-}
-
-func (h *Handler) release(key string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.perHost[key]--; h.perHost[key] <= 0 {
-		delete(h.perHost, key)
-	}
-}
-
 func (h *Handler) addWHIP(s *whipSession) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
