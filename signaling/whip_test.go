@@ -107,13 +107,27 @@ func TestWHIPPublish(t *testing.T) {
 			}
 			receivedFrom(t, receiveTracks(t, sub, 2), pub)
 
-			// The publisher is sent nothing, and gets no offer for the
-			// subscriber's tracks.
+			// The publisher is sent nothing: the server neither subscribes
+			// it to the subscriber's track nor makes it an offer, which it
+			// would have no way to receive.
 			st.Publish(ctx, t, sub, webrtc.MimeTypeH264)
 			time.Sleep(300 * time.Millisecond)
-			for _, tr := range pub.PC.GetTransceivers() {
-				if tr.Receiver() != nil && tr.Direction() != webrtc.RTPTransceiverDirectionSendonly {
-					t.Errorf("the WHIP session has a %s transceiver", tr.Direction())
+			parts, err := srv.Registry.Participants(ctx, "room1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range parts {
+				if p.Via() != rooms.ViaWHIP {
+					continue
+				}
+				stats := p.Peer().Stats()
+				if len(stats.Subscribed) != 0 {
+					t.Errorf("the WHIP publisher is subscribed to %d tracks", len(stats.Subscribed))
+				}
+				for _, e := range stats.Negotiation {
+					if strings.HasPrefix(e.What, "server offer") {
+						t.Errorf("the WHIP publisher was made an offer: %s", e.What)
+					}
 				}
 			}
 
