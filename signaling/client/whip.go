@@ -23,9 +23,8 @@ type WHIP struct {
 	// Links are the answer's Link headers (ICE servers).
 	Links []string
 
-	opt  WHIPOptions
-	mu   sync.Mutex
-	etag string
+	opt WHIPOptions
+	mu  sync.Mutex // guards the candidates gathered before the answer
 }
 
 // WHIPOptions configure a WHIP publisher.
@@ -132,7 +131,6 @@ func PublishWHIP(ctx context.Context, endpoint string, opt WHIPOptions, tracks .
 	}
 	w.Location = loc.String()
 	w.Links = resp.Header.Values("Link")
-	w.etag = resp.Header.Get("ETag")
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body}); err != nil {
 		_ = pc.Close()
 		return nil, fmt.Errorf("whip: the server's answer: %w", err)
@@ -232,9 +230,6 @@ func (w *WHIP) RestartICE(ctx context.Context) error {
 		_ = w.PC.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback})
 		return &HTTPError{Status: resp.StatusCode, Body: body}
 	}
-	w.mu.Lock()
-	w.etag = resp.Header.Get("ETag")
-	w.mu.Unlock()
 	// The answer in effect, with the server's new credentials and candidates.
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(w.PC.CurrentRemoteDescription().SDP); err != nil {
