@@ -49,118 +49,106 @@ func EncodeMedia(t testing.TB) Encoded {
 	return e
 }
 
-// PlayH264 sends the file's frames on track at 30 frames/s, from the start
-// again at its end, until ctx ends.
-func PlayH264(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string) error {
+// play sends the samples of a file on track, one per tick, from the start
+// again at its end, until ctx ends. open reads the file anew; its next
+// returns the following sample, or io.EOF at the end.
+func play(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string, tick time.Duration,
+	open func(r io.Reader) (next func() (media.Sample, error), err error)) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	tick := time.NewTicker(time.Second / 30)
-	defer tick.Stop()
+	t := time.NewTicker(tick)
+	defer t.Stop()
 	for {
-		r, err := h264reader.NewReader(bytes.NewReader(data))
+		next, err := open(bytes.NewReader(data))
 		if err != nil {
 			return err
 		}
-		var frame []byte // the NAL units of one frame, Annex B
 		for {
-			nal, err := r.NextNAL()
+			sample, err := next()
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
 				return err
 			}
-			frame = append(frame, 0, 0, 0, 1)
-			frame = append(frame, nal.Data...)
-			if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
-				continue // parameter sets and the like go with the next slice
-			}
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-tick.C:
+			case <-t.C:
 			}
-			if err := track.WriteSample(media.Sample{Data: frame, Duration: time.Second / 30}); err != nil {
+			if err := track.WriteSample(sample); err != nil {
 				return err
 			}
-			frame = nil
 		}
 	}
+}
+
+const frameDuration = time.Second / 30
+
+// PlayH264 sends the file's frames on track at 30 frames/s, from the start
+// again at its end, until ctx ends.
+func PlayH264(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string) error {
+	return play(ctx, track, path, frameDuration, func(in io.Reader) (func() (media.Sample, error), error) {
+		r, err := h264reader.NewReader(in)
+		if err != nil {
+			return nil, err
+		}
+		return func() (media.Sample, error) {
+			var frame []byte // the NAL units of one frame, Annex B
+			for {
+				nal, err := r.NextNAL()
+				if err != nil {
+					return media.Sample{}, err
+				}
+				frame = append(frame, 0, 0, 0, 1)
+				frame = append(frame, nal.Data...)
+				// Parameter sets and the like go with the next slice.
+				if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr {
+					return media.Sample{Data: frame, Duration: frameDuration}, nil
+				}
+			}
+		}, nil
+	})
 }
 
 // PlayIVF sends the file's VP8 frames on track at 30 frames/s, from the
 // start again at its end, until ctx ends.
 func PlayIVF(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	tick := time.NewTicker(time.Second / 30)
-	defer tick.Stop()
-	for {
-		r, _, err := ivfreader.NewWith(bytes.NewReader(data))
+	return play(ctx, track, path, frameDuration, func(in io.Reader) (func() (media.Sample, error), error) {
+		r, _, err := ivfreader.NewWith(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for {
+		return func() (media.Sample, error) {
 			frame, _, err := r.ParseNextFrame()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-			}
-			if err := track.WriteSample(media.Sample{Data: frame, Duration: time.Second / 30}); err != nil {
-				return err
-			}
-		}
-	}
+			return media.Sample{Data: frame, Duration: frameDuration}, err
+		}, nil
+	})
 }
 
-// PlayOgg sends the file's Opus pages on track in real time, from the
-// start again at its end, until ctx ends.
+// PlayOgg sends the file's Opus pages (20 ms each) on track in real time,
+// from the start again at its end, until ctx ends.
 func PlayOgg(ctx context.Context, track *webrtc.TrackLocalStaticSample, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		r, _, err := oggreader.NewWith(bytes.NewReader(data))
+	return play(ctx, track, path, 20*time.Millisecond, func(in io.Reader) (func() (media.Sample, error), error) {
+		r, _, err := oggreader.NewWith(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var last uint64
-		for {
-			page, hdr, err := r.ParseNextPage()
-			if errors.Is(err, io.EOF) {
-				break
+		return func() (media.Sample, error) {
+			for {
+				page, hdr, err := r.ParseNextPage()
+				if err != nil {
+					return media.Sample{}, err
+				}
+				samples := hdr.GranulePosition - last
+				last = hdr.GranulePosition
+				if samples > 0 && samples <= 48000 { // not a header page
+					return media.Sample{Data: page, Duration: time.Duration(samples) * time.Second / 48000}, nil
+				}
 			}
-			if err != nil {
-				return err
-			}
-			samples := hdr.GranulePosition - last
-			last = hdr.GranulePosition
-			if samples == 0 || samples > 48000 {
-				continue // the header pages
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-			}
-			d := time.Duration(samples) * time.Second / 48000
-			if err := track.WriteSample(media.Sample{Data: page, Duration: d}); err != nil {
-				return err
-			}
-		}
-	}
+		}, nil
+	})
 }
