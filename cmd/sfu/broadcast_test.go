@@ -181,6 +181,7 @@ func TestRecording(t *testing.T) {
 			Path       string `json:"path"`
 			Active     bool   `json:"active"`
 			DurationMs int64  `json:"durationMs"`
+			Dropped    int64  `json:"dropped"`
 			Error      string `json:"error"`
 		} `json:"recordings"`
 	}
@@ -203,8 +204,8 @@ func TestRecording(t *testing.T) {
 
 	want := map[string][]string{".webm": {"vp8", "opus"}, ".mkv": {"h264", "opus"}}
 	for _, r := range list.Recordings {
-		if r.Error != "" {
-			t.Errorf("%s: %s", r.Path, r.Error)
+		if r.Error != "" || r.Dropped != 0 {
+			t.Errorf("%s: error %q, %d packets dropped", r.Path, r.Error, r.Dropped)
 		}
 		out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "json", r.Path).Output()
 		if err != nil {
@@ -259,17 +260,8 @@ func TestBrowserRecordingShown(t *testing.T) {
 		method string
 		shown  bool
 	}{{http.MethodDelete, false}, {http.MethodPut, true}} {
-		req, err := http.NewRequest(step.method, base+"/admin/rooms/recorded/recording", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s recording: %s", step.method, resp.Status)
+		if status := adminStatus(t, step.method, base+"/admin/rooms/recorded/recording"); status != http.StatusOK {
+			t.Fatalf("%s recording: %d", step.method, status)
 		}
 		tab.WaitFor(t, fmt.Sprintf("the recording notice shown: %v", step.shown), 10*time.Second,
 			fmt.Sprintf(`document.getElementById('rec').hidden === %v`, !step.shown))
@@ -285,17 +277,8 @@ func TestBrowserRecordingShown(t *testing.T) {
 		{base + "/admin/rooms/nosuch/recording", http.StatusNotFound},
 		{plain + "/admin/rooms/lobby/recording", http.StatusConflict},
 	} {
-		req, err := http.NewRequest(http.MethodPut, tc.url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("PUT %s: %s, want %d", tc.url, resp.Status, tc.want)
+		if status := adminStatus(t, http.MethodPut, tc.url); status != tc.want {
+			t.Errorf("PUT %s: %d, want %d", tc.url, status, tc.want)
 		}
 	}
 }

@@ -100,6 +100,8 @@ type Info struct {
 	Bytes       int64     `json:"bytes"`
 	DurationMs  int64     `json:"durationMs"`
 	Active      bool      `json:"active"`
+	// Dropped counts packets the file's writer could not take in time.
+	Dropped int64 `json:"dropped,omitempty"`
 	// Error says why the file ended early; empty for a file that ended
 	// because its participant or the recording stopped.
 	Error string `json:"error,omitempty"`
@@ -272,6 +274,9 @@ func (s *Session) Err() error {
 func (s *Session) Info() Info {
 	i := s.info
 	i.Bytes, i.DurationMs, i.Active = s.bytes.Load(), s.duration.Load(), s.active.Load()
+	for _, t := range s.tracks {
+		i.Dropped += t.dropped.Load()
+	}
 	if err := s.Err(); err != nil {
 		i.Error = err.Error()
 	}

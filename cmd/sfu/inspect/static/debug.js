@@ -300,7 +300,7 @@ function render(snap) {
 // stopped early and why.
 function recordingsView(list) {
   return el('ul', {class: 'recordings'}, ...list.map((r) => el('li', {data: {path: r.path, active: String(r.active)}},
-    `${r.active ? 'recording' : 'recorded'} ${r.participant}: ${r.path}, ${count(r.bytes)} bytes, ${duration(r.durationMs)}`,
+    `${r.active ? 'recording' : 'recorded'} ${r.participant}: ${r.path}, ${count(r.bytes)} bytes, ${duration(r.durationMs)}${r.dropped ? `, ${count(r.dropped)} packets dropped (the writer fell behind)` : ''}`,
     ...(r.error ? [' ', el('strong', {class: 'error'}, `stopped: ${r.error}`)] : []))));
 }
 
