@@ -29,6 +29,7 @@ type Participant struct {
 	perms         Permissions // granted at join (rooms/auth.go)
 	codecs        sfu.Codecs  // what the client decodes (nil: anything)
 	via           string      // JoinRequest.Via
+	watch         string      // JoinRequest.Watch
 
 	removeOnce sync.Once
 
@@ -41,6 +42,7 @@ type Participant struct {
 	// Owned by the room's goroutine:
 	published []*sfu.UpTrack // in publication order
 	left      bool
+	watching  bool // a viewer whose feeds are negotiated (Watch)
 }
 
 // maxNameLen bounds a participant's display name, in bytes.
@@ -62,11 +64,12 @@ func newParticipant(r *room, req JoinRequest) (*Participant, error) {
 		id: sfu.NewID("p-"), name: name, room: r, joinedAt: time.Now(),
 		// Permissions: without subscribe, never subscribed automatically.
 		autoSubscribe: req.AutoSubscribe && req.access.perms.Subscribe, perms: req.access.perms,
-		codecs: req.Codecs, via: req.Via,
+		codecs: req.Codecs, via: req.Via, watch: req.Watch,
 	}
 	p.conn.Store(&connRef{req.Conn})
 	p.log = r.reg.log.With("room", r.name, "participant", p.id, "name", name)
-	peer, err := r.reg.peers.NewPeer(sfu.PeerConfig{ID: p.id, Handler: p, Logger: p.log, NoPublish: !req.access.perms.Publish, Fixed: req.Via != ""})
+	peer, err := r.reg.peers.NewPeer(sfu.PeerConfig{ID: p.id, Handler: p, Logger: p.log, NoPublish: !req.access.perms.Publish,
+		Fixed: req.Via != "", Viewer: req.Via == ViaWHEP})
 	if err != nil {
 		return nil, fmt.Errorf("new peer: %w", err)
 	}
@@ -78,7 +81,7 @@ func newParticipant(r *room, req JoinRequest) (*Participant, error) {
 func (p *Participant) ID() string { return p.id }
 
 // Via is how the client negotiates (JoinRequest.Via): "" for the
-// signaling socket, ViaWHIP for a WHIP publisher.
+// signaling socket, ViaWHIP for a WHIP publisher, ViaWHEP for a viewer.
 func (p *Participant) Via() string { return p.via }
 
 // Name is the display name.

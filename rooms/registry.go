@@ -64,8 +64,12 @@ type JoinRequest struct {
 	// the publisher can send one (sfu.Peer.SetAudience).
 	Codecs sfu.Codecs
 	// Via is how the client negotiates: "" for the signaling socket,
-	// ViaWHIP for an HTTP publisher that negotiates once.
+	// ViaWHIP for an HTTP publisher that negotiates once, ViaWHEP for an
+	// HTTP viewer.
 	Via string
+	// Watch is, for a viewer, the id of the participant it watches; empty,
+	// it follows the room's speaker.
+	Watch string
 
 	access access // what the token (or its absence) allows; set by Join
 }
@@ -277,8 +281,17 @@ func (l *Local) Join(ctx context.Context, req JoinRequest) (*Participant, error)
 		}
 		a.perms.Subscribe = false // it receives nothing, and decodes nothing for anyone
 		req.AutoSubscribe = false
+	case ViaWHEP:
+		if !a.perms.Subscribe {
+			return nil, fmt.Errorf("%w: watching room %q", ErrForbidden, req.Room)
+		}
+		a.perms.Publish = false
+		req.AutoSubscribe = false
 	default:
 		return nil, fmt.Errorf("%w: unknown client kind %q", ErrInvalid, req.Via)
+	}
+	if req.Watch != "" && req.Via != ViaWHEP {
+		return nil, fmt.Errorf("%w: only a viewer watches one participant", ErrInvalid)
 	}
 	req.access = a
 	if a.name != "" {

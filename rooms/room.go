@@ -34,6 +34,9 @@ type room struct {
 	tracks   map[string]*track // by track id
 	closed   bool
 	speakers []string // last announced, loudest first
+	// The speaker viewers following the room see (viewers.go):
+	featured   *Participant
+	featuredAt time.Time
 	// Recording (recording.go):
 	recording  bool
 	recs       map[*Participant]*record.Session
@@ -140,6 +143,11 @@ func (r *room) updateSpeakers() {
 	for i, s := range list {
 		ids[i] = s.id
 	}
+	var loudest *Participant
+	if len(list) > 0 {
+		loudest = list[0].p
+	}
+	r.feature(loudest, time.Now())
 	if slices.Equal(ids, r.speakers) {
 		return
 	}
@@ -235,6 +243,10 @@ func (r *room) join(ctx context.Context, req JoinRequest) (*Participant, error) 
 	doErr := r.do(ctx, func() {
 		if len(r.parts) >= r.max {
 			err = fmt.Errorf("%w: %q has %d participants", ErrRoomFull, r.name, r.max)
+			return
+		}
+		if w := r.find(req.Watch); req.Watch != "" && (w == nil || w.via == ViaWHEP) {
+			err = fmt.Errorf("%w: no participant %q in room %q", ErrNotFound, req.Watch, r.name)
 			return
 		}
 		p, err = newParticipant(r, req)
@@ -333,6 +345,8 @@ func (r *room) publish(p *Participant, up *sfu.UpTrack) {
 			r.subscribe(q, t)
 		}
 	}
+	r.feature(nil, time.Now())
+	r.feedViewersOf(p)
 	r.scheduleRecordings()
 }
 
@@ -349,6 +363,7 @@ func (r *room) unpublish(up *sfu.UpTrack) {
 	}
 	r.broadcast(TrackUnpublished{ID: up.ID()}, nil)
 	t.owner.log.Info("track unpublished", "track", up.ID())
+	r.feedViewersOf(t.owner)
 	r.scheduleRecordings()
 }
 
@@ -367,6 +382,7 @@ func (r *room) leave(p *Participant, reason error) bool {
 		delete(t.unsupported, p)
 	}
 	r.parts = slices.DeleteFunc(r.parts, func(q *Participant) bool { return q == p })
+	r.viewerLeft(p)
 	if s := r.recs[p]; s != nil {
 		s.Stop()
 		delete(r.recs, p)
@@ -449,6 +465,7 @@ func (r *room) codecChanged(up *sfu.UpTrack) {
 			r.subscribe(q, t)
 		}
 	}
+	r.feedViewersOf(t.owner)
 	t.owner.log.Info("track codec changed", "track", up.ID(), "codec", up.Codec().MimeType)
 }
 

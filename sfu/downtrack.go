@@ -380,6 +380,12 @@ func (d *DownTrack) writeDirect(r *route, h *rtp.Header, payload []byte, s *seal
 // requests go upstream (rate-limited there), NACKs are answered from the
 // publisher's packet cache.
 func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
+	serveRTCP(sender, func() *DownTrack { return d })
+}
+
+// serveRTCP reads a sender's RTCP until it stops, for the subscription
+// cur returns at each packet (a feed's changes with its source; nil: none).
+func serveRTCP(sender *webrtc.RTPSender, cur func() *DownTrack) {
 	buf := make([]byte, 1500)
 	var fb feedback
 	var tw twccFeedback
@@ -388,6 +394,10 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 		n, _, err := sender.Read(buf)
 		if err != nil {
 			return
+		}
+		d := cur()
+		if d == nil {
+			continue
 		}
 		now := time.Now().UnixNano()
 		if !limit.allow(now) || !d.sub.admitRTCP(now) {

@@ -162,6 +162,12 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 	if publishing > p.e.cfg.MaxTracksPerPeer {
 		return nil, nil, fmt.Errorf("%w: %d tracks (at most %d)", ErrTooManyTracks, publishing, p.e.cfg.MaxTracksPerPeer)
 	}
+	firstViewer := p.viewer && p.pc.RemoteDescription() == nil
+	if firstViewer {
+		if err := p.addFeeds(infos); err != nil {
+			return nil, nil, err
+		}
+	}
 
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		if st := p.pc.SignalingState(); st != webrtc.SignalingStateStable {
@@ -219,6 +225,9 @@ func (p *Peer) applyOffer(sdp string, infos []mediaInfo, reply func(string)) (ad
 	p.applyRemoteCandidates()
 	reply(answer.SDP)
 	p.localDescriptionSent()
+	if firstViewer {
+		p.startFeeds()
+	}
 	for _, t := range added {
 		p.log.Info("track published", "track", t.id, "kind", t.kind.String(), "codec", t.Codec().MimeType, "layers", strings.Join(t.rids, ","))
 	}

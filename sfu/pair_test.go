@@ -55,6 +55,13 @@ type pair struct {
 
 func newPair(t *testing.T, e *Engine) *pair {
 	t.Helper()
+	return newPairWith(t, e, PeerConfig{})
+}
+
+// newPairWith is newPair with the server Peer configured as cfg (its ID
+// and Handler are the pair's).
+func newPairWith(t *testing.T, e *Engine, cfg PeerConfig) *pair {
+	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -68,7 +75,8 @@ func newPair(t *testing.T, e *Engine) *pair {
 		t.Fatal(err)
 	}
 	p := &pair{t: t, client: client, tracks: make(chan *webrtc.TrackRemote, 16), answered: make(chan struct{}, 16), offers: make(chan string, 16)}
-	p.server, err = e.NewPeer(PeerConfig{ID: NewID("p-"), Handler: p})
+	cfg.ID, cfg.Handler = NewID("p-"), p
+	p.server, err = e.NewPeer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +194,26 @@ func (p *pair) offer() error {
 	return applyErr
 }
 
-// publish adds a sendonly VP8 track to the client and negotiates it.
+// publish adds a sendonly video track in codec mime to the client and
+// negotiates it.
 func (p *pair) publish(mime string) (*webrtc.TrackLocalStaticRTP, *UpTrack) {
 	p.t.Helper()
-	local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}, "v", "s")
+	c := webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 90000}
+	if mime == webrtc.MimeTypeH264 {
+		c.SDPFmtpLine = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+	}
+	local, err := webrtc.NewTrackLocalStaticRTP(c, "v", "s")
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	if _, err := p.client.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+	tr, err := p.client.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	// The track's codec only, with the feedback pion's default offers.
+	pref := c
+	pref.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "transport-cc"}}
+	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{{RTPCodecCapability: pref}}); err != nil {
 		p.t.Fatal(err)
 	}
 	if err := p.offer(); err != nil {

@@ -52,6 +52,9 @@ type PeerConfig struct {
 	// never offers, so it cannot be subscribed to anything, and its tracks
 	// keep the codec of the first answer.
 	Fixed bool
+	// Viewer is a Fixed session that only receives (WHEP): its offer's
+	// first receiving audio and video sections become its Feeds.
+	Viewer bool
 }
 
 // Peer is one participant's PeerConnection. The server is the impolite peer
@@ -67,6 +70,7 @@ type Peer struct {
 
 	noPublish bool // PeerConfig.NoPublish
 	fixed     bool // PeerConfig.Fixed
+	viewer    bool // PeerConfig.Viewer
 	// secrets are what the session's SRTP keys derive from (srtpkeys.go).
 	secrets *dtlsSecrets
 	// direct is the route of the direct send path (direct.go).
@@ -102,6 +106,7 @@ type Peer struct {
 	// reconsider: the audience changed since the codecs were last chosen.
 	reconsider bool
 	refused    []*DownTrack // subscriptions the client cannot take, to report
+	feeds      []*Feed      // a viewer's, set by its offer
 
 	// audience is what the participants who may receive this peer's
 	// tracks decode (SetAudience).
@@ -145,7 +150,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	p := &Peer{
-		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log, noPublish: cfg.NoPublish, fixed: cfg.Fixed, secrets: secrets,
+		id: cfg.ID, e: e, pc: pc, h: cfg.Handler, log: log, noPublish: cfg.NoPublish || cfg.Viewer, fixed: cfg.Fixed || cfg.Viewer, viewer: cfg.Viewer, secrets: secrets,
 		subs:       map[string]*subscription{},
 		lastCodec:  map[*webrtc.RTPTransceiver]webrtc.RTPCodecParameters{},
 		published:  map[string]*UpTrack{},
@@ -397,6 +402,7 @@ func (p *Peer) Close() error {
 	for _, s := range p.subs {
 		s.down.up.removeDown(s.down)
 	}
+	p.closeFeeds()
 	p.negMu.Unlock()
 
 	err := p.pc.Close()
@@ -408,6 +414,11 @@ func (p *Peer) Close() error {
 	p.negMu.Lock()
 	for _, s := range p.subs {
 		p.e.unsubscribe(s.down)
+	}
+	for _, f := range p.feeds {
+		if d := f.cur.Load(); d != nil {
+			p.e.unsubscribe(d)
+		}
 	}
 	p.negMu.Unlock()
 	for _, t := range published {

@@ -37,6 +37,9 @@ func (d *DownTrack) senderReport(now int64) *rtcp.SenderReport {
 	}
 	lastTS, lastAt, run := d.rw.lastTS, d.rw.lastAt, *d.rw.cur()
 	d.up.fwdMu.Unlock()
+	if !run.valid {
+		return nil // a feed's new source, before its first packet
+	}
 
 	clock := int64(d.src.ClockRate)
 	rtpNow := lastTS + uint32((now-lastAt)*clock/1e9)

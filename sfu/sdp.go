@@ -18,9 +18,11 @@ type mediaInfo struct {
 	mid     string
 	kind    webrtc.RTPCodecType // 0 for data channels
 	sending bool                // the client sends media on it
-	rids    []string            // simulcast layers the client sends, in its order
-	codecs  []webrtc.RTPCodecParameters
-	extIDs  map[string]int // header extension URI -> id
+	// receiving: the client receives media on it
+	receiving bool
+	rids      []string // simulcast layers the client sends, in its order
+	codecs    []webrtc.RTPCodecParameters
+	extIDs    map[string]int // header extension URI -> id
 }
 
 // parseDescription checks a client's description thoroughly before pion
@@ -104,6 +106,7 @@ func parseDescription(raw string, want, prev []string) ([]mediaInfo, error) {
 		info.codecs = codecs
 		info.extIDs = extmaps(md)
 		info.sending = !rejected && sends(md)
+		info.receiving = !rejected && receives(md)
 		if info.sending {
 			if _, ok := pickCodec(info.kind, codecs); !ok {
 				return nil, fmt.Errorf("%w: media section %q offers no codec the server forwards", ErrBadSDP, mid)
@@ -134,6 +137,19 @@ func sends(md *sdp.MediaDescription) bool {
 		}
 	}
 	return true // sendrecv is the default
+}
+
+// receives reports whether the client receives on md.
+func receives(md *sdp.MediaDescription) bool {
+	for _, a := range md.Attributes {
+		switch a.Key {
+		case "recvonly", "sendrecv":
+			return true
+		case "sendonly", "inactive":
+			return false
+		}
+	}
+	return true
 }
 
 // maxLayers is the most simulcast layers a track may have.

@@ -95,18 +95,18 @@ type Handler struct {
 
 	errors map[Code]*atomic.Uint64 // error replies by code; the map is fixed at construction
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}   // guarded by mu
-	perHost  map[string]int          // open sockets by remote address, guarded by mu
-	whips    map[string]*whipSession // WHIP sessions by id, guarded by mu
-	closed   bool                    // guarded by mu
-	wg       sync.WaitGroup          // one per session
+	mu        sync.Mutex
+	sessions  map[*session]struct{}   // guarded by mu
+	perHost   map[string]int          // open sockets by remote address, guarded by mu
+	hsessions map[string]*httpSession // WHIP and WHEP sessions by id, guarded by mu
+	closed    bool                    // guarded by mu
+	wg        sync.WaitGroup          // one per session
 }
 
 // NewHandler creates the WebSocket handler for the registry.
 func NewHandler(cfg Config, reg rooms.Registry) *Handler {
 	cfg.fill()
-	h := &Handler{cfg: cfg, reg: reg, log: cfg.Logger, sessions: map[*session]struct{}{}, whips: map[string]*whipSession{}, perHost: map[string]int{}, errors: map[Code]*atomic.Uint64{}}
+	h := &Handler{cfg: cfg, reg: reg, log: cfg.Logger, sessions: map[*session]struct{}{}, hsessions: map[string]*httpSession{}, perHost: map[string]int{}, errors: map[Code]*atomic.Uint64{}}
 	for _, c := range Codes {
 		h.errors[c] = new(atomic.Uint64)
 	}

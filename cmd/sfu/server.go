@@ -182,7 +182,8 @@ func newServer(cfg configs.Config, log *slog.Logger) (*server, error) {
 	// so they sit beside the application rather than in its GET routes.
 	mux := http.NewServeMux()
 	mux.Handle("/", app)
-	mux.Handle("/whip/", sig.WHIP()) // WHIP answers its methods itself (signaling/whip.go)
+	mux.Handle("/whip/", sig.WHIP()) // WHIP and WHEP answer their methods themselves (signaling/httpsession.go)
+	mux.Handle("/whep/", sig.WHEP())
 	ins.Register(mux)
 
 	var handler http.Handler = mux

@@ -83,6 +83,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
 	mux.Handle("/whip/", h.WHIP())
+	mux.Handle("/whep/", h.WHEP())
 	hs := httptest.NewServer(mux)
 	s := &Server{
 		URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTP: hs,
@@ -189,6 +190,7 @@ type Switch struct {
 	From, To uint32 // sources
 	MaxSeq   uint16 // highest sequence number before the switch
 	FirstSeq uint16 // sequence number of the first packet of the new source
+	Key      bool   // that packet starts a keyframe (video)
 }
 
 // Switches lists the source changes seen so far.
@@ -305,7 +307,7 @@ func receive(tr *webrtc.TrackRemote, inspect func(*rtp.Packet)) *Received {
 			r.seen[st.Counter] = true
 			r.seqs[p.SequenceNumber] = true
 			if prev := r.LastSource.Load(); newest && n > 0 && prev != st.Source {
-				r.switches = append(r.switches, Switch{At: time.Now(), From: prev, To: st.Source, MaxSeq: prevMax, FirstSeq: p.SequenceNumber})
+				r.switches = append(r.switches, Switch{At: time.Now(), From: prev, To: st.Source, MaxSeq: prevMax, FirstSeq: p.SequenceNumber, Key: st.Key})
 			}
 			if newest {
 				r.LastSource.Store(st.Source)

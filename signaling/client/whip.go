@@ -14,14 +14,18 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// WHIP is a WHIP publisher (RFC 9725): one PeerConnection that sends its
-// tracks, negotiated with one HTTP request, as OBS's WHIP output does.
+// WHIP is a WHIP publisher (RFC 9725), as OBS's WHIP output is, or a WHEP
+// viewer (WatchWHEP), as a WHEP player is: one PeerConnection negotiated
+// with one HTTP request.
 type WHIP struct {
 	PC *webrtc.PeerConnection
 	// Location is the session's URL, from the server's answer.
 	Location string
 	// Links are the answer's Link headers (ICE servers).
 	Links []string
+	// Tracks are a viewer's received tracks, as they start (nil for a
+	// publisher).
+	Tracks chan *webrtc.TrackRemote
 
 	opt WHIPOptions
 	mu  sync.Mutex // guards the candidates gathered before the answer
@@ -53,6 +57,57 @@ func (e *HTTPError) Error() string {
 // PublishWHIP sends tracks to endpoint (http://host/whip/room) and
 // returns once the server answered; ICE and DTLS continue on their own.
 func PublishWHIP(ctx context.Context, endpoint string, opt WHIPOptions, tracks ...webrtc.TrackLocal) (*WHIP, error) {
+	w, err := newHTTPSession(opt)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tracks {
+		tr, err := w.PC.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err == nil {
+			// Only the track's codec, as an encoder offers what it encodes.
+			err = offerTrackCodecs(tr, t, true)
+		}
+		if err != nil {
+			_ = w.PC.Close()
+			return nil, err
+		}
+		go drain(tr.Sender())
+	}
+	if err := w.start(ctx, endpoint); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// WatchWHEP receives audio and video from endpoint
+// (http://host/whep/room[/participant]), as a WHEP player does: it offers
+// to receive one audio and one video stream, in every codec it has, and
+// returns once the server answered. The tracks arrive on Tracks.
+func WatchWHEP(ctx context.Context, endpoint string, opt WHIPOptions) (*WHIP, error) {
+	w, err := newHTTPSession(opt)
+	if err != nil {
+		return nil, err
+	}
+	w.Tracks = make(chan *webrtc.TrackRemote, 2)
+	w.PC.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		select {
+		case w.Tracks <- t:
+		default:
+		}
+	})
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := w.PC.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			_ = w.PC.Close()
+			return nil, err
+		}
+	}
+	if err := w.start(ctx, endpoint); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func newHTTPSession(opt WHIPOptions) (*WHIP, error) {
 	if opt.API == nil {
 		api, err := DefaultAPI()
 		if err != nil {
@@ -67,19 +122,21 @@ func PublishWHIP(ctx context.Context, endpoint string, opt WHIPOptions, tracks .
 	if err != nil {
 		return nil, err
 	}
-	w := &WHIP{PC: pc, opt: opt}
-	for _, t := range tracks {
-		tr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err == nil {
-			// Only the track's codec, as an encoder offers what it encodes.
-			err = offerTrackCodecs(tr, t, true)
-		}
-		if err != nil {
-			_ = pc.Close()
-			return nil, err
-		}
-		go drain(tr.Sender())
+	return &WHIP{PC: pc, opt: opt}, nil
+}
+
+// start posts the offer and applies the answer; on failure the
+// PeerConnection is closed.
+func (w *WHIP) start(ctx context.Context, endpoint string) error {
+	err := w.post(ctx, endpoint)
+	if err != nil {
+		_ = w.PC.Close()
 	}
+	return err
+}
+
+func (w *WHIP) post(ctx context.Context, endpoint string) error {
+	pc, opt := w.PC, w.opt
 	var (
 		pending []webrtc.ICECandidateInit // gathered before the answer
 		located = make(chan struct{})
@@ -104,36 +161,30 @@ func PublishWHIP(ctx context.Context, endpoint string, opt WHIPOptions, tracks .
 		err = pc.SetLocalDescription(offer)
 	}
 	if err != nil {
-		_ = pc.Close()
-		return nil, err
+		return err
 	}
 	if !opt.Trickle {
 		select {
 		case <-webrtc.GatheringCompletePromise(pc):
 		case <-ctx.Done():
-			_ = pc.Close()
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 	resp, body, err := w.do(ctx, http.MethodPost, endpoint, "application/sdp", pc.LocalDescription().SDP, nil)
 	if err != nil {
-		_ = pc.Close()
-		return nil, err
+		return err
 	}
 	if resp.StatusCode != http.StatusCreated {
-		_ = pc.Close()
-		return nil, &HTTPError{Status: resp.StatusCode, Body: body}
+		return &HTTPError{Status: resp.StatusCode, Body: body}
 	}
 	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
 	if err != nil || resp.Header.Get("Location") == "" {
-		_ = pc.Close()
-		return nil, fmt.Errorf("whip: answer without a usable Location: %q", resp.Header.Get("Location"))
+		return fmt.Errorf("answer without a usable Location: %q", resp.Header.Get("Location"))
 	}
 	w.Location = loc.String()
 	w.Links = resp.Header.Values("Link")
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body}); err != nil {
-		_ = pc.Close()
-		return nil, fmt.Errorf("whip: the server's answer: %w", err)
+		return fmt.Errorf("the server's answer: %w", err)
 	}
 	close(located)
 	w.mu.Lock()
@@ -142,11 +193,10 @@ func PublishWHIP(ctx context.Context, endpoint string, opt WHIPOptions, tracks .
 	w.mu.Unlock()
 	for _, c := range early {
 		if err := w.Trickle(ctx, c); err != nil {
-			_ = pc.Close()
-			return nil, err
+			return err
 		}
 	}
-	return w, nil
+	return nil
 }
 
 func drain(s *webrtc.RTPSender) {
@@ -302,6 +352,20 @@ func credentials(desc string) (ufrag, pwd string) {
 // WHIPEndpoint is the WHIP URL of room on the server whose WebSocket URL
 // is wsURL (ws://host/ws).
 func WHIPEndpoint(wsURL, room string) (string, error) {
+	return httpEndpoint(wsURL, "/whip/"+url.PathEscape(room))
+}
+
+// WHEPEndpoint is the WHEP URL of room (of one participant of it, when
+// participant is not empty) on the server whose WebSocket URL is wsURL.
+func WHEPEndpoint(wsURL, room, participant string) (string, error) {
+	path := "/whep/" + url.PathEscape(room)
+	if participant != "" {
+		path += "/" + url.PathEscape(participant)
+	}
+	return httpEndpoint(wsURL, path)
+}
+
+func httpEndpoint(wsURL, path string) (string, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return "", err
@@ -312,6 +376,6 @@ func WHIPEndpoint(wsURL, room string) (string, error) {
 	default:
 		u.Scheme = "http"
 	}
-	u.Path = "/whip/" + url.PathEscape(room)
+	u.Path = path
 	return u.String(), nil
 }
