@@ -10,6 +10,7 @@ import (
 	st "github.com/tessera-rtc/tessera/internal/signalingtest"
 	"github.com/tessera-rtc/tessera/internal/testutil"
 	"github.com/tessera-rtc/tessera/rooms"
+	"github.com/tessera-rtc/tessera/sfu"
 	"github.com/tessera-rtc/tessera/signaling/client"
 )
 
@@ -300,4 +301,65 @@ func receivingOffer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return offer.SDP
+}
+
+// TestWHEPSimulcastFollowsBandwidth: a WHEP viewer whose downlink is
+// capped at 300 kbit/s is moved to the publisher's lowest simulcast layer,
+// and back to the best when the cap is lifted, on one unbroken stream.
+func TestWHEPSimulcastFollowsBandwidth(t *testing.T) {
+	ctx := testutil.Context(t)
+	vn := st.NewVNet(t)
+	srv := st.NewServer(t, st.Options{SFU: sfu.Config{Net: vn.Host("10.0.0.1")}})
+	pubNet := vn.Host("10.0.0.2")
+	viewNet, link := vn.LimitedHost("10.0.0.3", 100_000_000)
+
+	a := srv.Join(ctx, "bwe", client.Options{API: vn.API(pubNet)})
+	_, layers := simulcastPublisher(ctx, t, a, 100)
+	audio, err := client.NewSynth("audio", "mic", a.Self.ID, 110, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, tr, err := a.Publish(ctx, audio.Track); err != nil {
+		t.Fatal(err)
+	} else {
+		audio.UseTransceiver(tr)
+	}
+	go audio.Run(ctx, 20*time.Millisecond)
+
+	endpoint, err := client.WHEPEndpoint(srv.URL, "bwe", a.Self.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := watchWHEP(ctx, t, endpoint, client.WHIPOptions{API: vn.API(viewNet)})
+	q, f := layers[0].Source, layers[2].Source
+	recv := v.video
+	testutil.Eventually(t, 10*time.Second, "an unconstrained viewer gets layer f", func() bool { return recv.LastSource.Load() == f })
+
+	start := time.Now()
+	link.SetRate(300_000)
+	testutil.Eventually(t, 5*time.Second, "a viewer capped at 300 kbit/s is moved to layer q", func() bool { return recv.LastSource.Load() == q })
+	t.Logf("down to q after %s", time.Since(start).Round(100*time.Millisecond))
+
+	start = time.Now()
+	link.SetRate(100_000_000)
+	testutil.Eventually(t, 10*time.Second, "after the cap is lifted the viewer is back on f", func() bool { return recv.LastSource.Load() == f })
+	t.Logf("back to f after %s", time.Since(start).Round(100*time.Millisecond))
+	if n := recv.Corrupt.Load(); n != 0 {
+		t.Errorf("%d corrupt payloads", n)
+	}
+	// Switching up (the link has room again), the new layer starts on a
+	// keyframe; a switch down may see it lost on the saturated link, and
+	// repaired after.
+	ups := 0
+	for _, s := range recv.Switches() {
+		if s.To == f {
+			ups++
+			if !s.Key {
+				t.Errorf("switch %d→%d does not start on a keyframe", s.From, s.To)
+			}
+		}
+	}
+	if ups == 0 {
+		t.Errorf("switches %+v: none back up to f", recv.Switches())
+	}
 }

@@ -163,6 +163,7 @@ type Received struct {
 	Source   uint32
 	Packets  atomic.Int64
 	Corrupt  atomic.Int64 // payloads that failed verification
+	Padding  atomic.Int64 // padding-only packets (the server's probes)
 	SeqGaps  atomic.Int64 // sequence numbers skipped when first seen (before any retransmission)
 	LastSeq  atomic.Uint32
 	FirstKey atomic.Bool // the first packet was a keyframe start (video)
@@ -276,6 +277,19 @@ func receive(tr *webrtc.TrackRemote, inspect func(*rtp.Packet)) *Received {
 			}
 			if inspect != nil {
 				inspect(&p)
+			}
+			if p.Padding && len(p.Payload) == 0 {
+				// The server's probe: a sequence number of the stream,
+				// carrying no media.
+				r.Padding.Add(1)
+				r.mu.Lock()
+				r.seqs[p.SequenceNumber] = true
+				r.mu.Unlock()
+				if r.Packets.Load() > 0 && int16(p.SequenceNumber-last) > 0 {
+					r.SeqGaps.Add(int64(p.SequenceNumber - last - 1))
+					last = p.SequenceNumber
+				}
+				continue
 			}
 			st, err := client.ReadStamp(p.Payload, video)
 			if err != nil {
