@@ -282,3 +282,64 @@ func TestBrowserRecordingShown(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserWHEP: the player page the server serves, /watch.html, plays a
+// room over WHEP in Chromium and in Firefox: the room's speaker (Bea's
+// camera or the encoder, whoever is louder) in Chromium, the encoder alone
+// in Firefox. The video decodes at its size and keeps coming, the audio
+// arrives. Bea's page counts the viewers instead of giving them tiles, and
+// stops counting them when they leave.
+func TestBrowserWHEP(t *testing.T) {
+	skipShort(t)
+	enc := testutil.EncodeMedia(t)
+	base := "http://" + startServer(t, loopbackConfig())
+	ctx := testutil.Context(t)
+	room := fmt.Sprintf("whep-%d", time.Now().UnixNano())
+	whipEncoder(ctx, t, base+"/whip/"+room+"?name=Stage", webrtc.MimeTypeVP8, enc)
+
+	chromium := webtest.NewBrowser(t, webtest.Options{Width: 1024, Height: 640})
+	firefox := webtest.NewFirefox(t, webtest.Options{Width: 1024, Height: 640})
+	bea := chromium.NewTab("Bea")
+	t.Cleanup(bea.Close)
+	bea.Navigate(t, webtest.PageURL(base, room, "Bea"))
+	bea.WaitTiles(t, 20*time.Second, "Stage")
+	stage := webtest.MustEval[string](t, bea, `[...tessera.client.participants.values()].find((p) => p.name === 'Stage').id`)
+
+	viewers := []*webtest.Tab{chromium.NewTab("speaker viewer"), firefox.NewTab("Stage viewer")}
+	widths := []string{"[640, 960].includes(document.getElementById('video').videoWidth)", "document.getElementById('video').videoWidth === 640"}
+	v0 := base + "/watch.html?room=" + url.QueryEscape(room)
+	for i, u := range []string{v0, v0 + "&participant=" + url.QueryEscape(stage)} {
+		t.Cleanup(viewers[i].Close)
+		viewers[i].Navigate(t, u)
+	}
+	// inbound counts what the page received of kind: packets of audio,
+	// decoded frames of video.
+	inbound := func(kind, field string) string {
+		return fmt.Sprintf(`(await (async () => {
+  let n = 0;
+  (await player.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === %q) n = s.%s; });
+  return n;
+})())`, kind, field)
+	}
+	frames, audioPackets := inbound("video", "framesDecoded"), inbound("audio", "packetsReceived")
+	for i, v := range viewers {
+		name := string(v.Engine())
+		v.WaitFor(t, name+" playing the video at its size", 20*time.Second,
+			widths[i]+` && document.getElementById('status').textContent === 'Playing.'`)
+		n := webtest.MustEval[int](t, v, "(async () => "+frames+")()")
+		v.WaitFor(t, name+" decoding frames", 10*time.Second, fmt.Sprintf(`%s > %d + 30`, frames, n))
+		v.WaitFor(t, name+" receiving audio", 10*time.Second, audioPackets+` > 50`)
+		v.CheckConsole(t)
+	}
+
+	bea.WaitFor(t, "Bea's page counting two viewers", 10*time.Second,
+		`!document.getElementById('watching').hidden && document.getElementById('watching').textContent === '2 watching'`)
+	if n := len(bea.RemoteTiles(t)); n != 1 {
+		t.Errorf("Bea's page shows %d remote tiles, want 1 (the encoder): viewers get none", n)
+	}
+	for _, v := range viewers {
+		v.Close()
+	}
+	bea.WaitFor(t, "Bea's page counting no viewer", 15*time.Second, `document.getElementById('watching').hidden`)
+	bea.CheckPage(t)
+}

@@ -146,6 +146,7 @@ function leave() {
   ui.controls.hidden = true;
   ui.roomLabel.hidden = true;
   ui.rec.hidden = true;
+  ui.watching.hidden = true;
   ui.joinView.hidden = false;
   document.title = 'Tessera conference';
   const here = new URL(location.href);
@@ -176,11 +177,11 @@ function wire(client) {
     render();
   });
   on('participant-joined', (p) => {
-    say(`${p.name} joined.`);
+    if (p.via !== 'whep') say(`${p.name} joined.`);
     render();
   });
   on('participant-left', (d) => {
-    if (d.participant && client.connectionState !== 'reconnecting') say(`${d.participant.name} left.`);
+    if (d.participant && d.participant.via !== 'whep' && client.connectionState !== 'reconnecting') say(`${d.participant.name} left.`);
     render();
   });
   on('track', (d) => {

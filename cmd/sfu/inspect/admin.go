@@ -27,7 +27,8 @@ type ParticipantSummary struct {
 	ID     string         `json:"id"`
 	Name   string         `json:"name"`
 	Tracks []TrackSummary `json:"tracks"`
-	// Via is "whip" for a WHIP publisher; absent for the signaling socket.
+	// Via is "whip" for a WHIP publisher, "whep" for a WHEP viewer;
+	// absent for the signaling socket.
 	Via string `json:"via,omitempty"`
 }
 

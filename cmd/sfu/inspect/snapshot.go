@@ -56,9 +56,12 @@ type RoomDetail struct {
 // ParticipantDetail is one participant: its PeerConnection, what it
 // publishes and what it receives.
 type ParticipantDetail struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Via        string    `json:"via,omitempty"` // "whip" for a WHIP publisher
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Via  string `json:"via,omitempty"` // "whip" for a WHIP publisher, "whep" for a WHEP viewer
+	// Watching is, for a WHEP viewer, the id of the participant it plays,
+	// or "speaker" when it follows the room's speaker.
+	Watching   string    `json:"watching,omitempty"`
 	JoinedAt   time.Time `json:"joinedAt"`
 	InCallMs   int64     `json:"inCallMs"`
 	Connection States    `json:"connection"`
@@ -214,7 +217,7 @@ func (s *Server) snapshot(ctx context.Context) Snapshot {
 func (s *Server) participantDetail(room string, p *rooms.Participant, now time.Time) ParticipantDetail {
 	st := p.Peer().Stats()
 	d := ParticipantDetail{
-		ID: p.ID(), Name: p.Name(), Via: p.Via(), JoinedAt: p.JoinedAt(), InCallMs: now.Sub(p.JoinedAt()).Milliseconds(),
+		ID: p.ID(), Name: p.Name(), Via: p.Via(), Watching: watching(p), JoinedAt: p.JoinedAt(), InCallMs: now.Sub(p.JoinedAt()).Milliseconds(),
 		Connection:           States{PeerConnection: st.Connection, ICE: st.ICE, DTLS: st.DTLS, Signaling: st.Signaling},
 		BandwidthEstimateBps: st.Estimate,
 		Negotiation:          make([]NegotiationEvent, len(st.Negotiation)),
@@ -295,4 +298,15 @@ func parseCandidate(s string) Candidate {
 // ms renders a duration in milliseconds, to the microsecond.
 func ms(d time.Duration) float64 {
 	return float64(d.Microseconds()) / 1000
+}
+
+// watching is what a WHEP viewer plays (ParticipantDetail.Watching).
+func watching(p *rooms.Participant) string {
+	if p.Via() != rooms.ViaWHEP {
+		return ""
+	}
+	if w := p.Watched(); w != "" {
+		return w
+	}
+	return "speaker"
 }

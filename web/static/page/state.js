@@ -17,6 +17,7 @@ export const ui = {
   callView: byId('call-view'),
   roomLabel: byId('room-label'),
   rec: byId('rec'),
+  watching: byId('watching'),
   shareLink: /** @type {HTMLInputElement} */ (byId('share-link')),
   copyLink: byId('copy-link'),
   copyStatus: byId('copy-status'),

@@ -20,6 +20,7 @@ import { toast } from './status.js';
  * @property {boolean} videoMuted
  * @property {TrackInfo|null} video the remote video track shown
  * @property {string|undefined} [via] how the person is connected: "whip" for a broadcast encoder
+ *   (WHEP viewers get no tile: they are counted in the top bar)
  */
 
 /** Brings the tiles in line with the state. */
@@ -42,7 +43,12 @@ export function render() {
       tracks: [state.tracks.screen], audioMuted: true, videoMuted: false, video: null,
     });
   }
+  let viewers = 0;
   for (const p of client.participants.values()) {
+    if (p.via === 'whep') {
+      viewers++;
+      continue;
+    }
     const audio = p.tracks.filter((t) => t.kind === 'audio');
     const videos = p.tracks.filter((t) => t.kind === 'video');
     const main = videos[0] ?? null;
@@ -68,6 +74,9 @@ export function render() {
       });
     }
   }
+
+  ui.watching.hidden = viewers === 0;
+  ui.watching.textContent = viewers === 1 ? '1 watching' : `${viewers} watching`;
 
   const wanted = new Set(specs.map((s) => s.key));
   for (const [key, tile] of state.tiles) {

@@ -20,7 +20,9 @@
  * @property {string} id
  * @property {string} name
  * @property {TrackInfo[]} tracks In publication order.
- * @property {string} [via] "whip" for a publisher that joined over WHIP.
+ * @property {string} [via] "whip" for a publisher that joined over WHIP,
+ *   "whep" for a viewer watching over WHEP (it publishes nothing, and
+ *   receives what the server sends it, outside the call).
  */
 
 /**

@@ -68,6 +68,17 @@ function el(tag, props, ...children) {
   return node;
 }
 
+// viaBadge marks a participant that is not a client of the signaling
+// socket: a WHIP publisher, or a WHEP viewer with what it plays.
+function viaBadge(p) {
+  if (p.via === 'whip') return [' ', el('span', {class: 'via', title: 'a publisher that joined over WHIP'}, 'WHIP')];
+  if (p.via === 'whep') {
+    const what = p.watching === 'speaker' ? 'the speaker' : p.watching;
+    return [' ', el('span', {class: 'via', title: 'a viewer that plays the room over WHEP'}, 'WHEP'), ' ', el('small', {class: 'watching'}, 'watching ', what)];
+  }
+  return p.via ? [' ', el('span', {class: 'via'}, String(p.via).toUpperCase())] : [];
+}
+
 function svg(tag, attrs) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
@@ -251,7 +262,7 @@ function participantView(p, names) {
   const raw = p.rawStats.replace(/^\//, '');
   return el('article', {class: 'participant', data: {participant: p.id, name: p.name}},
     el('header', {},
-      el('h3', {}, p.name, ' ', el('code', {}, p.id), ...(p.via ? [' ', el('span', {class: 'via', title: 'a publisher that joined over WHIP'}, p.via.toUpperCase())] : [])),
+      el('h3', {}, p.name, ' ', el('code', {}, p.id), ...viaBadge(p)),
       el('div', {class: 'badges'},
         badge('pc', p.connection.peerConnection), badge('ice', p.connection.ice),
         badge('dtls', p.connection.dtls), badge('signaling', p.connection.signaling)),
