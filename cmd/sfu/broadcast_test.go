@@ -112,13 +112,16 @@ func TestBrowserWHIP(t *testing.T) {
 	}
 }
 
-// whipEncoder publishes a video file (H264 or VP8) and the Opus file over
-// WHIP until ctx ends.
+// whipEncoder publishes a video file (H264, VP8, or AV1 when enc has it)
+// and the Opus file over WHIP until ctx ends.
 func whipEncoder(ctx context.Context, t *testing.T, endpoint, codec string, enc testutil.Encoded) *client.WHIP {
 	t.Helper()
 	fmtp, file, play := "", enc.VP8, testutil.PlayIVF
-	if codec == webrtc.MimeTypeH264 {
+	switch codec {
+	case webrtc.MimeTypeH264:
 		fmtp, file, play = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", enc.H264, testutil.PlayH264
+	case webrtc.MimeTypeAV1:
+		fmtp, file = "level-idx=5;profile=0;tier=0", enc.AV1
 	}
 	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: codec, ClockRate: 90000, SDPFmtpLine: fmtp}, "video", "enc")
 	if err != nil {
@@ -148,13 +151,15 @@ func whipEncoder(ctx context.Context, t *testing.T, endpoint, codec string, enc 
 
 // TestRecording: a 20-second call in a room configured to record gives a
 // file per participant that ffprobe reads with the codecs sent (VP8 and
-// Opus in WebM, H264 and Opus in Matroska) and a duration of 20 s ± 1,
-// and that ffmpeg decodes without an error. /admin/recordings lists them.
+// Opus in WebM, AV1 and Opus in WebM, H264 and Opus in Matroska) and a
+// duration of 20 s ± 1, and that ffmpeg decodes without an error.
+// /admin/recordings lists them.
 func TestRecording(t *testing.T) {
 	skipShort(t)
 	enc := testutil.EncodeMedia(t)
 	ffprobe := testutil.RequireTool(t, "ffprobe", "ffmpeg")
 	ffmpeg := testutil.RequireTool(t, "ffmpeg", "ffmpeg")
+	enc.AV1 = testutil.EncodeAV1(t)
 	ctx := testutil.Context(t)
 	dir := t.TempDir()
 	cfg := loopbackConfig()
@@ -165,7 +170,7 @@ func TestRecording(t *testing.T) {
 	const call = 20 * time.Second
 	callCtx, hangUp := context.WithCancel(ctx)
 	var encoders []*client.WHIP
-	for _, codec := range []string{webrtc.MimeTypeVP8, webrtc.MimeTypeH264} {
+	for _, codec := range []string{webrtc.MimeTypeVP8, webrtc.MimeTypeH264, webrtc.MimeTypeAV1} {
 		encoders = append(encoders, whipEncoder(callCtx, t, base+"/whip/recorded?name="+strings.TrimPrefix(codec, "video/"), codec, enc))
 	}
 	time.Sleep(call)
@@ -185,13 +190,13 @@ func TestRecording(t *testing.T) {
 			Error      string `json:"error"`
 		} `json:"recordings"`
 	}
-	testutil.Eventually(t, 10*time.Second, "two finished recordings", func() bool {
+	testutil.Eventually(t, 10*time.Second, "three finished recordings", func() bool {
 		resp, err := http.Get(base + "/admin/recordings")
 		if err != nil {
 			return false
 		}
 		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list.Recordings) != 2 {
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list.Recordings) != 3 {
 			return false
 		}
 		for _, r := range list.Recordings {
@@ -202,7 +207,12 @@ func TestRecording(t *testing.T) {
 		return true
 	})
 
-	want := map[string][]string{".webm": {"vp8", "opus"}, ".mkv": {"h264", "opus"}}
+	// Each file, by its video codec: its container, and what it holds.
+	want := map[string]struct {
+		ext    string
+		codecs []string
+	}{"vp8": {".webm", []string{"opus", "vp8"}}, "h264": {".mkv", []string{"h264", "opus"}}, "av1": {".webm", []string{"av1", "opus"}}}
+	seen := map[string]bool{}
 	for _, r := range list.Recordings {
 		if r.Error != "" || r.Dropped != 0 {
 			t.Errorf("%s: error %q, %d packets dropped", r.Path, r.Error, r.Dropped)
@@ -227,10 +237,16 @@ func TestRecording(t *testing.T) {
 			codecs = append(codecs, s.Codec)
 		}
 		slices.Sort(codecs)
-		w := slices.Clone(want[filepath.Ext(r.Path)])
-		slices.Sort(w)
-		if w == nil || !slices.Equal(codecs, w) {
-			t.Errorf("%s holds %v, want %v", r.Path, codecs, w)
+		video := ""
+		for _, c := range codecs {
+			if c != "opus" {
+				video = c
+			}
+		}
+		w, ok := want[video]
+		seen[video] = true
+		if !ok || !slices.Equal(codecs, w.codecs) || filepath.Ext(r.Path) != w.ext {
+			t.Errorf("%s holds %v, want one of %v", r.Path, codecs, want)
 		}
 		d, err := strconv.ParseFloat(probe.Format.Duration, 64)
 		t.Logf("%s: %v, %s s", filepath.Base(r.Path), codecs, probe.Format.Duration)
@@ -240,6 +256,9 @@ func TestRecording(t *testing.T) {
 		if out, err := exec.Command(ffmpeg, "-v", "error", "-i", r.Path, "-f", "null", "-").CombinedOutput(); err != nil || len(out) != 0 {
 			t.Errorf("decoding %s: %v\n%s", r.Path, err, out)
 		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("recorded video codecs %v, want %v", seen, want)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 // OBS sends), the same in VP8 (IVF), and Opus in Ogg, ten seconds each.
 type Encoded struct {
 	H264, VP8, Ogg string // file paths
+	AV1            string // made by EncodeAV1
 }
 
 // EncodeMedia makes the files in a temporary directory; without ffmpeg the
@@ -47,6 +48,23 @@ func EncodeMedia(t testing.TB) Encoded {
 		}
 	}
 	return e
+}
+
+// EncodeAV1 makes 10 s of the test pattern in AV1 (libaom, 4:2:0, a
+// keyframe every half second, each with its sequence header) in an IVF
+// file, and returns its path; without ffmpeg the test is skipped (fails
+// under CI).
+func EncodeAV1(t testing.TB) string {
+	t.Helper()
+	ffmpeg := RequireTool(t, "ffmpeg", "ffmpeg")
+	path := filepath.Join(t.TempDir(), "video-av1.ivf")
+	cmd := exec.Command(ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-t", "10",
+		"-pix_fmt", "yuv420p", "-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-b:v", "1M",
+		"-g", "15", "-keyint_min", "15", "-f", "ivf", path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg (AV1): %v\n%s", err, out)
+	}
+	return path
 }
 
 // play sends the samples of a file on track, one per tick, from the start

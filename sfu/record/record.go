@@ -1,5 +1,5 @@
 // Package record writes what a participant publishes to one file per
-// participant: WebM for Opus with VP8 or VP9, Matroska for H264. Each
+// participant: WebM for Opus with VP8, VP9 or AV1, Matroska for H264. Each
 // track's packets are put back in order and into frames by pion's sample
 // builder; a file starts on a keyframe of every video track, a video track
 // that loses a frame waits for the next keyframe (asking the publisher for
@@ -170,7 +170,7 @@ type trackRec struct {
 	waitKey  bool   // a frame was lost: skip to the next keyframe
 	width    uint64 // from the first keyframe
 	height   uint64
-	private  []byte // CodecPrivate (H264's avcC)
+	private  []byte // CodecPrivate (H264's avcC, AV1's av1C)
 	lastTS   uint32
 	extTS    int64 // unwrapped RTP time since the track's first sample
 	started  bool
@@ -213,6 +213,8 @@ func (r *Recorder) Start(room, participant, name string, tracks []*sfu.UpTrack) 
 		case "video/h264":
 			t.sb = samplebuilder.New(256, &codecs.H264Packet{IsAVC: true}, c.ClockRate)
 			h264 = true
+		case "video/av1":
+			t.sb = samplebuilder.New(256, &codecs.AV1Depacketizer{}, c.ClockRate)
 		default:
 			s.log.Warn("track not recorded: its codec is not", "track", up.ID(), "codec", c.MimeType)
 			continue
@@ -220,7 +222,7 @@ func (r *Recorder) Start(room, participant, name string, tracks []*sfu.UpTrack) 
 		s.tracks = append(s.tracks, t)
 	}
 	if len(s.tracks) == 0 {
-		return nil, fmt.Errorf("%w: no track of %s in Opus, VP8, VP9 or H264", ErrCodec, participant)
+		return nil, fmt.Errorf("%w: no track of %s in Opus, VP8, VP9, AV1 or H264", ErrCodec, participant)
 	}
 	ext := ".webm"
 	if h264 {
@@ -434,7 +436,11 @@ func (s *Session) run(h264 bool) {
 				continue // the container wants each track's frames in order
 			}
 			t.lastMs = ms
-			if _, err := t.w.Write(key, ms, sample.Data); err != nil {
+			data := sample.Data
+			if t.codec == "video/av1" {
+				data = av1Block(data)
+			}
+			if _, err := t.w.Write(key, ms, data); err != nil {
 				s.fail(classify(err))
 				return
 			}
@@ -498,6 +504,9 @@ func (t *trackRec) entry(n uint64) webm.TrackEntry {
 	case "video/h264":
 		e.CodecID, e.TrackType = "V_MPEG4/ISO/AVC", 1
 		e.CodecPrivate = t.private
+	case "video/av1":
+		e.CodecID, e.TrackType = "V_AV1", 1
+		e.CodecPrivate = t.private
 	}
 	if t.video {
 		e.Video = &webm.Video{PixelWidth: t.width, PixelHeight: t.height}
@@ -529,6 +538,12 @@ func (t *trackRec) describe(frame []byte) bool {
 			return false
 		}
 		t.private = avcC(sps, pps)
+	case "video/av1":
+		c, w, h, ok := av1Config(frame)
+		if !ok {
+			return false
+		}
+		t.private, t.width, t.height = c, w, h
 	}
 	return true
 }
@@ -552,6 +567,8 @@ func isKeyframe(codec string, frame []byte) bool {
 				return true
 			}
 		}
+	case "video/av1":
+		return av1Keyframe(frame)
 	}
 	return false
 }

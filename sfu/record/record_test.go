@@ -102,3 +102,36 @@ func TestOpusHead(t *testing.T) {
 		t.Errorf("OpusHead % x", h)
 	}
 }
+
+// TestAV1: a temporal unit as libaom encodes a 640x360 4:2:0 keyframe (a
+// temporal delimiter, the sequence header, a frame, here cut short) is a
+// keyframe whose sequence header gives the av1C record and the size; the
+// block leaves out the temporal delimiter; a unit without a sequence
+// header is not a keyframe, and a malformed one is neither.
+func TestAV1(t *testing.T) {
+	td := []byte{0x12, 0x00}
+	seq := []byte{0x0a, 0x0b, 0x00, 0x00, 0x00, 0x0c, 0xc4, 0xff, 0x67, 0x36, 0xbe, 0x40, 0x10}
+	frame := []byte{0x32, 0x03, 0x10, 0x00, 0x85}
+	tu := append(append(append([]byte{}, td...), seq...), frame...)
+	if !isKeyframe("video/av1", tu) || isKeyframe("video/av1", append(append([]byte{}, td...), frame...)) {
+		t.Error("keyframes are the units with a sequence header")
+	}
+	if isKeyframe("video/av1", []byte{0x0a, 0x7f}) {
+		t.Error("a truncated OBU read as a keyframe")
+	}
+	tr := &trackRec{codec: "video/av1", video: true}
+	if !tr.describe(tu) {
+		t.Fatal("the keyframe's sequence header was not read")
+	}
+	// Profile 0 (Main), level 1, 8-bit 4:2:0, then the sequence header OBU.
+	want := append([]byte{0x81, 0x01, 0x0c, 0x00}, seq...)
+	if !bytes.Equal(tr.private, want) || tr.width != 640 || tr.height != 360 {
+		t.Errorf("av1C % x, %dx%d; want % x, 640x360", tr.private, tr.width, tr.height, want)
+	}
+	if got := av1Block(tu); !bytes.Equal(got, tu[len(td):]) {
+		t.Errorf("block % x, want the unit without its temporal delimiter", got)
+	}
+	if (&trackRec{codec: "video/av1"}).describe(frame) {
+		t.Error("a unit without a sequence header described the track")
+	}
+}
