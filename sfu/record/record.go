@@ -68,6 +68,11 @@ type Recorder struct {
 
 const keepDone = 100
 
+// lateLimit is how long a recording waits for a missing packet, in media
+// time: a retransmission comes within a round trip; a packet that does not
+// would hold the file back by as many packets as the sample builder keeps.
+const lateLimit = 500 * time.Millisecond
+
 // cuesReserved is the space kept in each file for its index: a cue per
 // cluster (one every 32 s at least, about 20 bytes each).
 const cuesReserved = 64 << 10
@@ -152,12 +157,22 @@ type inPacket struct {
 	at    time.Time
 }
 
+// Source is a track to record: an *sfu.UpTrack, which sends its packets
+// to the sfu.Recorder it is given.
+type Source interface {
+	ID() string
+	Kind() webrtc.RTPCodecType
+	Codec() webrtc.RTPCodecParameters
+	Record(sfu.Recorder)
+	RequestKeyframe()
+}
+
 // trackRec is one track of a session: the sfu.Recorder the track's reader
 // calls, and the state the session's goroutine keeps for it.
 type trackRec struct {
 	s     *Session
 	i     int
-	up    *sfu.UpTrack
+	up    Source
 	codec string // lower-case MIME type
 	clock uint32
 	video bool
@@ -193,28 +208,40 @@ func (t *trackRec) RecordRTP(p *rtp.Packet) {
 // a new file. Tracks in a codec that cannot be recorded are left out (and
 // logged); with none left it returns ErrCodec.
 func (r *Recorder) Start(room, participant, name string, tracks []*sfu.UpTrack) (*Session, error) {
+	sources := make([]Source, len(tracks))
+	for i, up := range tracks {
+		sources[i] = up
+	}
+	return r.start(room, participant, name, sources)
+}
+
+func (r *Recorder) start(room, participant, name string, tracks []Source) (*Session, error) {
 	s := &Session{
 		r: r, in: make(chan inPacket, 1024), quit: make(chan struct{}), done: make(chan struct{}),
 		log: r.log.With("room", room, "participant", participant),
 	}
 	h264 := false
+	// A frame waits for a missing packet (its retransmission) at most
+	// lateLimit of media time; then the frame is given up, and the track
+	// goes on from the next keyframe.
+	giveUp := samplebuilder.WithMaxTimeDelay(lateLimit)
 	for _, up := range tracks {
 		c := up.Codec()
 		mime := strings.ToLower(c.MimeType)
 		t := &trackRec{s: s, i: len(s.tracks), up: up, codec: mime, clock: c.ClockRate, video: up.Kind() == webrtc.RTPCodecTypeVideo}
 		switch mime {
 		case "audio/opus":
-			t.sb = samplebuilder.New(64, &codecs.OpusPacket{}, c.ClockRate)
+			t.sb = samplebuilder.New(64, &codecs.OpusPacket{}, c.ClockRate, giveUp)
 			t.ready = true
 		case "video/vp8":
-			t.sb = samplebuilder.New(256, &codecs.VP8Packet{}, c.ClockRate)
+			t.sb = samplebuilder.New(256, &codecs.VP8Packet{}, c.ClockRate, giveUp)
 		case "video/vp9":
-			t.sb = samplebuilder.New(256, &codecs.VP9Packet{}, c.ClockRate)
+			t.sb = samplebuilder.New(256, &codecs.VP9Packet{}, c.ClockRate, giveUp)
 		case "video/h264":
-			t.sb = samplebuilder.New(256, &codecs.H264Packet{IsAVC: true}, c.ClockRate)
+			t.sb = samplebuilder.New(256, &codecs.H264Packet{IsAVC: true}, c.ClockRate, giveUp)
 			h264 = true
 		case "video/av1":
-			t.sb = samplebuilder.New(256, &codecs.AV1Depacketizer{}, c.ClockRate)
+			t.sb = samplebuilder.New(256, &codecs.AV1Depacketizer{}, c.ClockRate, giveUp)
 		default:
 			s.log.Warn("track not recorded: its codec is not", "track", up.ID(), "codec", c.MimeType)
 			continue
@@ -395,15 +422,9 @@ func (s *Session) run(h264 bool) {
 	}
 
 	keyAsked := time.Time{}
-	for {
-		var in inPacket
-		select {
-		case <-s.quit:
-			return
-		case in = <-s.in:
-		}
-		t := s.tracks[in.track]
-		t.sb.Push(in.p)
+	// emit writes every sample t's sample builder completed; false: the
+	// session ended.
+	emit := func(t *trackRec, at time.Time) bool {
 		for sample := t.sb.Pop(); sample != nil; sample = t.sb.Pop() {
 			key := !t.video || isKeyframe(t.codec, sample.Data)
 			if t.video && (sample.PrevDroppedPackets > 0 || t.waitKey) && !key {
@@ -426,12 +447,12 @@ func (s *Session) run(h264 bool) {
 				if !s.allReady() {
 					continue
 				}
-				if err := open(in.at); err != nil {
+				if err := open(at); err != nil {
 					s.fail(err)
-					return
+					return false
 				}
 			}
-			ms := t.timestamp(sample.PacketTimestamp, in.at, start)
+			ms := t.timestamp(sample.PacketTimestamp, at, start)
 			if ms < t.lastMs {
 				continue // the container wants each track's frames in order
 			}
@@ -442,11 +463,11 @@ func (s *Session) run(h264 bool) {
 			}
 			if _, err := t.w.Write(key, ms, data); err != nil {
 				s.fail(classify(err))
-				return
+				return false
 			}
 			if err := f.failed(); err != nil {
 				s.fail(err)
-				return
+				return false
 			}
 			if ms > s.duration.Load() {
 				s.duration.Store(ms)
@@ -454,9 +475,44 @@ func (s *Session) run(h264 bool) {
 			switch {
 			case s.bytes.Load() >= s.r.cfg.MaxBytes:
 				s.fail(fmt.Errorf("%w: %d bytes", ErrLimit, s.r.cfg.MaxBytes))
-				return
+				return false
 			case time.Duration(ms)*time.Millisecond >= s.r.cfg.MaxDuration:
 				s.fail(fmt.Errorf("%w: %s", ErrLimit, s.r.cfg.MaxDuration))
+				return false
+			}
+		}
+		return true
+	}
+	take := func(in inPacket) bool {
+		t := s.tracks[in.track]
+		t.sb.Push(in.p)
+		return emit(t, in.at)
+	}
+	for {
+		select {
+		case <-s.quit:
+			// What arrived, and what the sample builders still hold (the
+			// frames waiting for a late packet), goes in the file too.
+		drain:
+			for {
+				select {
+				case in := <-s.in:
+					if !take(in) {
+						return
+					}
+				default:
+					break drain
+				}
+			}
+			for _, t := range s.tracks {
+				t.sb.Flush()
+				if !emit(t, time.Now()) {
+					return
+				}
+			}
+			return
+		case in := <-s.in:
+			if !take(in) {
 				return
 			}
 		}
