@@ -363,3 +363,43 @@ func TestWHEPSimulcastFollowsBandwidth(t *testing.T) {
 		t.Errorf("switches %+v: none back up to f", recv.Switches())
 	}
 }
+
+// TestWHEPRestartICE: an ICE restart through PATCH keeps a viewer's
+// session, and its streams go on on the new ICE session: video whole
+// (what was lost while ICE changed paths is retransmitted), audio intact.
+func TestWHEPRestartICE(t *testing.T) {
+	ctx := testutil.Context(t)
+	srv := st.NewServer(t, st.Options{})
+	a := joinSpeaker(ctx, t, srv, "stage", "A", 20)
+	endpoint, err := client.WHEPEndpoint(srv.URL, "stage", a.c.Self.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := watchWHEP(ctx, t, endpoint, client.WHIPOptions{})
+	v.shows(t, a, 5*time.Second)
+	oldUfrag := iceUfragOf(v.PC.CurrentRemoteDescription().SDP)
+	from := uint16(v.video.LastSeq.Load())
+	if err := v.RestartICE(ctx); err != nil {
+		t.Fatalf("ICE restart: %v", err)
+	}
+	if u := iceUfragOf(v.PC.CurrentRemoteDescription().SDP); u == oldUfrag || u == "" {
+		t.Errorf("the server's ufrag after the restart is %q (was %q)", u, oldUfrag)
+	}
+	before := v.video.Packets.Load()
+	testutil.Eventually(t, 10*time.Second, "media after the ICE restart", func() bool {
+		return v.video.Packets.Load() > before+100 && v.PC.ICEConnectionState() == webrtc.ICEConnectionStateConnected
+	})
+	to := uint16(v.video.LastSeq.Load()) - 20
+	testutil.Eventually(t, 5*time.Second, "the video whole across the restart", func() bool {
+		return v.video.SeqHoles(from, to) == 0
+	})
+	t.Logf("skipped on first sight across the restart: video %d, audio %d", v.video.SeqGaps.Load(), v.audio.SeqGaps.Load())
+	for _, r := range []*st.Received{v.audio, v.video} {
+		if n := r.Corrupt.Load(); n != 0 {
+			t.Errorf("%s: %d corrupt payloads", r.Track.Kind(), n)
+		}
+	}
+	if srv.Handler.WHEPSessions() != 1 {
+		t.Errorf("%d sessions after the restart", srv.Handler.WHEPSessions())
+	}
+}
