@@ -96,6 +96,23 @@ type binding struct {
 	twccID        uint8 // transport-wide sequence numbers, for bandwidth estimation
 }
 
+// newBinding is what negotiation settled for a sender: its SSRC and
+// writer, the header extensions the server sets, and payload type pt.
+func newBinding(ctx webrtc.TrackLocalContext, pt uint8) *binding {
+	b := &binding{ssrc: uint32(ctx.SSRC()), pt: pt, writer: ctx.WriteStream()}
+	for _, h := range ctx.HeaderExtensions() {
+		switch h.URI {
+		case uriAudioLevel:
+			b.audioLevelID = uint8(h.ID)
+		case uriVideoOrientation:
+			b.orientationID = uint8(h.ID)
+		case sdp.TransportCCURI:
+			b.twccID = uint8(h.ID)
+		}
+	}
+	return b
+}
+
 func newDownTrack(up *UpTrack, sub *subscriber) *DownTrack {
 	src := up.Codec()
 	d := &DownTrack{up: up, sub: sub, src: src, srcPT: uint8(src.PayloadType)}
@@ -142,18 +159,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		}
 	}
 	if c := pick; c != nil {
-		b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()}
-		for _, h := range ctx.HeaderExtensions() {
-			switch h.URI {
-			case uriAudioLevel:
-				b.audioLevelID = uint8(h.ID)
-			case uriVideoOrientation:
-				b.orientationID = uint8(h.ID)
-			case sdp.TransportCCURI:
-				b.twccID = uint8(h.ID)
-			}
-		}
-		d.bound.Store(b)
+		d.bound.Store(newBinding(ctx, uint8(c.PayloadType)))
 		return *c, nil
 	}
 	// An error here would make pion refuse the subscriber's whole answer,

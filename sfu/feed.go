@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -144,19 +143,8 @@ func (f *Feed) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, er
 	if len(cs) == 0 {
 		return webrtc.RTPCodecParameters{}, fmt.Errorf("%w: no codec in common for the %s feed", ErrBadSDP, f.kind)
 	}
-	b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(cs[0].PayloadType), writer: ctx.WriteStream()}
-	for _, h := range ctx.HeaderExtensions() {
-		switch h.URI {
-		case uriAudioLevel:
-			b.audioLevelID = uint8(h.ID)
-		case uriVideoOrientation:
-			b.orientationID = uint8(h.ID)
-		case sdp.TransportCCURI:
-			b.twccID = uint8(h.ID)
-		}
-	}
 	f.codecs.Store(&cs)
-	f.base.Store(b)
+	f.base.Store(newBinding(ctx, uint8(cs[0].PayloadType)))
 	return cs[0], nil
 }
 

@@ -9,28 +9,6 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// sendTagged writes VP8 packets whose payloads carry tag, a keyframe every
-// 50, until stop is closed.
-func sendTagged(local *webrtc.TrackLocalStaticRTP, tag byte, stop <-chan struct{}) {
-	seq := uint16(int(tag) * 100)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		payload := vp8Packet(seq, seq%50 == 0)
-		payload[2] = tag
-		_ = local.WriteRTP(&rtp.Packet{
-			Header:  rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true},
-			Payload: payload,
-		})
-		seq++
-	}
-}
-
 // newViewer joins a viewer whose client receives audio and video; the
 // tracks it gets arrive on the pair's tracks.
 func newViewer(t *testing.T, e *Engine) *pair {
@@ -58,8 +36,8 @@ func TestFeedSwitch(t *testing.T) {
 	localB, upB := b.publish(webrtc.MimeTypeVP8)
 	stop := make(chan struct{})
 	defer close(stop)
-	go sendTagged(localA, 0xa1, stop)
-	go sendTagged(localB, 0xb2, stop)
+	go sendTagged(localA, 0xa1, 0xa100, stop)
+	go sendTagged(localB, 0xb2, 0xb200, stop)
 
 	v := newViewer(t, e)
 	feeds := v.server.Feeds()

@@ -265,9 +265,10 @@ func vp8Packet(seq uint16, key bool) []byte {
 	return payload
 }
 
-// sendUntil writes VP8 packets to local until stop is closed.
-func sendUntil(t *testing.T, local *webrtc.TrackLocalStaticRTP, stop <-chan struct{}) {
-	seq := uint16(1000)
+// sendTagged writes VP8 packets whose payloads carry tag (vp8Packet's
+// 0xaa otherwise), a keyframe every 50, from sequence number seq, until
+// stop is closed.
+func sendTagged(local *webrtc.TrackLocalStaticRTP, tag byte, seq uint16, stop <-chan struct{}) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -276,11 +277,12 @@ func sendUntil(t *testing.T, local *webrtc.TrackLocalStaticRTP, stop <-chan stru
 			return
 		case <-tick.C:
 		}
-		p := rtp.Packet{
+		payload := vp8Packet(seq, seq%50 == 0)
+		payload[2] = tag
+		_ = local.WriteRTP(&rtp.Packet{
 			Header:  rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true},
-			Payload: vp8Packet(seq, seq%50 == 0),
-		}
-		_ = local.WriteRTP(&p)
+			Payload: payload,
+		})
 		seq++
 	}
 }
@@ -302,7 +304,7 @@ func (p *pair) subscribeVP8(local *webrtc.TrackLocalStaticRTP, up *UpTrack) *web
 	}
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
-	go sendUntil(t, local, stop)
+	go sendTagged(local, 0xaa, 1000, stop)
 	select {
 	case tr := <-p.tracks:
 		return tr
@@ -313,7 +315,7 @@ func (p *pair) subscribeVP8(local *webrtc.TrackLocalStaticRTP, up *UpTrack) *web
 }
 
 // readVP8 reads n packets of tr: the first a keyframe, then in order with
-// no gap, each payload the one sendUntil sent.
+// no gap, each payload the one sendTagged sent with vp8Packet's tag.
 func readVP8(t *testing.T, tr *webrtc.TrackRemote, n int) {
 	t.Helper()
 	var last uint16

@@ -105,8 +105,8 @@ func parseDescription(raw string, want, prev []string) ([]mediaInfo, error) {
 		}
 		info.codecs = codecs
 		info.extIDs = extmaps(md)
-		info.sending = !rejected && sends(md)
-		info.receiving = !rejected && receives(md)
+		sends, receives := direction(md)
+		info.sending, info.receiving = !rejected && sends, !rejected && receives
 		if info.sending {
 			if _, ok := pickCodec(info.kind, codecs); !ok {
 				return nil, fmt.Errorf("%w: media section %q offers no codec the server forwards", ErrBadSDP, mid)
@@ -125,31 +125,22 @@ func parseDescription(raw string, want, prev []string) ([]mediaInfo, error) {
 	return out, nil
 }
 
-// sends reports whether the client sends on md (its direction from the
-// client's point of view).
-func sends(md *sdp.MediaDescription) bool {
+// direction reports whether the client sends and receives on md (its
+// direction from the client's point of view).
+func direction(md *sdp.MediaDescription) (sends, receives bool) {
 	for _, a := range md.Attributes {
 		switch a.Key {
-		case "sendonly", "sendrecv":
-			return true
-		case "recvonly", "inactive":
-			return false
+		case "sendrecv":
+			return true, true
+		case "sendonly":
+			return true, false
+		case "recvonly":
+			return false, true
+		case "inactive":
+			return false, false
 		}
 	}
-	return true // sendrecv is the default
-}
-
-// receives reports whether the client receives on md.
-func receives(md *sdp.MediaDescription) bool {
-	for _, a := range md.Attributes {
-		switch a.Key {
-		case "recvonly", "sendrecv":
-			return true
-		case "sendonly", "inactive":
-			return false
-		}
-	}
-	return true
+	return true, true // sendrecv is the default
 }
 
 // maxLayers is the most simulcast layers a track may have.

@@ -177,37 +177,15 @@ func TestWHEPFollowsSpeaker(t *testing.T) {
 // leave nothing behind.
 func TestWHEPRefused(t *testing.T) {
 	ctx := testutil.Context(t)
-	auth, err := rooms.NewAuth(rooms.Key{ID: "a", Secret: []byte("whep-test-secret-0123456789abcdef")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := st.NewServer(t, st.Options{
-		Rooms: rooms.Config{
-			OnDemand: true, MaxParticipants: 10, Auth: auth, RequireToken: true,
-			Listed: []rooms.RoomConfig{{Name: "open"}},
-		},
-	})
-	issue := func(room string, p rooms.Permissions) string {
-		tok, err := auth.Issue(rooms.Grant{Room: room, Permissions: p, Expires: time.Now().Add(time.Hour)}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	srv, issue := tokenServer(t)
 	watch := rooms.Permissions{Subscribe: true}
-	recvOffer := receivingOffer(t)
+	// A player's offer: audio and video, receive only.
+	recvOffer := offerSDP(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo)
 	sendOffer := validOffer(t)
 	base := srv.HTTP.URL + "/whep/"
 	pub := srv.Join(ctx, "private", client.Options{Token: issue("private", rooms.Permissions{Publish: true, Subscribe: true})})
 
-	for _, tc := range []struct {
-		name        string
-		method, url string
-		contentType string
-		auth        string
-		body        string
-		want        int
-	}{
+	checkStatuses(ctx, t, []httpCase{
 		{"wrong content type", "POST", base + "open", "application/json", "", recvOffer, http.StatusUnsupportedMediaType},
 		{"not SDP", "POST", base + "open", "application/sdp", "", "hello", http.StatusBadRequest},
 		{"an offer that sends", "POST", base + "open", "application/sdp", "", sendOffer, http.StatusForbidden},
@@ -219,14 +197,7 @@ func TestWHEPRefused(t *testing.T) {
 		{"unknown session PATCH", "PATCH", base + "open/session/0123", "application/trickle-ice-sdpfrag", "", "a=ice-ufrag:x\r\n", http.StatusNotFound},
 		{"unknown session DELETE", "DELETE", base + "open/session/0123", "", "", "", http.StatusNotFound},
 		{"GET", "GET", base + "open", "", "", "", http.StatusMethodNotAllowed},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			resp := whipRequest(t, ctx, tc.method, tc.url, tc.contentType, tc.auth, tc.body, nil)
-			if resp.StatusCode != tc.want {
-				t.Errorf("%s %s: %d, want %d", tc.method, tc.url, resp.StatusCode, tc.want)
-			}
-		})
-	}
+	})
 
 	// A viewer's session is not a publisher's: its URL under /whip/ is
 	// unknown, and another token cannot end it.
@@ -259,16 +230,7 @@ func TestWHEPRefused(t *testing.T) {
 
 	// Nothing leaked, and refused requests did not use up the address's
 	// allowance.
-	testutil.Eventually(t, 5*time.Second, "no viewer left", func() bool {
-		for _, r := range srv.Registry.Rooms(ctx) {
-			for _, p := range r.Participants {
-				if p.Via != "" {
-					return false
-				}
-			}
-		}
-		return srv.Handler.WHEPSessions() == 0
-	})
+	nothingLeft(ctx, t, srv)
 	for range 40 {
 		if resp := whipRequest(t, ctx, "POST", base+"open", "application/sdp", "", sendOffer, nil); resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("an offer that sends: %d", resp.StatusCode)
@@ -281,26 +243,6 @@ func TestWHEPRefused(t *testing.T) {
 	if _, err := client.WatchWHEP(ctx, open, client.WHIPOptions{}); err != nil {
 		t.Fatalf("a good request after 40 refused ones: %v", err)
 	}
-}
-
-// receivingOffer is a player's offer: audio and video, receive only.
-func receivingOffer(t *testing.T) string {
-	t.Helper()
-	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return offer.SDP
 }
 
 // TestWHEPSimulcastFollowsBandwidth: a WHEP viewer whose downlink is

@@ -203,12 +203,11 @@ func iceUfragOf(desc string) string {
 	return ""
 }
 
-// TestWHIPRefused: requests the server cannot take get their status, and
-// leave nothing behind: no participant, no session, no count against the
-// client's address.
-func TestWHIPRefused(t *testing.T) {
-	ctx := testutil.Context(t)
-	auth, err := rooms.NewAuth(rooms.Key{ID: "a", Secret: []byte("whip-test-secret-0123456789abcdef")})
+// tokenServer is a server whose rooms need a token, but for the listed
+// room "open"; issue makes a token for room granting p.
+func tokenServer(t *testing.T) (*st.Server, func(room string, p rooms.Permissions) string) {
+	t.Helper()
+	auth, err := rooms.NewAuth(rooms.Key{ID: "a", Secret: []byte("http-test-secret-0123456789abcdef")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,25 +217,68 @@ func TestWHIPRefused(t *testing.T) {
 			Listed: []rooms.RoomConfig{{Name: "open"}},
 		},
 	})
-	issue := func(room string, p rooms.Permissions) string {
+	return srv, func(room string, p rooms.Permissions) string {
 		tok, err := auth.Issue(rooms.Grant{Room: room, Permissions: p, Expires: time.Now().Add(time.Hour)}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
+}
+
+// nothingLeft waits until no WHIP or WHEP participant or session is left.
+func nothingLeft(ctx context.Context, t *testing.T, srv *st.Server) {
+	t.Helper()
+	testutil.Eventually(t, 5*time.Second, "no WHIP or WHEP participant or session left", func() bool {
+		for _, r := range srv.Registry.Rooms(ctx) {
+			for _, p := range r.Participants {
+				if p.Via != "" {
+					return false
+				}
+			}
+		}
+		return srv.Handler.WHIPSessions() == 0 && srv.Handler.WHEPSessions() == 0
+	})
+}
+
+// httpCase is a request and the status it must get.
+type httpCase struct {
+	name        string
+	method, url string
+	contentType string
+	auth        string
+	body        string
+	want        int
+}
+
+// checkStatuses makes each request and checks its status, and that a 401
+// says how to authenticate.
+func checkStatuses(ctx context.Context, t *testing.T, cases []httpCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := whipRequest(t, ctx, tc.method, tc.url, tc.contentType, tc.auth, tc.body, nil)
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s %s: %d, want %d", tc.method, tc.url, resp.StatusCode, tc.want)
+			}
+			if tc.want == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+}
+
+// TestWHIPRefused: requests the server cannot take get their status, and
+// leave nothing behind: no participant, no session, no count against the
+// client's address.
+func TestWHIPRefused(t *testing.T) {
+	ctx := testutil.Context(t)
+	srv, issue := tokenServer(t)
 	everything := rooms.Permissions{Publish: true, Subscribe: true}
 	offer := validOffer(t)
 	base := srv.HTTP.URL + "/whip/"
 
-	for _, tc := range []struct {
-		name        string
-		method, url string
-		contentType string
-		auth        string
-		body        string
-		want        int
-	}{
+	checkStatuses(ctx, t, []httpCase{
 		{"wrong content type", "POST", base + "open", "application/json", "", offer, http.StatusUnsupportedMediaType},
 		{"no content type", "POST", base + "open", "", "", offer, http.StatusUnsupportedMediaType},
 		{"not SDP", "POST", base + "open", "application/sdp", "", "hello", http.StatusBadRequest},
@@ -251,17 +293,7 @@ func TestWHIPRefused(t *testing.T) {
 		{"unknown session PATCH", "PATCH", base + "open/0123", "application/trickle-ice-sdpfrag", "", "a=ice-ufrag:x\r\n", http.StatusNotFound},
 		{"unknown session DELETE", "DELETE", base + "open/0123", "", "", "", http.StatusNotFound},
 		{"GET", "GET", base + "open", "", "", "", http.StatusMethodNotAllowed},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			resp := whipRequest(t, ctx, tc.method, tc.url, tc.contentType, tc.auth, tc.body, nil)
-			if resp.StatusCode != tc.want {
-				t.Errorf("%s %s: %d, want %d", tc.method, tc.url, resp.StatusCode, tc.want)
-			}
-			if tc.want == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" {
-				t.Error("401 without WWW-Authenticate")
-			}
-		})
-	}
+	})
 
 	// A session's own URL refuses another token, and a bad fragment.
 	tok := issue("private", rooms.Permissions{Publish: true})
@@ -299,16 +331,7 @@ func TestWHIPRefused(t *testing.T) {
 	// Nothing leaked: no WHIP participant or session is left, and more
 	// refused requests than one address may hold sessions did not use
 	// up its allowance.
-	testutil.Eventually(t, 5*time.Second, "the WHIP participant gone", func() bool {
-		for _, r := range srv.Registry.Rooms(ctx) {
-			for _, p := range r.Participants {
-				if p.Via != "" {
-					return false
-				}
-			}
-		}
-		return srv.Handler.WHIPSessions() == 0
-	})
+	nothingLeft(ctx, t, srv)
 	for range 40 {
 		resp := whipRequest(t, ctx, "POST", base+"open", "application/sdp", "", "v=0\r\n", nil)
 		if resp.StatusCode != http.StatusBadRequest {
@@ -346,16 +369,24 @@ func whipRequest(t *testing.T, ctx context.Context, method, url, contentType, au
 	return resp
 }
 
-// validOffer is a WHIP offer the server would accept.
+// validOffer is a WHIP offer the server would accept: audio, send only.
 func validOffer(t *testing.T) string {
+	return offerSDP(t, webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeAudio)
+}
+
+// offerSDP is a pion client's offer of one section of each kind in
+// direction dir.
+func offerSDP(t *testing.T, dir webrtc.RTPTransceiverDirection, kinds ...webrtc.RTPCodecType) string {
 	t.Helper()
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-		t.Fatal(err)
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
