@@ -158,6 +158,10 @@ type Rooms struct {
 	// MaxParticipants limits rooms created on demand, and listed rooms that
 	// do not set their own limit.
 	MaxParticipants int `yaml:"max_participants"`
+	// MaxViewers limits the WHEP viewers of a room (on demand, or listed
+	// without its own limit): they are counted apart from its participants,
+	// so that an audience neither fills a call nor is refused by one.
+	MaxViewers int `yaml:"max_viewers"`
 	// List names rooms that always exist.
 	List []Room `yaml:"list"`
 	// ResumeGrace is how long a participant whose connection dropped is kept
@@ -169,6 +173,7 @@ type Rooms struct {
 type Room struct {
 	Name            string `yaml:"name"`
 	MaxParticipants int    `yaml:"max_participants"`
+	MaxViewers      int    `yaml:"max_viewers"`
 	// RequireToken: joining needs a token; left out, auth.require_token.
 	RequireToken *bool `yaml:"require_token"`
 	// Record: what is published in the room is recorded from the start
@@ -278,7 +283,7 @@ func Defaults() Config {
 		WebSocket: WebSocket{MaxMessageBytes: 64 << 10, PingInterval: 15 * time.Second},
 		ICE:       ICE{ConnectTimeout: 15 * time.Second, TCP: true},
 		TURN:      TURN{Enabled: true, Realm: "tessera", CredentialTTL: 12 * time.Hour, MaxAllocationsPerParticipant: 6},
-		Rooms:     Rooms{OnDemand: true, MaxParticipants: 50, ResumeGrace: 15 * time.Second},
+		Rooms:     Rooms{OnDemand: true, MaxParticipants: 50, MaxViewers: 500, ResumeGrace: 15 * time.Second},
 		Limits: Limits{
 			MaxRooms:                1000,
 			MaxTracksPerParticipant: 16,
@@ -308,13 +313,16 @@ func (r Rooms) Room(name string) (Room, bool) {
 			if room.MaxParticipants == 0 {
 				room.MaxParticipants = r.MaxParticipants
 			}
+			if room.MaxViewers == 0 {
+				room.MaxViewers = r.MaxViewers
+			}
 			return room, true
 		}
 	}
 	if !r.OnDemand {
 		return Room{}, false
 	}
-	return Room{Name: name, MaxParticipants: r.MaxParticipants}, true
+	return Room{Name: name, MaxParticipants: r.MaxParticipants, MaxViewers: r.MaxViewers}, true
 }
 
 // LoopbackOnly reports whether the listen address accepts connections from

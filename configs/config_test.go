@@ -53,8 +53,8 @@ func TestExampleFileLoads(t *testing.T) {
 	if cfg.ICE.UDPPort != 50000 || len(cfg.Rooms.List) != 2 || cfg.Rooms.List[0].Name != "lobby" {
 		t.Errorf("unexpected example config: %+v", cfg)
 	}
-	if r, ok := cfg.Rooms.Room("standup"); !ok || r.MaxParticipants != 50 {
-		t.Errorf("standup = %+v, %v; want the rooms.max_participants default 50", r, ok)
+	if r, ok := cfg.Rooms.Room("standup"); !ok || r.MaxParticipants != 50 || r.MaxViewers != 500 {
+		t.Errorf("standup = %+v, %v; want the rooms.max_participants and max_viewers, 50 and 500", r, ok)
 	}
 	if r, ok := cfg.Rooms.Room("lobby"); !ok || r.MaxParticipants != 100 {
 		t.Errorf("lobby = %+v, %v", r, ok)
@@ -527,6 +527,14 @@ func TestParseSecurityKeys(t *testing.T) {
 			name: "listed room requiring a token without keys",
 			yaml: "rooms:\n  list:\n    - name: a\n      require_token: true\n",
 			errs: []string{"line 4: rooms.list[0].require_token: tokens are required but auth.keys is empty"},
+		},
+		{
+			name: "max_viewers out of range",
+			yaml: "rooms:\n  max_viewers: 0\n  list:\n    - name: a\n      max_viewers: 200000\n",
+			errs: []string{
+				"line 2: rooms.max_viewers: 0 is out of range (1-100000)",
+				"line 5: rooms.list[0].max_viewers: 200000 is out of range (1-100000, or left out to use rooms.max_viewers)",
+			},
 		},
 		{
 			name: "resume_grace negative",

@@ -137,6 +137,9 @@ func (c Config) validate(name string, lines map[string]int) error {
 	if c.Rooms.MaxParticipants < 1 {
 		v.addf("rooms.max_participants", "%d must be at least 1", c.Rooms.MaxParticipants)
 	}
+	if c.Rooms.MaxViewers < 1 || c.Rooms.MaxViewers > maxViewers {
+		v.addf("rooms.max_viewers", "%d is out of range (1-%d)", c.Rooms.MaxViewers, maxViewers)
+	}
 	if !c.Rooms.OnDemand && len(c.Rooms.List) == 0 {
 		v.addf("rooms", "no room can be joined: list rooms, or set on_demand: true")
 	}
@@ -152,6 +155,9 @@ func (c Config) validate(name string, lines map[string]int) error {
 		seen[r.Name] = true
 		if r.MaxParticipants < 0 {
 			v.addf(path+".max_participants", "%d must be at least 1 (or left out to use rooms.max_participants)", r.MaxParticipants)
+		}
+		if r.MaxViewers < 0 || r.MaxViewers > maxViewers {
+			v.addf(path+".max_viewers", "%d is out of range (1-%d, or left out to use rooms.max_viewers)", r.MaxViewers, maxViewers)
 		}
 		if r.Record && (c.Recording == nil || c.Recording.Dir == "") {
 			v.addf(path+".record", "the room is recorded but recording.dir is not set")
@@ -360,3 +366,7 @@ func ValidNodeID(id string) bool {
 	}
 	return true
 }
+
+// maxViewers bounds rooms.max_viewers: each viewer is a PeerConnection,
+// and a node carries some thousands.
+const maxViewers = 100000

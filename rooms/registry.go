@@ -85,6 +85,10 @@ type Config struct {
 	OnDemand bool
 	// MaxParticipants limits on-demand rooms and listed rooms without a limit.
 	MaxParticipants int
+	// MaxViewers limits the viewers (ViaWHEP) of on-demand rooms and of
+	// listed rooms without a limit, counted apart from the participants
+	// (0: defaultMaxViewers).
+	MaxViewers int
 	// MaxRooms limits how many rooms exist at once (0: no limit).
 	MaxRooms int
 	// ResumeGrace is how long a participant whose socket dropped (without a
@@ -120,6 +124,7 @@ type Placement interface {
 type RoomConfig struct {
 	Name            string
 	MaxParticipants int  // 0: Config.MaxParticipants
+	MaxViewers      int  // 0: Config.MaxViewers
 	RequireToken    bool // joining needs a token for this room
 	Record          bool // what is published is recorded (Config.Recorder)
 }
@@ -128,6 +133,7 @@ type RoomConfig struct {
 type RoomInfo struct {
 	Name            string
 	MaxParticipants int
+	MaxViewers      int
 	Participants    []ParticipantInfo
 	// Node is the cluster node hosting the room; empty when alone.
 	Node string
@@ -177,11 +183,24 @@ func NewLocal(cfg Config, peers PeerFactory, log *slog.Logger) (*Local, error) {
 	return l, nil
 }
 
-func (l *Local) limit(rc RoomConfig) int {
+// roomLimits are a room's limits: participants, and viewers apart.
+type roomLimits struct{ participants, viewers int }
+
+// defaultMaxViewers is Config.MaxViewers left at 0.
+const defaultMaxViewers = 500
+
+func (l *Local) limit(rc RoomConfig) roomLimits {
+	lim := roomLimits{participants: l.cfg.MaxParticipants, viewers: l.cfg.MaxViewers}
 	if rc.MaxParticipants > 0 {
-		return rc.MaxParticipants
+		lim.participants = rc.MaxParticipants
 	}
-	return l.cfg.MaxParticipants
+	if rc.MaxViewers > 0 {
+		lim.viewers = rc.MaxViewers
+	}
+	if lim.viewers <= 0 {
+		lim.viewers = defaultMaxViewers
+	}
+	return lim
 }
 
 // ValidName checks a room name: 1-64 letters, digits, '-', '_' or '.'.
@@ -226,7 +245,7 @@ func (l *Local) room(name string) (*room, error) {
 		l.log.Warn("room limit reached: a new room was refused", "room", name, "rooms", len(l.rooms))
 		return nil, fmt.Errorf("%w: the server hosts %d rooms already", ErrRoomLimit, len(l.rooms))
 	}
-	r := newRoom(l, name, l.cfg.MaxParticipants, false)
+	r := newRoom(l, name, l.limit(RoomConfig{}), false)
 	l.rooms[name] = r
 	l.log.Info("room created", "room", name)
 	return r, nil
@@ -327,7 +346,9 @@ func (l *Local) Rooms(ctx context.Context) []RoomInfo {
 	out := make([]RoomInfo, 0, len(rooms))
 	for _, r := range rooms {
 		info := RoomInfo{Name: r.name}
-		if err := r.do(ctx, func() { info.MaxParticipants, info.Participants, info.Recording = r.max, r.infos(nil), r.recording }); err != nil {
+		if err := r.do(ctx, func() {
+			info.MaxParticipants, info.MaxViewers, info.Participants, info.Recording = r.lim.participants, r.lim.viewers, r.infos(nil), r.recording
+		}); err != nil {
 			continue
 		}
 		out = append(out, info)

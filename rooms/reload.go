@@ -8,7 +8,7 @@ import (
 
 // Reload applies a new policy to the running registry without disturbing
 // the participants: rooms newly listed are created; rooms still present
-// take their new participant limit (someone already in a room over its new
+// take their new participant and viewer limits (someone already in a room over its new
 // limit stays; newcomers wait for room); the token settings, keys and
 // limits apply to the next joins. A room taken off the list keeps running
 // until its last participant leaves: it takes no newcomers unless rooms are
@@ -34,7 +34,7 @@ func (l *Local) Reload(ctx context.Context, cfg Config) error {
 
 	type change struct {
 		r      *room
-		max    int
+		lim    roomLimits
 		listed bool
 	}
 	var changes []change
@@ -46,7 +46,7 @@ func (l *Local) Reload(ctx context.Context, cfg Config) error {
 	l.setConfig(cfg)
 	for name, r := range l.rooms {
 		rc, listed := l.listed(name)
-		changes = append(changes, change{r: r, max: l.limit(rc), listed: listed})
+		changes = append(changes, change{r: r, lim: l.limit(rc), listed: listed})
 	}
 	var added []string
 	for _, rc := range cfg.Listed {
@@ -63,7 +63,7 @@ func (l *Local) Reload(ctx context.Context, cfg Config) error {
 	for _, c := range changes {
 		r := c.r
 		err := r.do(ctx, func() {
-			r.max = c.max
+			r.lim = c.lim
 			if r.listed && !c.listed {
 				unlisted = append(unlisted, r.name)
 			}
@@ -89,6 +89,7 @@ func (l *Local) setConfig(cfg Config) {
 	c := &l.cfg
 	c.OnDemand = cfg.OnDemand
 	c.MaxParticipants = cfg.MaxParticipants
+	c.MaxViewers = cfg.MaxViewers
 	c.MaxRooms = cfg.MaxRooms
 	c.RequireToken = cfg.RequireToken
 	c.Auth = cfg.Auth

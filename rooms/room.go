@@ -20,7 +20,7 @@ var errRoomClosed = fmt.Errorf("%w: room closed", ErrRoomNotFound)
 // touched only inside functions passed to do or post.
 type room struct {
 	name   string
-	max    int
+	lim    roomLimits
 	listed bool // listed rooms stay when empty
 	reg    *Local
 
@@ -60,9 +60,9 @@ func (t *track) info() TrackInfo {
 	}
 }
 
-func newRoom(reg *Local, name string, max int, listed bool) *room {
+func newRoom(reg *Local, name string, lim roomLimits, listed bool) *room {
 	r := &room{
-		name: name, max: max, listed: listed, reg: reg,
+		name: name, lim: lim, listed: listed, reg: reg,
 		ops:    make(chan func(), 64),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -241,8 +241,7 @@ func (r *room) join(ctx context.Context, req JoinRequest) (*Participant, error) 
 		err error
 	)
 	doErr := r.do(ctx, func() {
-		if len(r.parts) >= r.max {
-			err = fmt.Errorf("%w: %q has %d participants", ErrRoomFull, r.name, r.max)
+		if err = r.admits(req.Via); err != nil {
 			return
 		}
 		if w := r.find(req.Watch); req.Watch != "" && (w == nil || w.via == ViaWHEP) {

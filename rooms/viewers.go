@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -137,4 +138,25 @@ func (r *room) viewerLeft(p *Participant) {
 		r.featured = nil
 		r.feature(nil, time.Now())
 	}
+}
+
+// admits checks a newcomer arriving via against the room's limits:
+// viewers are counted apart from the participants.
+func (r *room) admits(via string) error {
+	viewers := 0
+	for _, p := range r.parts {
+		if p.via == ViaWHEP {
+			viewers++
+		}
+	}
+	if via == ViaWHEP {
+		if viewers >= r.lim.viewers {
+			return fmt.Errorf("%w: %q has %d viewers", ErrRoomFull, r.name, viewers)
+		}
+		return nil
+	}
+	if n := len(r.parts) - viewers; n >= r.lim.participants {
+		return fmt.Errorf("%w: %q has %d participants", ErrRoomFull, r.name, n)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package signaling_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -343,5 +344,32 @@ func TestWHEPRestartICE(t *testing.T) {
 	}
 	if srv.Handler.WHEPSessions() != 1 {
 		t.Errorf("%d sessions after the restart", srv.Handler.WHEPSessions())
+	}
+}
+
+// TestWHEPRoomLimits: viewers are counted apart from the participants: a
+// full call still takes a viewer, viewers do not fill the call, and the
+// viewers' own limit refuses one more (503).
+func TestWHEPRoomLimits(t *testing.T) {
+	ctx := testutil.Context(t)
+	srv := st.NewServer(t, st.Options{Rooms: rooms.Config{OnDemand: true, MaxParticipants: 2, MaxViewers: 2}})
+	a := joinSpeaker(ctx, t, srv, "small", "A", 20)
+	endpoint, err := client.WHEPEndpoint(srv.URL, "small", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchWHEP(ctx, t, endpoint, client.WHIPOptions{}).shows(t, a, 5*time.Second)
+	watchWHEP(ctx, t, endpoint, client.WHIPOptions{})
+	// Two viewers in, the call still has room for its second person...
+	srv.Join(ctx, "small", client.Options{Name: "B"})
+	// ...and is now full, while the viewers are too.
+	if c, err := client.Dial(ctx, srv.URL, client.Options{Room: "small", Name: "C"}); err == nil {
+		c.Close()
+		t.Error("a third person joined a room of two")
+	}
+	_, err = client.WatchWHEP(ctx, endpoint, client.WHIPOptions{})
+	var refused *client.HTTPError
+	if !errors.As(err, &refused) || refused.Status != http.StatusServiceUnavailable {
+		t.Errorf("a third viewer: %v, want 503", err)
 	}
 }

@@ -22,7 +22,7 @@ import (
 func liveKey(key string) bool {
 	switch key {
 	case "log.level", "shutdown_timeout",
-		"rooms.on_demand", "rooms.max_participants", "rooms.list",
+		"rooms.on_demand", "rooms.max_participants", "rooms.max_viewers", "rooms.list",
 		"auth.keys", "auth.require_token",
 		"limits.max_rooms":
 		return true

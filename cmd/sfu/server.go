@@ -229,11 +229,12 @@ func roomsConfig(cfg configs.Config) (rooms.Config, error) {
 	}
 	listed := make([]rooms.RoomConfig, len(cfg.Rooms.List))
 	for i, r := range cfg.Rooms.List {
-		listed[i] = rooms.RoomConfig{Name: r.Name, MaxParticipants: r.MaxParticipants, RequireToken: cfg.TokenRequired(r), Record: r.Record}
+		listed[i] = rooms.RoomConfig{Name: r.Name, MaxParticipants: r.MaxParticipants, MaxViewers: r.MaxViewers, RequireToken: cfg.TokenRequired(r), Record: r.Record}
 	}
 	return rooms.Config{
 		OnDemand:        cfg.Rooms.OnDemand,
 		MaxParticipants: cfg.Rooms.MaxParticipants,
+		MaxViewers:      cfg.Rooms.MaxViewers,
 		MaxRooms:        cfg.Limits.MaxRooms,
 		ResumeGrace:     cfg.Rooms.ResumeGrace,
 		Listed:          listed,

@@ -17,6 +17,7 @@ type RoomSummary struct {
 	Name            string               `json:"name"`
 	Node            string               `json:"node,omitempty"` // in a cluster, the node hosting it
 	MaxParticipants int                  `json:"maxParticipants"`
+	MaxViewers      int                  `json:"maxViewers,omitempty"` // WHEP viewers, counted apart
 	Participants    []ParticipantSummary `json:"participants"`
 	// Recording: what is published in the room is being recorded.
 	Recording bool `json:"recording,omitempty"`
@@ -70,7 +71,7 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 }
 
 func roomSummary(info rooms.RoomInfo) RoomSummary {
-	rs := RoomSummary{Name: info.Name, Node: info.Node, MaxParticipants: info.MaxParticipants, Recording: info.Recording, Participants: make([]ParticipantSummary, len(info.Participants))}
+	rs := RoomSummary{Name: info.Name, Node: info.Node, MaxParticipants: info.MaxParticipants, MaxViewers: info.MaxViewers, Recording: info.Recording, Participants: make([]ParticipantSummary, len(info.Participants))}
 	for i, p := range info.Participants {
 		ps := ParticipantSummary{ID: p.ID, Name: p.Name, Via: p.Via, Tracks: make([]TrackSummary, len(p.Tracks))}
 		for j, t := range p.Tracks {
