@@ -381,7 +381,7 @@ func (r *room) leave(p *Participant, reason error) bool {
 		delete(t.unsupported, p)
 	}
 	r.parts = slices.DeleteFunc(r.parts, func(q *Participant) bool { return q == p })
-	r.viewerLeft(p)
+	r.watchedLeft(p)
 	if s := r.recs[p]; s != nil {
 		s.Stop()
 		delete(r.recs, p)

@@ -126,9 +126,9 @@ func (r *room) feature(loudest *Participant, now time.Time) {
 	}
 }
 
-// viewerLeft follows p leaving: its viewers are closed, and the featured
+// watchedLeft follows p leaving: its viewers are closed, and the featured
 // speaker, if it was p, replaced.
-func (r *room) viewerLeft(p *Participant) {
+func (r *room) watchedLeft(p *Participant) {
 	for _, v := range r.parts {
 		if v.via == ViaWHEP && v.watch == p.id {
 			go v.remove(ErrWatchedLeft) // it leaves through the room: not on its goroutine

@@ -28,19 +28,15 @@ import (
 type Feed struct {
 	p    *Peer
 	kind webrtc.RTPCodecType
-	// offered lists the section's codecs that the server forwards, as the
-	// viewer numbers them.
-	offered []webrtc.RTPCodecParameters
-	tr      *webrtc.RTPTransceiver
+	tr   *webrtc.RTPTransceiver
 
 	// base is the binding negotiation settled, with the payload type of
 	// the first codec (Bind); codecs are all the section's codecs.
 	base   atomic.Pointer[binding]
 	codecs atomic.Pointer[[]webrtc.RTPCodecParameters]
 
-	mu       sync.Mutex                // serializes Switch
-	cur      atomic.Pointer[DownTrack] // the current source's DownTrack; nil: none
-	switches atomic.Uint64
+	mu  sync.Mutex                // serializes Switch
+	cur atomic.Pointer[DownTrack] // the current source's DownTrack; nil: none
 }
 
 // ErrNoFeed reports a viewer's offer with no audio or video section to
@@ -67,12 +63,15 @@ func (p *Peer) addFeeds(infos []mediaInfo) error {
 				continue
 			}
 			f := &Feed{p: p, kind: kind}
+			// The section's codecs the server forwards, as the viewer
+			// numbers them.
+			var offered []webrtc.RTPCodecParameters
 			for _, c := range m.codecs {
 				if supported(kind, c.RTPCodecCapability) {
-					f.offered = append(f.offered, c)
+					offered = append(offered, c)
 				}
 			}
-			if len(f.offered) == 0 {
+			if len(offered) == 0 {
 				return fmt.Errorf("%w: media section %q offers no codec the server forwards", ErrBadSDP, m.mid)
 			}
 			tr, err := p.pc.AddTransceiverFromTrack(f, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
@@ -81,7 +80,7 @@ func (p *Peer) addFeeds(infos []mediaInfo) error {
 			}
 			// The answer carries the forwarded codecs without RTX: a feed
 			// resends on its media SSRC, as a DownTrack does (handleNACK).
-			if err := tr.SetCodecPreferences(f.offered); err != nil {
+			if err := tr.SetCodecPreferences(offered); err != nil {
 				return fmt.Errorf("feed codecs: %w", err)
 			}
 			f.tr = tr
@@ -187,9 +186,6 @@ func (f *Feed) Source() *UpTrack {
 	return nil
 }
 
-// Switches counts the feed's changes of source.
-func (f *Feed) Switches() uint64 { return f.switches.Load() }
-
 // errFeedCodec: the viewer's section has no codec of the source's.
 var errFeedCodec = errors.New("the viewer does not take the codec")
 
@@ -202,8 +198,13 @@ func (f *Feed) Switch(up *UpTrack) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old := f.cur.Load()
-	if old != nil && old.up == up && old.srcPT == uint8(up.Codec().PayloadType) {
+	switch {
+	case old == nil && up == nil:
 		return nil
+	case old != nil && old.up == up && old.srcPT == uint8(up.Codec().PayloadType):
+		return nil
+	case f.p.isClosed():
+		return ErrClosed
 	}
 	var next *DownTrack
 	if up != nil {
@@ -247,7 +248,6 @@ func (f *Feed) Switch(up *UpTrack) error {
 		up.addDown(next)
 		p.e.subscribe(next)
 	}
-	f.switches.Add(1)
 	src := "none"
 	if up != nil {
 		src = up.id
