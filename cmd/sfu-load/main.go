@@ -80,6 +80,9 @@ type config struct {
 	SpawnLog     string
 	SpawnTimeout time.Duration
 	Baseline     bool // then the same against the naive SFU
+	// WHEP: the subscribers watch the room over WHEP instead of joining
+	// the call (one publisher, so that each receives the same tracks).
+	WHEP bool
 }
 
 func defaultConfig() config {
@@ -121,6 +124,10 @@ func (c config) validate() error {
 		return errors.New("--spawn and --server-pid exclude each other")
 	case c.Baseline && c.Simulcast:
 		return errors.New("--baseline does not apply to --simulcast: the naive SFU forwards no simulcast (pion's sfu-ws example handles one stream per track)")
+	case c.WHEP && c.Publishers != 1:
+		return errors.New("--whep needs --publishers 1: a viewer plays one participant, and every subscriber is to receive the same")
+	case c.WHEP && c.Baseline:
+		return errors.New("--whep does not apply to --baseline: the naive SFU has no WHEP")
 	case c.Baseline && c.Spawn == "" && c.ServerPID == 0:
 		return errors.New("--baseline compares the servers' CPU and memory: it needs --spawn or --server-pid for the project's server")
 	}
@@ -156,6 +163,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.Spawn, "spawn", "", `start the server with this command line (a built binary and its arguments, split on spaces), measure it, stop it at the end`)
 	fs.StringVar(&cfg.SpawnLog, "spawn-log", "", "file for the output of the --spawn server (default: discarded)")
 	fs.DurationVar(&cfg.SpawnTimeout, "spawn-timeout", cfg.SpawnTimeout, "time the --spawn server may take to answer HTTP")
+	fs.BoolVar(&cfg.WHEP, "whep", false, "the subscribers watch over WHEP (POST /whep/ROOM, the speaker) instead of joining the call; needs --publishers 1")
 	fs.BoolVar(&cfg.Baseline, "baseline", false, "then run the same load against a naive pion SFU (pion's sfu-ws pattern) that the tool starts, and compare")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu-load [flags]\n\nLoads a running server (or one started with --spawn) with synthetic publishers and subscribers.\n\n")

@@ -55,6 +55,8 @@ func TestParseFlags(t *testing.T) {
 		"--video-bitrate 0 --audio --simulcast",
 		"--spawn ./sfu --server-pid 1",
 		"--duration 0s",
+		"--whep --publishers 2",
+		"--whep --baseline --server-pid 1",
 		"extra",
 	} {
 		if _, err := parseFlags(strings.Fields(args), io.Discard); err == nil {

@@ -313,23 +313,37 @@ func setExtensions(h *rtp.Header, midID uint8, mid []byte, ridID uint8, rid []by
 // packet arrived on each of the want tracks, or with an error.
 func (l *load) startSubscriber(ctx context.Context, i, want int) error {
 	began := time.Now()
-	c, err := client.Dial(ctx, l.cfg.URL, client.Options{Room: l.cfg.Room, Name: fmt.Sprintf("load-sub-%d", i), API: l.api})
-	if err != nil {
-		return err
+	var (
+		tracks <-chan *webrtc.TrackRemote
+		done   <-chan struct{}
+	)
+	if l.cfg.WHEP {
+		v, err := l.startViewer(ctx, i)
+		if err != nil {
+			return err
+		}
+		tracks, done = v.Tracks, l.ctx.Done()
+	} else {
+		c, err := client.Dial(ctx, l.cfg.URL, client.Options{Room: l.cfg.Room, Name: fmt.Sprintf("load-sub-%d", i), API: l.api})
+		if err != nil {
+			return err
+		}
+		l.addClient(c)
+		tracks, done = c.Tracks(), c.Done()
 	}
-	l.addClient(c)
 	l.subsJoined.Add(1)
 	connected := make(chan struct{})
 	l.wg.Go(func() {
 		seen := 0
 		for {
 			select {
-			case tr := <-c.Tracks():
+			case tr := <-tracks:
 				// pion reports a track when its first packet arrived. The
-				// stream id is the publisher: tracks of participants other
-				// than the tool's are left alone.
+				// stream id is the publisher (a viewer's own id for a WHEP
+				// viewer, which receives only what it plays): tracks of
+				// participants other than the tool's are left alone.
 				l.mu.Lock()
-				ours := l.pubIDs[tr.StreamID()]
+				ours := l.pubIDs[tr.StreamID()] || l.cfg.WHEP
 				l.mu.Unlock()
 				if !ours {
 					continue
@@ -340,7 +354,7 @@ func (l *load) startSubscriber(ctx context.Context, i, want int) error {
 				if seen++; seen == want {
 					close(connected)
 				}
-			case <-c.Done():
+			case <-done:
 				return
 			case <-l.ctx.Done():
 				return
@@ -352,9 +366,26 @@ func (l *load) startSubscriber(ctx context.Context, i, want int) error {
 		l.subsConnected.Add(1)
 		l.addJoinTime(time.Since(began))
 		return nil
-	case <-c.Done():
-		return fmt.Errorf("socket closed before every track arrived")
+	case <-done:
+		return fmt.Errorf("closed before every track arrived")
 	case <-ctx.Done():
 		return fmt.Errorf("not every track arrived: %w", ctx.Err())
 	}
+}
+
+// startViewer starts subscriber i as a WHEP viewer of the room's speaker
+// (the only publisher); its tracks arrive on the session's Tracks.
+func (l *load) startViewer(ctx context.Context, i int) (*client.WHIP, error) {
+	endpoint, err := client.WHEPEndpoint(l.cfg.URL, l.cfg.Room, "")
+	if err != nil {
+		return nil, err
+	}
+	v, err := client.WatchWHEP(ctx, endpoint+"?name="+fmt.Sprintf("load-viewer-%d", i), client.WHIPOptions{API: l.api})
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.viewers = append(l.viewers, v)
+	l.mu.Unlock()
+	return v, nil
 }

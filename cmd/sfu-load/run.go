@@ -35,6 +35,7 @@ type load struct {
 
 	mu        sync.Mutex // guards the fields below
 	clients   []*client.Client
+	viewers   []*client.WHIP  // --whep sessions
 	pubIDs    map[string]bool // participant ids of the publishers
 	joinTimes []time.Duration // subscribers: from dialing to a packet on every track
 }
@@ -58,13 +59,20 @@ func (l *load) setPhase(p string) { l.phase.Store(&p) }
 func (l *load) shutdown() {
 	l.cancel()
 	l.mu.Lock()
-	clients := l.clients
+	clients, viewers := l.clients, l.viewers
 	l.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Go(func() {
 			_ = c.Leave()
 			c.Close()
+		})
+	}
+	for _, v := range viewers {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = v.Close(ctx)
 		})
 	}
 	wg.Wait()

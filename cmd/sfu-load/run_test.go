@@ -120,3 +120,29 @@ func TestLoadSimulcastWithAudio(t *testing.T) {
 		t.Errorf("without --json stdout should hold the table, got %q", stdout.String())
 	}
 }
+
+// TestLoadOverWHEP: with --whep the subscribers are WHEP viewers of the
+// publisher, and each gets every packet of its audio and video, intact.
+func TestLoadOverWHEP(t *testing.T) {
+	srv := st.NewServer(t, st.Options{})
+	cfg := shortLoad(srv)
+	cfg.Room = "load-whep"
+	cfg.WHEP, cfg.Audio = true, true
+	var stdout, stderr bytes.Buffer
+	sum, err := run(testutil.Context(t), cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if sum.SubscribersConnected != 3 || sum.JoinErrors != 0 {
+		t.Fatalf("%d of 3 viewers connected, %d errors (%s)", sum.SubscribersConnected, sum.JoinErrors, sum.FirstJoinError)
+	}
+	if sum.Received.Corrupt != 0 || sum.PerSubscriber.WithoutPackets != 0 {
+		t.Errorf("corrupt %d, viewers without packets %d", sum.Received.Corrupt, sum.PerSubscriber.WithoutPackets)
+	}
+	if ratio := float64(sum.Received.Packets) / float64(3*sum.Sent.Packets); ratio < 0.9 || ratio > 1.1 {
+		t.Errorf("received %d for 3 viewers of %d sent", sum.Received.Packets, sum.Sent.Packets)
+	}
+	if n := srv.Handler.WHEPSessions(); n != 0 {
+		t.Errorf("%d WHEP sessions left after the run", n)
+	}
+}
