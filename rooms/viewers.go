@@ -31,16 +31,16 @@ const featureHold = time.Second
 // Watch starts sending a viewer what it watches, once its session is
 // negotiated (its Peer has its feeds).
 func (p *Participant) Watch(ctx context.Context) error {
-	return p.room.do(ctx, func() {
+	r := p.room
+	return r.do(ctx, func() {
 		if p.left {
 			return
 		}
 		p.watching = true
 		if p.watch == "" {
-			r := p.room
 			r.feature(nil, time.Now())
 		}
-		p.room.feed(p)
+		r.feed(p)
 	})
 }
 
@@ -81,7 +81,6 @@ func (r *room) feed(v *Participant) {
 		}
 		if err := f.Switch(pick); err != nil {
 			v.log.Warn("feed not switched", "kind", f.Kind().String(), "err", err)
-			continue
 		}
 	}
 }
