@@ -97,7 +97,8 @@ func (v *viewer) intact(t *testing.T) {
 // TestWHEPFollowsSpeaker: a WHEP viewer of a three-party room plays the
 // loudest participant's audio and video, changes source when another
 // participant gets loud, keeps one unbroken stream per kind, and is never
-// renegotiated; a viewer of one participant plays that one whoever
+// renegotiated; a loud participant without a camera takes the sound but
+// not the picture; a viewer of one participant plays that one whoever
 // speaks, and ends when it leaves; DELETE ends a session.
 func TestWHEPFollowsSpeaker(t *testing.T) {
 	ctx := testutil.Context(t)
@@ -126,6 +127,23 @@ func TestWHEPFollowsSpeaker(t *testing.T) {
 	v.intact(t)
 	if n := len(v.video.Switches()); n != 2 {
 		t.Errorf("the video switched %d times, want 2 (A→B→C)", n)
+	}
+
+	// A speaker without a camera: the sound follows, the picture stays.
+	d := srv.Join(ctx, "stage", client.Options{Name: "D"})
+	dAudio := st.Publish(ctx, t, d, "audio").Synth
+	c.audio.Level.Store(silent)
+	dAudio.Level.Store(10)
+	testutil.Eventually(t, 5*time.Second, "the viewer hearing D", func() bool {
+		return v.audio.LastSource.Load() == dAudio.Source
+	})
+	// The picture keeps coming (a feed switched to nothing would stop it).
+	shown := v.video.Packets.Load()
+	testutil.Eventually(t, 5*time.Second, "C's picture while D speaks", func() bool {
+		return v.video.Packets.Load() > shown+50
+	})
+	if v.video.LastSource.Load() != c.video.Source || len(v.video.Switches()) != 2 {
+		t.Errorf("the picture left C for a speaker without a camera: %+v", v.video.Switches())
 	}
 	if got := v.PC.CurrentRemoteDescription(); got == nil || v.PC.SignalingState() != webrtc.SignalingStateStable {
 		t.Error("the viewer's session is not stable")
@@ -170,7 +188,7 @@ func TestWHEPFollowsSpeaker(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 5*time.Second, "no viewer left", func() bool {
-		return srv.Handler.WHEPSessions() == 0 && len(srv.Registry.Rooms(ctx)[0].Participants) == 2
+		return srv.Handler.WHEPSessions() == 0 && len(srv.Registry.Rooms(ctx)[0].Participants) == 3
 	})
 }
 
