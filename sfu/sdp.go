@@ -1,10 +1,12 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -48,9 +50,12 @@ func parseDescription(raw string, want, prev []string) ([]mediaInfo, error) {
 	if len(sd.MediaDescriptions) < len(prev) {
 		return nil, fmt.Errorf("%w: offer has %d media sections, fewer than the %d negotiated before", ErrBadSDP, len(sd.MediaDescriptions), len(prev))
 	}
-	_, sessUfrag := sd.Attribute("ice-ufrag")
-	_, sessPwd := sd.Attribute("ice-pwd")
-	_, sessFP := sd.Attribute("fingerprint")
+	// pion reads an empty ice-ufrag or ice-pwd as none.
+	sessUfrag, sessPwd := nonEmpty(sd.Attribute("ice-ufrag")), nonEmpty(sd.Attribute("ice-pwd"))
+	fp, sessFP := sd.Attribute("fingerprint")
+	if sessFP && !validFingerprint(fp) {
+		return nil, fmt.Errorf("%w: a=fingerprint:%.40q is not an algorithm and a value", ErrBadSDP, fp)
+	}
 
 	out := make([]mediaInfo, 0, len(sd.MediaDescriptions))
 	seen := map[string]bool{}
@@ -85,14 +90,21 @@ func parseDescription(raw string, want, prev []string) ([]mediaInfo, error) {
 		_, bundleOnly := md.Attribute("bundle-only")
 		rejected := md.MediaName.Port.Value == 0 && !bundleOnly
 		if !rejected {
-			if _, ok := md.Attribute("ice-ufrag"); !ok && !sessUfrag {
+			if !nonEmpty(md.Attribute("ice-ufrag")) && !sessUfrag {
 				return nil, fmt.Errorf("%w: media section %q has no a=ice-ufrag", ErrBadSDP, mid)
 			}
-			if _, ok := md.Attribute("ice-pwd"); !ok && !sessPwd {
+			if !nonEmpty(md.Attribute("ice-pwd")) && !sessPwd {
 				return nil, fmt.Errorf("%w: media section %q has no a=ice-pwd", ErrBadSDP, mid)
 			}
-			if _, ok := md.Attribute("fingerprint"); !ok && !sessFP {
+			if err := someCandidate(md); err != nil {
+				return nil, fmt.Errorf("%w: media section %q: %v", ErrBadSDP, mid, err)
+			}
+			fp, ok := md.Attribute("fingerprint")
+			switch {
+			case !ok && !sessFP:
 				return nil, fmt.Errorf("%w: media section %q has no a=fingerprint", ErrBadSDP, mid)
+			case ok && !validFingerprint(fp):
+				return nil, fmt.Errorf("%w: media section %q: a=fingerprint:%.40q is not an algorithm and a value", ErrBadSDP, mid, fp)
 			}
 		}
 		if info.kind == 0 {
@@ -123,6 +135,39 @@ func parseDescription(raw string, want, prev []string) ([]mediaInfo, error) {
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+func nonEmpty(v string, ok bool) bool { return ok && v != "" }
+
+// someCandidate fails when md lists candidates and none of them can be
+// read: pion then refuses the description, after it has changed the
+// signaling state. Candidates of a type or network it does not know it
+// skips, and so does this.
+func someCandidate(md *sdp.MediaDescription) error {
+	var last error
+	for _, a := range md.Attributes {
+		if !a.IsICECandidate() {
+			continue
+		}
+		_, err := ice.UnmarshalCandidate(a.Value)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ice.ErrUnknownCandidateTyp), errors.Is(err, ice.ErrDetermineNetworkType):
+		default:
+			last = fmt.Errorf("a=candidate:%.40q: %w", a.Value, err)
+		}
+	}
+	return last
+}
+
+// validFingerprint reports whether an a=fingerprint value has the shape
+// pion reads: an algorithm and a value, one space apart. pion checks it
+// only after it has changed the signaling state, when refusing it leaves
+// the connection broken.
+func validFingerprint(v string) bool {
+	alg, value, ok := strings.Cut(v, " ")
+	return ok && alg != "" && value != "" && !strings.Contains(value, " ")
 }
 
 // direction reports whether the client sends and receives on md (its
